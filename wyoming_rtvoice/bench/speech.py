@@ -1,0 +1,101 @@
+"""Spoken test material made with the project's own TTS, and real-time streaming.
+
+Used by tests and benchmarks: phrases at several speeds with light noise,
+16 kHz mono, with the time of the last spoken sample known exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncClient
+
+from ..audio import MONO, RATE_16K, WIDTH, convert
+
+SPEEDS = (0.85, 1.0, 1.2)  # Piper length_scale: < 1 faster, > 1 slower
+
+
+@dataclass(frozen=True)
+class Spoken:
+    text: str
+    audio: bytes  # 16 kHz 16-bit mono
+    speech_end_s: float  # position of the last spoken sample in `audio`
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / (RATE_16K * WIDTH)
+
+
+@lru_cache(maxsize=1)
+def _voice():  # type: ignore[no-untyped-def]
+    from ..tts.voice import Voice, resolve_voice
+    from ..tts import DEFAULT_VOICE
+
+    return Voice(resolve_voice(DEFAULT_VOICE), cache_bytes=0)
+
+
+def speak(
+    text: str,
+    length_scale: float = 1.0,
+    noise_db: float | None = -40.0,
+    lead_s: float = 0.3,
+    tail_s: float = 0.8,
+    seed: int = 0,
+) -> Spoken:
+    """`text` spoken by the default voice, padded with silence, with optional noise."""
+    voice = _voice()
+    speech = convert(voice.synthesize_blocking(text, length_scale), voice.rate)
+    samples = np.frombuffer(speech, dtype=np.int16).astype(np.float32)
+    voiced = np.flatnonzero(np.abs(samples) > 500)
+    last_voiced = int(voiced[-1]) + 1 if len(voiced) else len(samples)
+    lead = np.zeros(int(lead_s * RATE_16K), dtype=np.float32)
+    tail = np.zeros(int(tail_s * RATE_16K), dtype=np.float32)
+    signal = np.concatenate([lead, samples, tail])
+    if noise_db is not None:
+        rng = np.random.default_rng(seed)
+        signal += rng.normal(0.0, 32768.0 * 10 ** (noise_db / 20), len(signal))
+    pcm = np.clip(signal, -32768, 32767).astype(np.int16).tobytes()
+    return Spoken(text, pcm, (len(lead) + last_voiced) / RATE_16K)
+
+
+async def stream_audio(
+    client: AsyncClient,
+    audio: bytes,
+    realtime: bool = True,
+    chunk_ms: int = 20,
+    send_stop: bool = True,
+) -> float:
+    """Send audio-start, chunks (at real-time pace), audio-stop; returns the
+    monotonic time at which audio-stop was sent."""
+    step = RATE_16K * WIDTH * chunk_ms // 1000
+    started = time.monotonic()
+    await client.write_event(AudioStart(rate=RATE_16K, width=WIDTH, channels=MONO).event())
+    for index, offset in enumerate(range(0, len(audio), step)):
+        if realtime:
+            delay = started + index * chunk_ms / 1000 - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        chunk = AudioChunk(rate=RATE_16K, width=WIDTH, channels=MONO, audio=audio[offset : offset + step])
+        await client.write_event(chunk.event())
+    if realtime:
+        delay = started + len(audio) / (RATE_16K * WIDTH) - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    if send_stop:
+        await client.write_event(AudioStop().event())
+    return time.monotonic()
+
+
+def summary_ms(values: list[float]) -> str:
+    """'p50 X / p95 Y ms' of a list of millisecond values."""
+    if not values:
+        return "n/a"
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return f"p50 {statistics.median(ordered):7.1f} / p95 {p95:7.1f} ms"

@@ -1,0 +1,137 @@
+"""Per-turn latency traces with per-stage budgets, and their Prometheus summary.
+
+Timestamps are `time.monotonic()`; a trace is a list of named marks relative
+to its start, and a stage is the time between two marks, judged against its
+budget. Every service records its turns in the same shape so a waterfall can
+be read across services.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+# Design-target budgets in milliseconds (see DESIGN.md).
+DEFAULT_BUDGETS_MS: dict[str, float] = {
+    "asr": 80.0,
+    "intent": 120.0,
+    "llm": 120.0,
+    "tts": 70.0,
+    "network": 30.0,
+}
+
+_turn_ids = itertools.count(1)
+
+
+@dataclass
+class Trace:
+    """Monotonic marks of one turn; stages are measured between marks."""
+
+    service: str
+    budgets_ms: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_BUDGETS_MS))
+    turn_id: int = field(default_factory=lambda: next(_turn_ids))
+    start: float = field(default_factory=time.monotonic)
+    marks: dict[str, float] = field(default_factory=dict)
+    stages_ms: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def mark(self, name: str) -> float:
+        """Record `name` now (the first time only); returns ms since start."""
+        now = time.monotonic()
+        self.marks.setdefault(name, now)
+        return self.ms(name)
+
+    def ms(self, name: str) -> float:
+        return (self.marks[name] - self.start) * 1000.0
+
+    def stage(self, stage: str, begin: str, end: str) -> float:
+        """Record a stage as the time between two marks; returns its ms."""
+        elapsed = (self.marks[end] - self.marks[begin]) * 1000.0
+        self.stages_ms[stage] = elapsed
+        return elapsed
+
+    def over_budget(self) -> list[str]:
+        return [
+            stage
+            for stage, elapsed in self.stages_ms.items()
+            if stage in self.budgets_ms and elapsed > self.budgets_ms[stage]
+        ]
+
+    def waterfall(self) -> str:
+        """One log line: marks in time order, then stages against budgets."""
+        marks = " ".join(
+            f"{name}=+{self.ms(name):.0f}"
+            for name in sorted(self.marks, key=self.marks.__getitem__)
+        )
+        stages = " ".join(
+            f"{stage}={elapsed:.0f}/{self.budgets_ms.get(stage, 0):.0f}ms"
+            + ("!" if stage in self.over_budget() else "")
+            for stage, elapsed in self.stages_ms.items()
+        )
+        notes = f" ({'; '.join(self.notes)})" if self.notes else ""
+        return f"{self.service} turn {self.turn_id}: {marks} | {stages}{notes}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "turn": self.turn_id,
+            "marks_ms": {name: round(self.ms(name), 2) for name in self.marks},
+            "stages_ms": {k: round(v, 2) for k, v in self.stages_ms.items()},
+            "over_budget": self.over_budget(),
+            "notes": list(self.notes),
+        }
+
+
+class Metrics:
+    """Recent traces and running stage statistics, rendered as Prometheus text."""
+
+    def __init__(self, keep_traces: int = 100, keep_samples: int = 1000) -> None:
+        self.traces: deque[Trace] = deque(maxlen=keep_traces)
+        self._samples: dict[tuple[str, str], deque[float]] = defaultdict(
+            lambda: deque(maxlen=keep_samples)
+        )
+        self._counts: dict[tuple[str, str], int] = defaultdict(int)
+        self._over: dict[tuple[str, str], int] = defaultdict(int)
+
+    def record(self, trace: Trace) -> None:
+        self.traces.append(trace)
+        over = set(trace.over_budget())
+        for stage, elapsed in trace.stages_ms.items():
+            key = (trace.service, stage)
+            self._samples[key].append(elapsed)
+            self._counts[key] += 1
+            self._over[key] += stage in over
+
+    def quantile(self, service: str, stage: str, q: float) -> float | None:
+        samples = sorted(self._samples.get((service, stage), ()))
+        if not samples:
+            return None
+        return samples[min(len(samples) - 1, int(q * len(samples)))]
+
+    def prometheus(self) -> str:
+        lines = [
+            "# HELP rtvoice_stage_seconds Stage latency over recent turns.",
+            "# TYPE rtvoice_stage_seconds summary",
+        ]
+        for service, stage in sorted(self._samples):
+            labels = f'service="{service}",stage="{stage}"'
+            for q in (0.5, 0.95):
+                value = self.quantile(service, stage, q) or 0.0
+                lines.append(
+                    f'rtvoice_stage_seconds{{{labels},quantile="{q}"}} {value / 1000:.6f}'
+                )
+            lines.append(
+                f"rtvoice_stage_seconds_count{{{labels}}} {self._counts[(service, stage)]}"
+            )
+        lines += [
+            "# HELP rtvoice_stage_over_budget_total Turns whose stage exceeded its budget.",
+            "# TYPE rtvoice_stage_over_budget_total counter",
+        ]
+        for (service, stage), count in sorted(self._over.items()):
+            lines.append(
+                f'rtvoice_stage_over_budget_total{{service="{service}",stage="{stage}"}} {count}'
+            )
+        return "\n".join(lines) + "\n"
