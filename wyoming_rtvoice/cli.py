@@ -12,7 +12,9 @@ from .server import HandlerFactory, Limits, Part, Server, run_until_stopped
 from .trace import Metrics
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, default_uri: str) -> None:
+def add_common_arguments(
+    parser: argparse.ArgumentParser, default_uri: str, default_http_uri: str | None = None
+) -> None:
     group = parser.add_argument_group("server")
     group.add_argument(
         "--uri", default=default_uri, help=f"tcp://HOST:PORT or unix://PATH ({default_uri})"
@@ -26,7 +28,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_uri: str) -> N
     )
     group.add_argument(
         "--http-uri",
-        help="Serve /health, /metrics and /api/* on http://HOST:PORT (off by default)",
+        default=default_http_uri,
+        help="Serve /health, /metrics and /api/* on http://HOST:PORT "
+        f"({default_http_uri or 'off'})",
     )
     group.add_argument(
         "--max-payload-bytes",
