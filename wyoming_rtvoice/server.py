@@ -192,16 +192,12 @@ class Server:
         assert self._server is not None, "server not started"
         return int(self._server.sockets[0].getsockname()[1])
 
-    async def _on_connect(
+    def _on_connect(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+        task = asyncio.create_task(self._handler_factory(reader, writer).run())
         self._tasks.add(task)
-        try:
-            await self._handler_factory(reader, writer).run()
-        finally:
-            self._tasks.discard(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
         if self._server is None:

@@ -194,8 +194,11 @@ class TtsEventHandler(EventHandler):
         seconds = 0.0
         while (clause := await utterance.clauses.get()) is not None:
             trace.mark("first_clause")
+            audio = self.voice.cache.get(clause)
+            if audio is not None and "first_audio" not in trace.marks:
+                trace.notes.append("cache hit")
             try:
-                audio = await self.voice.synthesize(clause)
+                audio = audio or await self.voice.synthesize(clause)
             except Exception as err:  # a bad clause must not end the utterance
                 _LOGGER.exception("Synthesis failed for %r", clause)
                 await self.write_error(f"synthesis failed: {err}", "synthesis-failed")

@@ -89,10 +89,8 @@ class Voice:
         return b"".join(chunk.audio_int16_bytes for chunk in chunks)
 
     async def synthesize(self, text: str) -> bytes:
-        """PCM for one clause, from the cache or from Piper in an executor."""
-        audio = self.cache.get(text)
-        if audio is None:
-            loop = asyncio.get_running_loop()
-            audio = await loop.run_in_executor(None, self.synthesize_blocking, text)
-            self.cache.put(text, audio)
+        """PCM for one clause from Piper, in an executor; remembered in the cache."""
+        loop = asyncio.get_running_loop()
+        audio = await loop.run_in_executor(None, self.synthesize_blocking, text)
+        self.cache.put(text, audio)
         return audio
