@@ -206,7 +206,9 @@ async def test_lone_surrogate_text_is_refused(tts: RunningService) -> None:
     event = await asyncio.wait_for(async_read_event(reader), TIMEOUT)
     assert event is not None and Error.from_event(event).code == "bad-text"
     await async_write_event(Synthesize(text="Done.").event(), writer)
-    while (event := await asyncio.wait_for(async_read_event(reader), TIMEOUT)) is not None:
+    while (
+        event := await asyncio.wait_for(async_read_event(reader), TIMEOUT)
+    ) is not None:
         if event.type == "audio-stop":
             break
     assert event is not None and event.type == "audio-stop"
@@ -277,7 +279,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def test_disconnect_mid_synthesis_stops_work(tts: RunningService) -> None:
-    long_text = " ".join(f"This is sentence number {n} of a long story." for n in range(60))
+    long_text = " ".join(
+        f"This is sentence number {n} of a long story." for n in range(60)
+    )
     async with AsyncTcpClient("127.0.0.1", tts.port) as client:
         await client.write_event(Synthesize(text=long_text).event())
         await read_until(client, "audio-chunk")
@@ -299,7 +303,9 @@ async def test_concurrent_clients_each_get_their_own_audio(
         assert_speech(audio_of(events), text)
 
 
-async def test_http_health_metrics_and_turns(tts: RunningService, http_port: int) -> None:
+async def test_http_health_metrics_and_turns(
+    tts: RunningService, http_port: int
+) -> None:
     await synthesize(tts.port, "Metrics please.")
     base = f"http://127.0.0.1:{http_port}"
     async with ClientSession() as session:
@@ -355,11 +361,16 @@ async def test_zeroconf_advertisement_is_seen(tmp_path: Path) -> None:
 
     wanted = f"rtvoice-test-{time.monotonic_ns()}"
     with start_service("tts", "--zeroconf", wanted, log_dir=tmp_path):
-        browser_zc = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
+        browser_zc = AsyncZeroconf(
+            interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only
+        )
         seen = asyncio.Event()
 
         def on_change(
-            zeroconf: object, service_type: str, name: str, state_change: ServiceStateChange
+            zeroconf: object,
+            service_type: str,
+            name: str,
+            state_change: ServiceStateChange,
         ) -> None:
             if name.startswith(wanted) and state_change is ServiceStateChange.Added:
                 seen.set()

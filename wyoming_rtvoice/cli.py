@@ -13,11 +13,15 @@ from .trace import Metrics
 
 
 def add_common_arguments(
-    parser: argparse.ArgumentParser, default_uri: str, default_http_uri: str | None = None
+    parser: argparse.ArgumentParser,
+    default_uri: str,
+    default_http_uri: str | None = None,
 ) -> None:
     group = parser.add_argument_group("server")
     group.add_argument(
-        "--uri", default=default_uri, help=f"tcp://HOST:PORT or unix://PATH ({default_uri})"
+        "--uri",
+        default=default_uri,
+        help=f"tcp://HOST:PORT or unix://PATH ({default_uri})",
     )
     group.add_argument(
         "--zeroconf",
@@ -55,7 +59,9 @@ def limits_from(args: argparse.Namespace) -> Limits:
     return Limits(max_payload_bytes=args.max_payload_bytes)
 
 
-def http_api(args: argparse.Namespace, service: str, metrics: Metrics) -> HttpApi | None:
+def http_api(
+    args: argparse.Namespace, service: str, metrics: Metrics
+) -> HttpApi | None:
     return HttpApi(args.http_uri, service, metrics) if args.http_uri else None
 
 

@@ -54,7 +54,9 @@ def _declared_length(header: dict[str, Any], key: str, cap: int) -> int:
     if value < 0:
         raise ProtocolError(f"{key} must not be negative, got {value}")
     if value > cap:
-        raise ProtocolError(f"{key} {value} is over the limit of {cap} bytes", "too-big")
+        raise ProtocolError(
+            f"{key} {value} is over the limit of {cap} bytes", "too-big"
+        )
     return value
 
 
@@ -166,7 +168,7 @@ class Server:
     def __init__(self, uri: str, handler_factory: HandlerFactory) -> None:
         self.uri = uri
         self._handler_factory = handler_factory
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:

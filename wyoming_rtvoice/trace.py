@@ -31,7 +31,9 @@ class Trace:
     """Monotonic marks of one turn; stages are measured between marks."""
 
     service: str
-    budgets_ms: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_BUDGETS_MS))
+    budgets_ms: dict[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_BUDGETS_MS)
+    )
     turn_id: int = field(default_factory=lambda: next(_turn_ids))
     start: float = field(default_factory=time.monotonic)
     marks: dict[str, float] = field(default_factory=dict)
@@ -119,19 +121,17 @@ class Metrics:
         for service, stage in sorted(self._samples):
             labels = f'service="{service}",stage="{stage}"'
             for q in (0.5, 0.95):
-                value = self.quantile(service, stage, q) or 0.0
+                seconds = (self.quantile(service, stage, q) or 0.0) / 1000
                 lines.append(
-                    f'rtvoice_stage_seconds{{{labels},quantile="{q}"}} {value / 1000:.6f}'
+                    f'rtvoice_stage_seconds{{{labels},quantile="{q}"}} {seconds}'
                 )
-            lines.append(
-                f"rtvoice_stage_seconds_count{{{labels}}} {self._counts[(service, stage)]}"
-            )
+            count = self._counts[(service, stage)]
+            lines.append(f"rtvoice_stage_seconds_count{{{labels}}} {count}")
         lines += [
-            "# HELP rtvoice_stage_over_budget_total Turns whose stage exceeded its budget.",
+            "# HELP rtvoice_stage_over_budget_total Turns over the stage's budget.",
             "# TYPE rtvoice_stage_over_budget_total counter",
         ]
         for (service, stage), count in sorted(self._over.items()):
-            lines.append(
-                f'rtvoice_stage_over_budget_total{{service="{service}",stage="{stage}"}} {count}'
-            )
+            labels = f'service="{service}",stage="{stage}"'
+            lines.append(f"rtvoice_stage_over_budget_total{{{labels}}} {count}")
         return "\n".join(lines) + "\n"

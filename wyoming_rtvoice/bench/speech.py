@@ -11,12 +11,17 @@ import statistics
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
 
 from ..audio import MONO, RATE_16K, WIDTH, convert
+from ..tts import DEFAULT_VOICE
+
+if TYPE_CHECKING:
+    from ..tts.voice import Voice
 
 SPEEDS = (0.85, 1.0, 1.2)  # Piper length_scale: < 1 faster, > 1 slower
 
@@ -33,9 +38,8 @@ class Spoken:
 
 
 @lru_cache(maxsize=1)
-def _voice():  # type: ignore[no-untyped-def]
+def _voice() -> Voice:
     from ..tts.voice import Voice, resolve_voice
-    from ..tts import DEFAULT_VOICE
 
     return Voice(resolve_voice(DEFAULT_VOICE), cache_bytes=0)
 
@@ -75,13 +79,20 @@ async def stream_audio(
     monotonic time at which audio-stop was sent."""
     step = RATE_16K * WIDTH * chunk_ms // 1000
     started = time.monotonic()
-    await client.write_event(AudioStart(rate=RATE_16K, width=WIDTH, channels=MONO).event())
+    await client.write_event(
+        AudioStart(rate=RATE_16K, width=WIDTH, channels=MONO).event()
+    )
     for index, offset in enumerate(range(0, len(audio), step)):
         if realtime:
             delay = started + index * chunk_ms / 1000 - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-        chunk = AudioChunk(rate=RATE_16K, width=WIDTH, channels=MONO, audio=audio[offset : offset + step])
+        chunk = AudioChunk(
+            rate=RATE_16K,
+            width=WIDTH,
+            channels=MONO,
+            audio=audio[offset : offset + step],
+        )
         await client.write_event(chunk.event())
     if realtime:
         delay = started + len(audio) / (RATE_16K * WIDTH) - time.monotonic()

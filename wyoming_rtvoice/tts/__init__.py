@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 DEFAULT_VOICE = "en_US-joe-medium"
 
-PIPER = Attribution(name="Michael Hansen", url="https://github.com/OHF-Voice/piper1-gpl")
+PIPER = Attribution(
+    name="Michael Hansen", url="https://github.com/OHF-Voice/piper1-gpl"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -135,7 +135,9 @@ class TtsEventHandler(EventHandler):
             self._speaker = asyncio.create_task(self._speak_forever(), name="tts speak")
         return utterance
 
-    async def _checked_text(self, data: dict[str, Any], allow_empty: bool) -> str | None:
+    async def _checked_text(
+        self, data: dict[str, Any], allow_empty: bool
+    ) -> str | None:
         text = data.get("text")
         problem = None
         if not isinstance(text, str):
@@ -183,6 +185,12 @@ class TtsEventHandler(EventHandler):
             utterance = await self._utterances.get()
             await self._speak(utterance)
 
+    async def _send_audio(self, audio: bytes, audio_format: dict[str, int]) -> None:
+        step = self.settings.samples_per_chunk * self.voice.sample_width
+        for offset in range(0, len(audio), step):
+            chunk = AudioChunk(audio=audio[offset : offset + step], **audio_format)
+            await self.write_event(chunk.event())
+
     async def _speak(self, utterance: Utterance) -> None:
         trace = utterance.trace
         audio_format = {
@@ -194,22 +202,16 @@ class TtsEventHandler(EventHandler):
         seconds = 0.0
         while (clause := await utterance.clauses.get()) is not None:
             trace.mark("first_clause")
-            audio = self.voice.cache.get(clause)
-            if audio is not None and "first_audio" not in trace.marks:
+            if clause in self.voice.cache and "first_audio" not in trace.marks:
                 trace.notes.append("cache hit")
             try:
-                audio = audio or await self.voice.synthesize(clause)
+                async for audio in self.voice.stream(clause):
+                    await self._send_audio(audio, audio_format)
+                    trace.mark("first_audio")
+                    seconds += len(audio) / (self.voice.rate * self.voice.sample_width)
             except Exception as err:  # a bad clause must not end the utterance
                 _LOGGER.exception("Synthesis failed for %r", clause)
                 await self.write_error(f"synthesis failed: {err}", "synthesis-failed")
-                continue
-            step = self.settings.samples_per_chunk * self.voice.sample_width
-            for offset in range(0, len(audio), step):
-                await self.write_event(
-                    AudioChunk(audio=audio[offset : offset + step], **audio_format).event()
-                )
-                trace.mark("first_audio")
-            seconds += len(audio) / (self.voice.rate * self.voice.sample_width)
         await self.write_event(AudioStop().event())
         for event in utterance.after_stop:
             await self.write_event(event)
