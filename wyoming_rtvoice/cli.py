@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+from pathlib import Path
 from urllib.parse import urlparse
 
 from .discovery import Advertisement, default_name
-from .http import HttpApi
+from .http import TOKEN_ENV, HttpApi
 from .server import HandlerFactory, Limits, Part, Server, run_until_stopped
 from .trace import Metrics
 
@@ -37,10 +39,28 @@ def add_common_arguments(
         f"({default_http_uri or 'off'})",
     )
     group.add_argument(
+        "--http-token-file",
+        help="File holding the bearer token for the HTTP API (or set "
+        f"{TOKEN_ENV}); required when it listens beyond loopback",
+    )
+    group.add_argument(
         "--max-payload-bytes",
         type=int,
         default=Limits.max_payload_bytes,
         help="Largest event payload a client may send (%(default)s)",
+    )
+    group.add_argument(
+        "--max-connections",
+        type=int,
+        default=Limits.max_connections,
+        help="Connections served at once; more are refused (%(default)s)",
+    )
+    group.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=Limits.idle_timeout_s,
+        help="Seconds without an event before a connection is closed; "
+        "0 never (%(default)s)",
     )
     group = parser.add_argument_group("logging")
     group.add_argument("--debug", action="store_true", help="Log DEBUG messages")
@@ -56,13 +76,28 @@ def setup_logging(args: argparse.Namespace) -> None:
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
-    return Limits(max_payload_bytes=args.max_payload_bytes)
+    return Limits(
+        max_payload_bytes=args.max_payload_bytes,
+        max_connections=args.max_connections,
+        idle_timeout_s=args.idle_timeout,
+    )
+
+
+def http_token(args: argparse.Namespace) -> str | None:
+    if args.http_token_file:
+        return Path(args.http_token_file).read_text(encoding="utf-8").strip()
+    return os.environ.get(TOKEN_ENV) or None
 
 
 def http_api(
     args: argparse.Namespace, service: str, metrics: Metrics
 ) -> HttpApi | None:
-    return HttpApi(args.http_uri, service, metrics) if args.http_uri else None
+    if not args.http_uri:
+        return None
+    try:
+        return HttpApi(args.http_uri, service, metrics, http_token(args))
+    except ValueError as err:
+        raise SystemExit(str(err)) from err
 
 
 async def serve(
@@ -72,7 +107,7 @@ async def serve(
     http: HttpApi | None = None,
 ) -> None:
     """Serve one service until SIGINT/SIGTERM: socket, optional HTTP, zeroconf."""
-    server = Server(args.uri, handler_factory)
+    server = Server(args.uri, handler_factory, args.max_connections)
     parts: list[Part] = [server]
     if http is not None:
         parts.append(http)

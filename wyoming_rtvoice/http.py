@@ -2,27 +2,55 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
+from ipaddress import ip_address
 from urllib.parse import urlparse
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
+from aiohttp.web import StreamResponse
 
 from .trace import Metrics
 
 _LOGGER = logging.getLogger(__name__)
 
 
-class HttpApi:
-    """An aiohttp app on `http://HOST:PORT`; services add their own routes."""
+TOKEN_ENV = "RTVOICE_HTTP_TOKEN"
+OPEN_PATHS = {"/health"}  # for health checks; it tells nothing about the house
 
-    def __init__(self, uri: str, service: str, metrics: Metrics) -> None:
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class HttpApi:
+    """An aiohttp app on `http://HOST:PORT`; services add their own routes.
+
+    Beyond loopback every path but /health needs `Authorization: Bearer TOKEN`.
+    """
+
+    def __init__(
+        self, uri: str, service: str, metrics: Metrics, token: str | None = None
+    ) -> None:
         parsed = urlparse(uri)
         if parsed.scheme != "http" or parsed.hostname is None or parsed.port is None:
             raise ValueError(f"HTTP URI must be http://HOST:PORT, got {uri}")
+        if token is None and not _is_loopback(parsed.hostname):
+            raise ValueError(
+                f"The HTTP API on {parsed.hostname} needs a bearer token: "
+                f"set {TOKEN_ENV} or --http-token-file"
+            )
         self.host, self.port = parsed.hostname, parsed.port
         self.service = service
         self.metrics = metrics
-        self.app = web.Application(client_max_size=1024 * 1024)
+        self._token = token
+        self.app = web.Application(
+            client_max_size=1024 * 1024, middlewares=[self._authorize]
+        )
         self.app.router.add_get("/health", self._health)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/api/turns", self._turns)
@@ -37,6 +65,18 @@ class HttpApi:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    @web.middleware
+    async def _authorize(
+        self, request: web.Request, handler: Handler
+    ) -> StreamResponse:
+        if self._token is not None and request.path not in OPEN_PATHS:
+            offered = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(
+                offered.encode(), f"Bearer {self._token}".encode()
+            ):
+                raise web.HTTPUnauthorized(text="bearer token required")
+        return await handler(request)
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "service": self.service})

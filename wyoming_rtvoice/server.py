@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from wyoming.error import Error
-from wyoming.event import Event
+from wyoming.event import Event, async_write_event
 from wyoming.info import Describe, Info
 from wyoming.ping import Ping, Pong
 from wyoming.server import AsyncEventHandler
@@ -39,10 +39,13 @@ class ProtocolError(Exception):
 
 @dataclass(frozen=True)
 class Limits:
-    """Upper bounds on what one client may declare."""
+    """Upper bounds on what one client may declare or hold."""
 
     max_data_bytes: int = 64 * 1024
     max_payload_bytes: int = 1024 * 1024
+    max_connections: int = 64
+    idle_timeout_s: float = 300.0  # no event for this long closes the connection
+    frame_timeout_s: float = 10.0  # a started event must be complete by then
 
 
 def _declared_length(header: dict[str, Any], key: str, cap: int) -> int:
@@ -73,11 +76,16 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
 async def read_event(reader: asyncio.StreamReader, limits: Limits) -> Event | None:
     """Read one event; None at a clean end of stream.
 
-    Raises ProtocolError for malformed input and asyncio.IncompleteReadError
-    when the client goes away in the middle of an event.
+    Raises ProtocolError for malformed, oversized or stalled input and
+    asyncio.IncompleteReadError when the client goes away mid-event.
     """
     try:
-        line = await reader.readline()
+        async with asyncio.timeout(limits.idle_timeout_s or None):
+            line = await reader.readline()
+    except TimeoutError as err:
+        raise ProtocolError(
+            f"no event for {limits.idle_timeout_s:.0f} s", "idle-timeout"
+        ) from err
     except (asyncio.LimitOverrunError, ValueError) as err:
         raise ProtocolError(
             f"header line is over the limit of {MAX_HEADER_BYTES} bytes", "too-big"
@@ -95,13 +103,21 @@ async def read_event(reader: asyncio.StreamReader, limits: Limits) -> Event | No
     payload_length = _declared_length(
         header, "payload_length", limits.max_payload_bytes
     )
-
     data = header.get("data") or {}
     if not isinstance(data, dict):
         raise ProtocolError("data must be a JSON object")
-    if data_length:
-        data = {**data, **_json_object(await reader.readexactly(data_length), "data")}
-    payload = await reader.readexactly(payload_length) if payload_length else None
+    try:
+        async with asyncio.timeout(limits.frame_timeout_s):
+            if data_length:
+                extra = await reader.readexactly(data_length)
+                data = {**data, **_json_object(extra, "data")}
+            payload = (
+                await reader.readexactly(payload_length) if payload_length else None
+            )
+    except TimeoutError as err:
+        raise ProtocolError(
+            f"event incomplete after {limits.frame_timeout_s:.0f} s", "timeout"
+        ) from err
     return Event(type=event_type, data=data, payload=payload)
 
 
@@ -165,9 +181,12 @@ HandlerFactory = Callable[[asyncio.StreamReader, asyncio.StreamWriter], EventHan
 class Server:
     """One listening socket whose connection tasks are tracked and stopped together."""
 
-    def __init__(self, uri: str, handler_factory: HandlerFactory) -> None:
+    def __init__(
+        self, uri: str, handler_factory: HandlerFactory, max_connections: int = 64
+    ) -> None:
         self.uri = uri
         self._handler_factory = handler_factory
+        self._max_connections = max_connections
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -197,9 +216,19 @@ class Server:
     def _on_connect(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        task = asyncio.create_task(self._handler_factory(reader, writer).run())
+        if len(self._tasks) >= self._max_connections:
+            task = asyncio.create_task(self._refuse(writer))
+        else:
+            task = asyncio.create_task(self._handler_factory(reader, writer).run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _refuse(self, writer: asyncio.StreamWriter) -> None:
+        _LOGGER.warning("Refused a connection: %s open", self._max_connections)
+        text = f"server is at its limit of {self._max_connections} connections"
+        with contextlib.suppress(ConnectionError):
+            await async_write_event(Error(text=text, code="busy").event(), writer)
+        writer.close()
 
     async def stop(self) -> None:
         if self._server is None:

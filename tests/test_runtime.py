@@ -1,0 +1,200 @@
+"""The shared runtime on its own: limits, timeouts, bad frames, HTTP auth."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import ClientSession
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from wyoming.client import AsyncTcpClient
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.info import Info
+from wyoming.ping import Ping
+
+from wyoming_rtvoice.http import HttpApi
+from wyoming_rtvoice.server import (
+    EventHandler,
+    Limits,
+    ProtocolError,
+    Server,
+    read_event,
+)
+from wyoming_rtvoice.trace import Metrics, Trace
+
+from .conftest import free_port
+
+TIMEOUT = 10
+
+
+class EchoHandler(EventHandler):
+    """Echoes every event back: enough protocol to exercise the runtime."""
+
+    async def handle_event(self, event: Event) -> bool:
+        await self.write_event(event)
+        return True
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    limits = Limits(max_connections=2, idle_timeout_s=1.0, frame_timeout_s=0.5)
+    running = Server(
+        f"tcp://127.0.0.1:{free_port()}",
+        lambda r, w: EchoHandler(r, w, Info(), limits),
+        max_connections=limits.max_connections,
+    )
+    await running.start()
+    yield running
+    await running.stop()
+
+
+async def next_event(client: AsyncTcpClient) -> Event | None:
+    return await asyncio.wait_for(client.read_event(), TIMEOUT)
+
+
+async def test_echo_and_ping(server: Server) -> None:
+    async with AsyncTcpClient("127.0.0.1", server.port) as client:
+        await client.write_event(Event("hello", {"x": 1}, b"abc"))
+        echoed = await next_event(client)
+        assert (
+            echoed is not None and echoed.data == {"x": 1} and echoed.payload == b"abc"
+        )
+        await client.write_event(Ping(text="t").event())
+        pong = await next_event(client)
+        assert pong is not None and pong.type == "pong" and pong.data["text"] == "t"
+
+
+async def test_idle_connection_is_closed_with_an_error(server: Server) -> None:
+    async with AsyncTcpClient("127.0.0.1", server.port) as client:
+        event = await next_event(client)
+        assert event is not None and Error.from_event(event).code == "idle-timeout"
+        assert await next_event(client) is None
+
+
+async def test_stalled_frame_is_closed_with_an_error(server: Server) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b'{"type": "x", "payload_length": 10}\nabc')
+    await writer.drain()
+    reply = await asyncio.wait_for(reader.read(), TIMEOUT)
+    assert b'"code": "timeout"' in reply
+    writer.close()
+
+
+async def test_connections_over_the_limit_are_refused(server: Server) -> None:
+    first = await asyncio.open_connection("127.0.0.1", server.port)
+    second = await asyncio.open_connection("127.0.0.1", server.port)
+    await asyncio.sleep(0.1)
+    async with AsyncTcpClient("127.0.0.1", server.port) as third:
+        event = await next_event(third)
+        assert event is not None and Error.from_event(event).code == "busy"
+    first[1].close()
+    await asyncio.sleep(0.1)
+    async with AsyncTcpClient("127.0.0.1", server.port) as fourth:
+        await fourth.write_event(Ping().event())
+        pong = await next_event(fourth)
+        assert pong is not None and pong.type == "pong"
+    second[1].close()
+
+
+def feed(data: bytes) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader(limit=64 * 1024)
+    reader.feed_data(data)
+    reader.feed_eof()
+    return reader
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.builds(
+            lambda header, rest: json.dumps(header).encode() + b"\n" + rest,
+            st.dictionaries(
+                st.sampled_from(["type", "data", "data_length", "payload_length"]),
+                st.one_of(
+                    st.integers(-10, 10**9),
+                    st.text(max_size=5),
+                    st.lists(st.integers(), max_size=2),
+                    st.none(),
+                    st.booleans(),
+                    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+                ),
+            ),
+            st.binary(max_size=50),
+        ),
+    )
+)
+def test_reader_never_fails_except_as_documented(data: bytes) -> None:
+    async def read_all() -> None:
+        reader = feed(data)
+        while (event := await read_event(reader, Limits())) is not None:
+            assert isinstance(event.type, str) and isinstance(event.data, dict)
+            assert (
+                event.payload is None or len(event.payload) <= Limits.max_payload_bytes
+            )
+
+    try:
+        asyncio.run(read_all())
+    except (ProtocolError, asyncio.IncompleteReadError):
+        pass
+
+
+async def test_lengths_are_checked_before_reading() -> None:
+    reader = feed(b'{"type": "x", "payload_length": 2000000}\n')
+    with pytest.raises(ProtocolError, match="over the limit"):
+        await read_event(reader, Limits())
+    reader = feed(b'{"type": "x", "data_length": -3}\nabc')
+    with pytest.raises(ProtocolError, match="negative"):
+        await read_event(reader, Limits())
+
+
+def test_http_beyond_loopback_requires_a_token() -> None:
+    with pytest.raises(ValueError, match="bearer token"):
+        HttpApi("http://0.0.0.0:10580", "test", Metrics())
+    HttpApi("http://127.0.0.1:10580", "test", Metrics())  # loopback: no token needed
+
+
+async def test_http_token_guards_everything_but_health() -> None:
+    port = free_port()
+    metrics = Metrics()
+    trace = Trace("test")
+    trace.mark("a")
+    trace.mark("b")
+    trace.stage("tts", "a", "b")
+    metrics.record(trace)
+    api = HttpApi(f"http://127.0.0.1:{port}", "test", metrics, token="s3cret")
+    await api.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with ClientSession() as session:
+            async with session.get(f"{base}/health") as response:
+                assert response.status == 200
+            async with session.get(f"{base}/metrics") as response:
+                assert response.status == 401
+            async with session.get(
+                f"{base}/metrics", headers={"Authorization": "Bearer wrong"}
+            ) as response:
+                assert response.status == 401
+            async with session.get(
+                f"{base}/metrics", headers={"Authorization": "Bearer s3cret"}
+            ) as response:
+                assert response.status == 200
+                text = await response.text()
+    finally:
+        await api.stop()
+    assert 'rtvoice_stage_seconds_count{service="test",stage="tts"} 1' in text
+    assert "s3cret" not in text
+
+
+def test_trace_waterfall_flags_stages_over_budget() -> None:
+    trace = Trace("tts", budgets_ms={"tts": 0.0})
+    trace.mark("request")
+    trace.mark("first_audio")
+    trace.stage("tts", "request", "first_audio")
+    assert trace.over_budget() == ["tts"]
+    assert trace.waterfall().startswith(f"tts turn {trace.turn_id}: request=+0")
+    assert "tts=" in trace.waterfall() and "!" in trace.waterfall()
