@@ -13,6 +13,7 @@ from .cli import setup_logging
 # Each name is a subpackage with `add_arguments(parser)` and `async run(args)`.
 SERVICES = {
     "tts": "Text to speech (Piper), streaming audio while text arrives",
+    "asr": "Speech to text (faster-whisper), done when the user stops talking",
 }
 
 

@@ -1,0 +1,106 @@
+"""faster-whisper run on the audio actually present, not a padded 30 s window.
+
+The encoder costs in proportion to its window. Whisper was trained on 30 s
+windows: fed a short one it tends to repeat itself and to lose a first word
+that starts right away. So the audio gets 0.5 s of silence before it (this
+alone brought a short window's errors on spoken commands down to those of
+the 30 s window) and as much silence again after it, generation is bounded
+by the audio's length, and a repetition of the transcript's start is cut.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import ctranslate2
+import numpy as np
+from faster_whisper import WhisperModel
+from faster_whisper.tokenizer import Tokenizer
+
+_LOGGER = logging.getLogger(__name__)
+
+RATE = 16000
+MAX_WINDOW_S = 30.0
+LEAD_S = 0.5
+TOKENS_PER_SECOND = 8  # speech is ~3-4 tokens/s; this bounds runaway repetition
+NO_SPEECH_THRESHOLD = 0.6
+PROMPT_BUDGET = 223  # Whisper's prompt limit: max_length // 2 - 1
+
+
+def window_samples(samples: int) -> int:
+    """Encoder window for `samples` of audio: the audio, as much silence, 1 s."""
+    return min(int(MAX_WINDOW_S * RATE), 2 * samples + RATE)
+
+
+def trim_repetition(tokens: list[int], min_run: int = 3) -> list[int]:
+    """Cut the transcript where its first `min_run` tokens start over."""
+    head = tokens[:min_run]
+    for start in range(1, len(tokens) - min_run + 1):
+        if len(head) == min_run and tokens[start : start + min_run] == head:
+            return tokens[:start]
+    return tokens
+
+
+class Whisper:
+    """One faster-whisper model, loaded once and warmed; `transcribe` blocks."""
+
+    def __init__(
+        self,
+        model: str,
+        language: str | None,
+        beam_size: int,
+        compute_type: str,
+        cpu_threads: int,
+    ) -> None:
+        started = time.monotonic()
+        self.model = WhisperModel(
+            model, device="cpu", compute_type=compute_type, cpu_threads=cpu_threads
+        )
+        multilingual = self.model.model.is_multilingual
+        self.language = (language or "en") if multilingual else "en"
+        self.tokenizer = Tokenizer(
+            self.model.hf_tokenizer,
+            multilingual,
+            task="transcribe",
+            language=self.language if multilingual else None,
+        )
+        self.beam_size = beam_size
+        warm = np.random.default_rng(0).normal(0, 0.01, RATE).astype(np.float32)
+        self.transcribe(warm)
+        _LOGGER.info(
+            "Whisper %s loaded and warmed in %.2f s", model, time.monotonic() - started
+        )
+
+    def prompt_tokens(self, prompt: str | None) -> list[int]:
+        tokens: list[int] = []
+        if prompt:
+            tokens = [self.tokenizer.sot_prev]
+            tokens += self.tokenizer.encode(" " + prompt.strip())[-PROMPT_BUDGET:]
+        return (
+            tokens + list(self.tokenizer.sot_sequence) + [self.tokenizer.no_timestamps]
+        )
+
+    def transcribe(self, audio: np.ndarray, prompt: str | None = None) -> str:
+        """Text of `audio` (float32, 16 kHz mono); '' when there is no speech."""
+        lead = int(LEAD_S * RATE)
+        audio = audio[: int(MAX_WINDOW_S * RATE) - lead]
+        window = np.zeros(window_samples(lead + len(audio)), dtype=np.float32)
+        window[lead : lead + len(audio)] = audio
+        features = self.model.feature_extractor(window)
+        features = features[:, : len(window) // self.model.feature_extractor.hop_length]
+        prompt_ids = self.prompt_tokens(prompt)
+        new_tokens = 10 + int(TOKENS_PER_SECOND * len(audio) / RATE)
+        result = self.model.model.generate(
+            ctranslate2.StorageView.from_array(features[np.newaxis].astype(np.float32)),
+            [prompt_ids],
+            beam_size=self.beam_size,
+            max_length=len(prompt_ids) + new_tokens,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+            return_no_speech_prob=True,
+        )[0]
+        if result.no_speech_prob > NO_SPEECH_THRESHOLD:
+            return ""
+        tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
+        return str(self.tokenizer.decode(trim_repetition(tokens))).strip()
