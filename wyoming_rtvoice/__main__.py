@@ -14,6 +14,7 @@ from .cli import setup_logging
 SERVICES = {
     "tts": "Text to speech (Piper), streaming audio while text arrives",
     "asr": "Speech to text (faster-whisper), done when the user stops talking",
+    "wake": "Wake word detection (microWakeWord or openWakeWord), streaming",
 }
 
 

@@ -1,0 +1,196 @@
+"""The wake word service on the real models, fed phrases spoken by our own TTS."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.info import Describe, Info
+from wyoming.wake import Detect
+
+from wyoming_rtvoice.bench.speech import SPEEDS, Spoken, speak, stream_audio
+
+from .conftest import RunningService, start_service
+
+TIMEOUT = 30
+
+
+@pytest.fixture(scope="module")
+def wake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    with start_service("wake", log_dir=tmp_path_factory.mktemp("wake")) as running:
+        yield running
+
+
+async def listen(
+    port: int, spoken: Spoken, names: list[str] | None = None, realtime: bool = False
+) -> list[Event]:
+    """Stream the audio; events up to not-detected, or all detections."""
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        await client.write_event(Detect(names=names).event())
+        await stream_audio(client, spoken.audio, realtime=realtime)
+        events: list[Event] = []
+        while True:
+            try:
+                event = await asyncio.wait_for(client.read_event(), 2.0)
+            except TimeoutError:
+                return events  # a detection needs no not-detected after it
+            assert event is not None
+            events.append(event)
+            if event.type == "not-detected":
+                return events
+
+
+async def test_describe_lists_models_and_phrases(wake: RunningService) -> None:
+    async with AsyncTcpClient("127.0.0.1", wake.port) as client:
+        await client.write_event(Describe().event())
+        event = await asyncio.wait_for(client.read_event(), TIMEOUT)
+    assert event is not None
+    models = {m.name: m.phrase for m in Info.from_event(event).wake[0].models}
+    assert models == {
+        "alexa": "Alexa",
+        "hey_jarvis": "Hey Jarvis",
+        "hey_mycroft": "Hey Mycroft",
+        "okay_nabu": "Okay Nabu",
+    }
+
+
+@pytest.mark.parametrize("speed", SPEEDS)
+async def test_spoken_wake_phrase_is_detected_once(
+    wake: RunningService, speed: float
+) -> None:
+    spoken = speak("Okay Nabu.", length_scale=speed, seed=int(speed * 100))
+    events = await listen(wake.port, spoken)
+    assert [e.type for e in events] == ["detection"]
+    detection = events[0]
+    assert detection.data["name"] == "okay_nabu"
+    # The timestamp is in the audio, near the end of the phrase.
+    assert 0 < detection.data["timestamp"] - spoken.speech_end_s * 1000 < 600
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Turn on the kitchen lights.",
+        "What is the weather going to be like tomorrow?",
+        "Okay, now play some music in the living room.",
+    ],
+)
+async def test_ordinary_speech_is_not_detected(wake: RunningService, text: str) -> None:
+    events = await listen(wake.port, speak(text))
+    assert [e.type for e in events] == ["not-detected"]
+
+
+async def test_detect_names_the_model(wake: RunningService) -> None:
+    events = await listen(wake.port, speak("Hey Jarvis."), names=["hey_jarvis"])
+    assert [(e.type, e.data.get("name")) for e in events] == [
+        ("detection", "hey_jarvis")
+    ]
+    # Listening for another model only, the same phrase is not detected.
+    events = await listen(wake.port, speak("Hey Jarvis."), names=["alexa"])
+    assert [e.type for e in events] == ["not-detected"]
+
+
+async def test_unknown_model_is_an_error(wake: RunningService) -> None:
+    async with AsyncTcpClient("127.0.0.1", wake.port) as client:
+        await client.write_event(Detect(names=["hey_nobody"]).event())
+        event = await asyncio.wait_for(client.read_event(), TIMEOUT)
+    assert event is not None and Error.from_event(event).code == "unknown-model"
+
+
+async def test_one_utterance_triggers_once_in_a_long_stream(
+    wake: RunningService,
+) -> None:
+    phrase = speak("Okay Nabu.")
+    command = speak("Turn on the kitchen lights.")
+    events = await listen(
+        wake.port, Spoken("", phrase.audio + command.audio + phrase.audio, 0)
+    )
+    assert [e.type for e in events] == ["detection", "detection"]
+
+
+async def test_other_formats_are_converted(wake: RunningService) -> None:
+    spoken = speak("Okay Nabu.")
+    mono = np.frombuffer(spoken.audio, dtype=np.int16)
+    stereo = np.repeat(mono, 2).astype(np.int16).tobytes()  # 16 kHz stereo
+    wide = (np.repeat(mono, 2).astype(np.int32) << 16).tobytes()  # 32-bit stereo
+    for width, audio in ((2, stereo), (4, wide)):
+        async with AsyncTcpClient("127.0.0.1", wake.port) as client:
+            await client.write_event(Detect().event())
+            await client.write_event(
+                AudioStart(rate=16000, width=width, channels=2).event()
+            )
+            step = 4096 * width
+            for offset in range(0, len(audio), step):
+                chunk = AudioChunk(
+                    rate=16000,
+                    width=width,
+                    channels=2,
+                    audio=audio[offset : offset + step],
+                )
+                await client.write_event(chunk.event())
+            await client.write_event(AudioStop().event())
+            event = await asyncio.wait_for(client.read_event(), TIMEOUT)
+        assert event is not None and event.type == "detection", (width, event)
+
+
+async def test_bad_chunks_are_errors_and_stream_goes_on(wake: RunningService) -> None:
+    spoken = speak("Okay Nabu.")
+    async with AsyncTcpClient("127.0.0.1", wake.port) as client:
+        await client.write_event(
+            AudioChunk(rate=16000, width=2, channels=1, audio=b"\0\0").event()
+        )
+        event = await asyncio.wait_for(client.read_event(), TIMEOUT)
+        assert event is not None and Error.from_event(event).code == "bad-order"
+        await client.write_event(AudioStart(rate=16000, width=2, channels=2).event())
+        odd = AudioChunk(rate=16000, width=2, channels=2, audio=b"\0\0\0")
+        await client.write_event(odd.event())
+        event = await asyncio.wait_for(client.read_event(), TIMEOUT)
+        assert event is not None and Error.from_event(event).code == "bad-audio"
+        await stream_audio(client, spoken.audio, realtime=False)
+        event = await asyncio.wait_for(client.read_event(), TIMEOUT)
+        assert event is not None and event.type == "detection"
+
+
+async def test_many_concurrent_streams_each_detect_once(wake: RunningService) -> None:
+    clips = [speak("Okay Nabu.", length_scale=SPEEDS[i % 3], seed=i) for i in range(8)]
+    results = await asyncio.gather(
+        *(listen(wake.port, c, realtime=True) for c in clips)
+    )
+    assert [[e.type for e in events] for events in results] == [["detection"]] * 8
+
+
+async def test_disconnect_mid_stream_leaves_server_serving(
+    wake: RunningService,
+) -> None:
+    spoken = speak("Okay Nabu.")
+    async with AsyncTcpClient("127.0.0.1", wake.port) as client:
+        await client.write_event(Detect().event())
+        await stream_audio(client, spoken.audio[:8000], send_stop=False)
+    events = await listen(wake.port, spoken)
+    assert [e.type for e in events] == ["detection"]
+
+
+def test_openwakeword_engine_detects(tmp_path: Path) -> None:
+    async def check(port: int) -> list[Event]:
+        return await listen(port, speak("Hey Jarvis."), names=["hey_jarvis"])
+
+    with start_service(
+        "wake", "--engine", "openwakeword", "--model", "hey_jarvis", log_dir=tmp_path
+    ) as running:
+        events = asyncio.run(check(running.port))
+    assert [(e.type, e.data.get("name")) for e in events] == [
+        ("detection", "hey_jarvis")
+    ]
+
+
+def test_unknown_model_stops_startup(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="unknown wake model"):
+        with start_service("wake", "--model", "hey_nobody", log_dir=tmp_path):
+            pass

@@ -1,0 +1,113 @@
+"""Wake word service: microWakeWord (default) or openWakeWord, streaming detection."""
+
+from __future__ import annotations
+
+import argparse
+
+from wyoming.info import Attribution, Info
+from wyoming.info import WakeModel as WakeModelInfo
+from wyoming.info import WakeProgram
+
+from .. import __version__
+from ..cli import add_common_arguments, http_api, limits_from, serve
+from ..trace import Metrics
+from .engines import ENGINES, WakeModel, builtin_models, find_model
+from .handler import WakeEventHandler, WakeSettings
+
+ATTRIBUTION = {
+    "micro": Attribution(
+        name="Kevin Ahrendt", url="https://github.com/kahrendt/microWakeWord"
+    ),
+    "openwakeword": Attribution(
+        name="David Scripka", url="https://github.com/dscripka/openWakeWord"
+    ),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser, "tcp://0.0.0.0:10400")
+    group = parser.add_argument_group("wake")
+    group.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="micro",
+        help="Wake word engine (%(default)s)",
+    )
+    group.add_argument(
+        "--model",
+        action="append",
+        help="Model listened for when `detect` names none: a built-in name or a path "
+        "(.json for micro, .tflite for openwakeword); repeatable (okay_nabu)",
+    )
+    group.add_argument(
+        "--threshold",
+        type=float,
+        help="Probability that counts as an activation (default: the model's own; "
+        "0.5 for openWakeWord)",
+    )
+    group.add_argument(
+        "--trigger-level",
+        type=int,
+        default=1,
+        help="Activations in a row needed to fire (%(default)s)",
+    )
+    group.add_argument(
+        "--refractory-seconds",
+        type=float,
+        default=2.0,
+        help="After firing, the same model stays quiet this long (%(default)s)",
+    )
+
+
+def describe(models: list[WakeModel]) -> Info:
+    return Info(
+        wake=[
+            WakeProgram(
+                name=f"rtvoice-wake-{models[0].engine}",
+                description=f"{models[0].engine} wake word detection, streaming",
+                attribution=ATTRIBUTION[models[0].engine],
+                installed=True,
+                version=__version__,
+                models=[
+                    WakeModelInfo(
+                        name=model.name,
+                        description=model.phrase,
+                        phrase=model.phrase,
+                        attribution=ATTRIBUTION[model.engine],
+                        installed=True,
+                        version=None,
+                        languages=list(model.languages),
+                    )
+                    for model in models
+                ],
+            )
+        ]
+    )
+
+
+async def run(args: argparse.Namespace) -> None:
+    try:
+        defaults = [
+            find_model(args.engine, name) for name in args.model or ["okay_nabu"]
+        ]
+    except ValueError as err:
+        raise SystemExit(str(err)) from err
+    available = {model.name: model for model in builtin_models(args.engine) + defaults}
+    settings = WakeSettings(
+        tuple(defaults),
+        available,
+        args.threshold,
+        args.trigger_level,
+        args.refractory_seconds,
+    )
+    info = describe(list(available.values()))
+    limits = limits_from(args)
+    metrics = Metrics()
+    await serve(
+        args,
+        "wake",
+        lambda reader, writer: WakeEventHandler(
+            reader, writer, info, limits, settings, metrics
+        ),
+        http_api(args, "wake", metrics),
+    )
