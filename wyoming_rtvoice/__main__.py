@@ -15,6 +15,7 @@ SERVICES = {
     "tts": "Text to speech (Piper), streaming audio while text arrives",
     "asr": "Speech to text (faster-whisper), done when the user stops talking",
     "wake": "Wake word detection (microWakeWord or openWakeWord), streaming",
+    "handle": "Device commands by intent matching, anything else by a streaming LLM",
 }
 
 
