@@ -29,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="faster-whisper model name or directory (%(default)s, embedded)",
     )
     group.add_argument("--language", help="Language code for multilingual models")
-    group.add_argument("--beam-size", type=int, default=1, help="(%(default)s)")
+    group.add_argument(
+        "--beam-size", type=int, default=1, help="Decoder beam size (%(default)s)"
+    )
     group.add_argument(
         "--compute-type", default="int8", help="CTranslate2 compute type (%(default)s)"
     )
