@@ -22,6 +22,11 @@ from .conftest import RunningService, start_service
 TIMEOUT = 30
 
 
+def phrase(text: str, speed: float = 1.0, seed: int = 0) -> Spoken:
+    """A wake phrase as a satellite streams it: after a second of room."""
+    return speak(text, length_scale=speed, seed=seed, lead_s=1.0)
+
+
 @pytest.fixture(scope="module")
 def wake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     with start_service("wake", log_dir=tmp_path_factory.mktemp("wake")) as running:
@@ -65,7 +70,7 @@ async def test_describe_lists_models_and_phrases(wake: RunningService) -> None:
 async def test_spoken_wake_phrase_is_detected_once(
     wake: RunningService, speed: float
 ) -> None:
-    spoken = speak("Okay Nabu.", length_scale=speed, seed=int(speed * 100))
+    spoken = phrase("Okay Nabu.", speed, int(speed * 100))
     events = await listen(wake.port, spoken)
     assert [e.type for e in events] == ["detection"]
     detection = events[0]
@@ -88,12 +93,12 @@ async def test_ordinary_speech_is_not_detected(wake: RunningService, text: str) 
 
 
 async def test_detect_names_the_model(wake: RunningService) -> None:
-    events = await listen(wake.port, speak("Hey Jarvis."), names=["hey_jarvis"])
+    events = await listen(wake.port, phrase("Hey Jarvis."), names=["hey_jarvis"])
     assert [(e.type, e.data.get("name")) for e in events] == [
         ("detection", "hey_jarvis")
     ]
     # Listening for another model only, the same phrase is not detected.
-    events = await listen(wake.port, speak("Hey Jarvis."), names=["alexa"])
+    events = await listen(wake.port, phrase("Hey Jarvis."), names=["alexa"])
     assert [e.type for e in events] == ["not-detected"]
 
 
@@ -107,16 +112,16 @@ async def test_unknown_model_is_an_error(wake: RunningService) -> None:
 async def test_one_utterance_triggers_once_in_a_long_stream(
     wake: RunningService,
 ) -> None:
-    phrase = speak("Okay Nabu.")
+    wake_phrase = phrase("Okay Nabu.")
     command = speak("Turn on the kitchen lights.")
     events = await listen(
-        wake.port, Spoken("", phrase.audio + command.audio + phrase.audio, 0)
+        wake.port, Spoken("", wake_phrase.audio + command.audio + wake_phrase.audio, 0)
     )
     assert [e.type for e in events] == ["detection", "detection"]
 
 
 async def test_other_formats_are_converted(wake: RunningService) -> None:
-    spoken = speak("Okay Nabu.")
+    spoken = phrase("Okay Nabu.")
     mono = np.frombuffer(spoken.audio, dtype=np.int16)
     stereo = np.repeat(mono, 2).astype(np.int16).tobytes()  # 16 kHz stereo
     wide = (np.repeat(mono, 2).astype(np.int32) << 16).tobytes()  # 32-bit stereo
@@ -141,7 +146,7 @@ async def test_other_formats_are_converted(wake: RunningService) -> None:
 
 
 async def test_bad_chunks_are_errors_and_stream_goes_on(wake: RunningService) -> None:
-    spoken = speak("Okay Nabu.")
+    spoken = phrase("Okay Nabu.")
     async with AsyncTcpClient("127.0.0.1", wake.port) as client:
         await client.write_event(
             AudioChunk(rate=16000, width=2, channels=1, audio=b"\0\0").event()
@@ -159,7 +164,7 @@ async def test_bad_chunks_are_errors_and_stream_goes_on(wake: RunningService) ->
 
 
 async def test_many_concurrent_streams_each_detect_once(wake: RunningService) -> None:
-    clips = [speak("Okay Nabu.", length_scale=SPEEDS[i % 3], seed=i) for i in range(8)]
+    clips = [phrase("Okay Nabu.", SPEEDS[i % 3], i) for i in range(8)]
     results = await asyncio.gather(
         *(listen(wake.port, c, realtime=True) for c in clips)
     )
@@ -169,7 +174,7 @@ async def test_many_concurrent_streams_each_detect_once(wake: RunningService) ->
 async def test_disconnect_mid_stream_leaves_server_serving(
     wake: RunningService,
 ) -> None:
-    spoken = speak("Okay Nabu.")
+    spoken = phrase("Okay Nabu.")
     async with AsyncTcpClient("127.0.0.1", wake.port) as client:
         await client.write_event(Detect().event())
         await stream_audio(client, spoken.audio[:8000], send_stop=False)
@@ -179,7 +184,7 @@ async def test_disconnect_mid_stream_leaves_server_serving(
 
 def test_openwakeword_engine_detects(tmp_path: Path) -> None:
     async def check(port: int) -> list[Event]:
-        return await listen(port, speak("Hey Jarvis."), names=["hey_jarvis"])
+        return await listen(port, phrase("Hey Jarvis."), names=["hey_jarvis"])
 
     with start_service(
         "wake", "--engine", "openwakeword", "--model", "hey_jarvis", log_dir=tmp_path
