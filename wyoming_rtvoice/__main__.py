@@ -6,17 +6,22 @@ import argparse
 import asyncio
 import importlib
 import sys
+from functools import partial
+from types import ModuleType
 
-from . import __version__
-from .cli import setup_logging
+from . import __version__, stack
+from .cli import serve, setup_logging
+from .trace import Metrics
 
-# Each name is a subpackage with `add_arguments(parser)` and `async run(args)`.
+# Each name is a subpackage with `add_arguments(parser)` and
+# `async load(args, metrics) -> Service`; `stack` runs them all in one process.
 SERVICES = {
     "tts": "Text to speech (Piper), streaming audio while text arrives",
     "asr": "Speech to text (faster-whisper), done when the user stops talking",
     "wake": "Wake word detection (microWakeWord or openWakeWord), streaming",
     "handle": "Device commands by intent matching, anything else by a streaming LLM",
 }
+STACK_HELP = "All four services in one process, each on its default port"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,8 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"wyoming_rtvoice.{name}")
         sub = commands.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+        sub.set_defaults(run=partial(run_service, module))
+    sub = commands.add_parser("stack", help=STACK_HELP, description=STACK_HELP)
+    stack.add_arguments(sub)
+    sub.set_defaults(run=stack.run)
     return parser
+
+
+async def run_service(module: ModuleType, args: argparse.Namespace) -> None:
+    metrics = Metrics()
+    service = await module.load(args, metrics)
+    await serve(args, [(args, service)], metrics)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
+
+from aiohttp import web
 
 from .discovery import Advertisement, default_name
 from .http import TOKEN_ENV, HttpApi
@@ -25,6 +29,15 @@ def add_common_arguments(
         default=default_uri,
         help=f"tcp://HOST:PORT or unix://PATH ({default_uri})",
     )
+    add_shared_arguments(parser, group, default_http_uri)
+
+
+def add_shared_arguments(
+    parser: argparse.ArgumentParser,
+    group: argparse._ArgumentGroup,
+    default_http_uri: str | None,
+) -> None:
+    """Flags a single service and the whole stack have alike."""
     group.add_argument(
         "--zeroconf",
         nargs="?",
@@ -100,21 +113,50 @@ def http_api(
         raise SystemExit(str(err)) from err
 
 
-async def serve(
-    args: argparse.Namespace,
-    service: str,
-    handler_factory: HandlerFactory,
-    http: HttpApi | None = None,
-) -> None:
-    """Serve one service until SIGINT/SIGTERM: socket, optional HTTP, zeroconf."""
-    server = Server(args.uri, handler_factory, args.max_connections)
-    parts: list[Part] = [server]
-    if http is not None:
-        parts.append(http)
+@dataclass
+class Service:
+    """A loaded service: what serving it, alone or in the stack, needs."""
+
+    name: str
+    handler_factory: HandlerFactory
+    add_routes: Callable[[web.Application], None] | None = None
+    close: Callable[[], Awaitable[None]] | None = None
+
+
+def service_parts(args: argparse.Namespace, service: Service) -> list[Part]:
+    """Its listening socket and, with --zeroconf, its advertisement."""
+    parts: list[Part] = [
+        Server(args.uri, service.handler_factory, args.max_connections)
+    ]
     if args.zeroconf is not None:
         parsed = urlparse(args.uri)
         if parsed.scheme != "tcp" or parsed.hostname is None or parsed.port is None:
             raise SystemExit("--zeroconf needs a tcp://HOST:PORT --uri")
-        name = args.zeroconf or default_name(service)
+        name = args.zeroconf or default_name(service.name)
         parts.append(Advertisement(name, parsed.hostname, parsed.port))
-    await run_until_stopped(parts)
+    return parts
+
+
+async def serve(
+    args: argparse.Namespace,
+    services: list[tuple[argparse.Namespace, Service]],
+    metrics: Metrics,
+) -> None:
+    """Serve until SIGINT/SIGTERM: each service's socket and zeroconf, one HTTP API."""
+    parts = [
+        part
+        for service_args, service in services
+        for part in service_parts(service_args, service)
+    ]
+    http = http_api(args, "+".join(service.name for _, service in services), metrics)
+    if http is not None:
+        for _, service in services:
+            if service.add_routes is not None:
+                service.add_routes(http.app)
+        parts.append(http)
+    try:
+        await run_until_stopped(parts)
+    finally:
+        for _, service in services:
+            if service.close is not None:
+                await service.close()

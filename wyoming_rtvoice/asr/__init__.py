@@ -10,7 +10,7 @@ from aiohttp import web
 from wyoming.info import AsrModel, AsrProgram, Attribution, Info
 
 from .. import __version__
-from ..cli import add_common_arguments, http_api, limits_from, serve
+from ..cli import Service, add_common_arguments, limits_from
 from ..trace import Metrics
 from .handler import AsrEventHandler, AsrSettings
 
@@ -115,7 +115,7 @@ def add_names_routes(app: web.Application, settings: AsrSettings) -> None:
     app.router.add_put("/api/names", put_names)
 
 
-async def run(args: argparse.Namespace) -> None:
+async def load(args: argparse.Namespace, metrics: Metrics) -> Service:
     from .whisper import Whisper  # faster-whisper loads only when this service runs
 
     settings = AsrSettings(max_seconds=args.max_seconds, names=read_names(args.names))
@@ -131,15 +131,10 @@ async def run(args: argparse.Namespace) -> None:
     )
     info = describe(args.model, whisper.language)
     limits = limits_from(args)
-    metrics = Metrics()
-    http = http_api(args, "asr", metrics)
-    if http is not None:
-        add_names_routes(http.app, settings)
-    await serve(
-        args,
+    return Service(
         "asr",
         lambda reader, writer: AsrEventHandler(
             reader, writer, info, limits, whisper, settings, metrics
         ),
-        http,
+        add_routes=lambda app: add_names_routes(app, settings),
     )

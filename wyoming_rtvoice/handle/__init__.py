@@ -19,7 +19,7 @@ from wyoming.info import (
 )
 
 from .. import __version__
-from ..cli import add_common_arguments, http_api, limits_from, serve
+from ..cli import Service, add_common_arguments, limits_from
 from ..trace import Metrics
 from .handler import HandleEventHandler, HandleSettings
 from .house import House, describe_error
@@ -138,7 +138,7 @@ def add_house_routes(app: web.Application, matcher: Matcher) -> None:
     app.router.add_put("/api/entities", put_house)
 
 
-async def run(args: argparse.Namespace) -> None:
+async def load(args: argparse.Namespace, metrics: Metrics) -> Service:
     house = load_house(args.entities)
     loop = asyncio.get_running_loop()
     try:
@@ -156,18 +156,11 @@ async def run(args: argparse.Namespace) -> None:
     )
     info = describe(args.language, args.llm_model)
     limits = limits_from(args)
-    metrics = Metrics()
-    http = http_api(args, "handle", metrics)
-    if http is not None:
-        add_house_routes(http.app, matcher)
-    try:
-        await serve(
-            args,
-            "handle",
-            lambda reader, writer: HandleEventHandler(
-                reader, writer, info, limits, matcher, llm, settings, metrics
-            ),
-            http,
-        )
-    finally:
-        await llm.close()
+    return Service(
+        "handle",
+        lambda reader, writer: HandleEventHandler(
+            reader, writer, info, limits, matcher, llm, settings, metrics
+        ),
+        add_routes=lambda app: add_house_routes(app, matcher),
+        close=llm.close,
+    )

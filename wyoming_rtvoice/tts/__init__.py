@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from wyoming.info import Attribution, Info, TtsProgram, TtsVoice
 
 from .. import __version__
-from ..cli import add_common_arguments, http_api, limits_from, serve
+from ..cli import Service, add_common_arguments, limits_from
 from ..trace import Metrics
 from .handler import TtsEventHandler, TtsSettings
 
@@ -76,7 +76,7 @@ def describe(voice: Voice) -> Info:
     )
 
 
-async def run(args: argparse.Namespace) -> None:
+async def load(args: argparse.Namespace, metrics: Metrics) -> Service:
     from .voice import Voice, resolve_voice  # Piper loads only when this service runs
 
     try:
@@ -88,12 +88,9 @@ async def run(args: argparse.Namespace) -> None:
     info = describe(voice)
     limits = limits_from(args)
     settings = TtsSettings(args.samples_per_chunk, args.max_text_chars)
-    metrics = Metrics()
-    await serve(
-        args,
+    return Service(
         "tts",
         lambda reader, writer: TtsEventHandler(
             reader, writer, info, limits, voice, settings, metrics
         ),
-        http_api(args, "tts", metrics),
     )

@@ -9,7 +9,7 @@ from wyoming.info import WakeModel as WakeModelInfo
 from wyoming.info import WakeProgram
 
 from .. import __version__
-from ..cli import add_common_arguments, http_api, limits_from, serve
+from ..cli import Service, add_common_arguments, limits_from
 from ..trace import Metrics
 from .engines import ENGINES, WakeModel, builtin_models, find_model
 from .handler import WakeEventHandler, WakeSettings
@@ -85,7 +85,7 @@ def describe(models: list[WakeModel]) -> Info:
     )
 
 
-async def run(args: argparse.Namespace) -> None:
+async def load(args: argparse.Namespace, metrics: Metrics) -> Service:
     try:
         defaults = [
             find_model(args.engine, name) for name in args.model or ["okay_nabu"]
@@ -102,12 +102,9 @@ async def run(args: argparse.Namespace) -> None:
     )
     info = describe(list(available.values()))
     limits = limits_from(args)
-    metrics = Metrics()
-    await serve(
-        args,
+    return Service(
         "wake",
         lambda reader, writer: WakeEventHandler(
             reader, writer, info, limits, settings, metrics
         ),
-        http_api(args, "wake", metrics),
     )

@@ -1,0 +1,106 @@
+"""`stack`: all four services in one process, one HTTP API, each advertised."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientSession
+from wyoming.client import AsyncTcpClient
+from wyoming.info import Describe, Info
+from wyoming.tts import Synthesize
+from zeroconf import IPVersion, ServiceStateChange
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
+
+from .conftest import free_port
+
+SERVICES = ("tts", "asr", "wake", "handle")
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
+    ports = {name: free_port() for name in (*SERVICES, "http")}
+    log = tmp_path_factory.mktemp("stack") / "stack.log"
+    argv = [sys.executable, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
+    argv += [item for name in SERVICES for item in (f"--{name}-port", str(ports[name]))]
+    argv += [
+        "--http-uri",
+        f"http://127.0.0.1:{ports['http']}",
+        "--zeroconf",
+        "stacktest",
+    ]
+    argv += ["--entities", str(DATA / "house.json")]
+    with open(log, "w", encoding="utf-8") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while "Ready" not in log.read_text():
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    yield ports
+    process.terminate()
+    assert process.wait(timeout=20) == 0
+    assert "Traceback" not in log.read_text()
+
+
+async def describe(port: int) -> Info:
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        await client.write_event(Describe().event())
+        event = await asyncio.wait_for(client.read_event(), 10)
+    assert event is not None
+    return Info.from_event(event)
+
+
+async def test_each_service_answers_on_its_port(stack: dict[str, int]) -> None:
+    infos = {name: await describe(stack[name]) for name in SERVICES}
+    assert infos["tts"].tts and not infos["tts"].asr
+    assert infos["asr"].asr[0].supports_transcript_streaming
+    assert infos["wake"].wake[0].models
+    assert infos["handle"].handle and infos["handle"].intent
+
+
+async def test_one_http_api_for_all(stack: dict[str, int]) -> None:
+    async with AsyncTcpClient("127.0.0.1", stack["tts"]) as client:
+        await client.write_event(Synthesize(text="Stack check.").event())
+        while (event := await asyncio.wait_for(client.read_event(), 30)) is not None:
+            if event.type == "audio-stop":
+                break
+    base = f"http://127.0.0.1:{stack['http']}"
+    async with ClientSession() as session:
+        async with session.get(f"{base}/health") as response:
+            assert (await response.json())["service"] == "tts+asr+wake+handle"
+        async with session.get(f"{base}/metrics") as response:
+            assert 'service="tts",stage="tts"' in await response.text()
+        async with session.get(f"{base}/api/entities") as response:
+            assert len((await response.json())["entities"]) >= 200
+        async with session.get(f"{base}/api/names") as response:
+            assert await response.json() == []
+
+
+async def test_every_service_is_advertised(stack: dict[str, int]) -> None:
+    browser_zc = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
+    seen: set[str] = set()
+    all_seen = asyncio.Event()
+
+    def on_change(
+        zeroconf: object, service_type: str, name: str, state_change: ServiceStateChange
+    ) -> None:
+        if name.startswith("stacktest-") and state_change is ServiceStateChange.Added:
+            seen.add(name.split(".")[0])
+            if len(seen) == len(SERVICES):
+                all_seen.set()
+
+    browser = AsyncServiceBrowser(
+        browser_zc.zeroconf, "_wyoming._tcp.local.", handlers=[on_change]
+    )
+    try:
+        await asyncio.wait_for(all_seen.wait(), 15)
+    finally:
+        await browser.async_cancel()
+        await browser_zc.async_close()
+    assert seen == {f"stacktest-{name}" for name in SERVICES}

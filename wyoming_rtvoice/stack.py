@@ -1,0 +1,74 @@
+"""`python -m wyoming_rtvoice stack`: the four services in one process and event loop.
+
+Each keeps its own port and zeroconf advertisement, so Home Assistant finds
+and chains them as usual; they share one HTTP API (/health, /metrics,
+/api/turns, /api/entities, /api/names) and one set of metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from .cli import Service, add_shared_arguments, serve
+from .trace import Metrics
+
+PORTS = {"tts": 10200, "asr": 10300, "wake": 10400, "handle": 10500}
+SHARED = ("max_payload_bytes", "max_connections", "idle_timeout", "debug", "log_format")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("server")
+    group.add_argument(
+        "--host", default="0.0.0.0", help="Address to listen on (%(default)s)"
+    )
+    for name, port in PORTS.items():
+        group.add_argument(
+            f"--{name}-port", type=int, default=port, help=f"{name} port (%(default)s)"
+        )
+    add_shared_arguments(parser, group, "http://127.0.0.1:10580")
+    group = parser.add_argument_group("services (see each service's --help)")
+    group.add_argument("--voice", help="tts --voice")
+    group.add_argument("--asr-model", help="asr --model")
+    group.add_argument("--wake-engine", help="wake --engine")
+    group.add_argument(
+        "--wake-model", action="append", help="wake --model (repeatable)"
+    )
+    group.add_argument("--entities", help="handle --entities")
+    group.add_argument("--llm-model", help="handle --llm-model")
+    group.add_argument("--anthropic-base-url", help="handle --anthropic-base-url")
+
+
+def service_args(args: argparse.Namespace, name: str) -> argparse.Namespace:
+    """The namespace the service would get alone, with the stack's choices."""
+    options = {
+        "tts": [("--voice", args.voice)],
+        "asr": [("--model", args.asr_model)],
+        "wake": [("--engine", args.wake_engine)]
+        + [("--model", model) for model in args.wake_model or []],
+        "handle": [
+            ("--entities", args.entities),
+            ("--llm-model", args.llm_model),
+            ("--anthropic-base-url", args.anthropic_base_url),
+        ],
+    }[name]
+    argv = ["--uri", f"tcp://{args.host}:{getattr(args, f'{name}_port')}"]
+    argv += [item for flag, value in options if value for item in (flag, value)]
+    parser = argparse.ArgumentParser(prog=f"stack {name}")
+    importlib.import_module(f"wyoming_rtvoice.{name}").add_arguments(parser)
+    own = parser.parse_args(argv)
+    for key in SHARED:
+        setattr(own, key, getattr(args, key))
+    if args.zeroconf is not None:
+        own.zeroconf = f"{args.zeroconf}-{name}" if args.zeroconf else ""
+    return own
+
+
+async def run(args: argparse.Namespace) -> None:
+    metrics = Metrics()
+    services: list[tuple[argparse.Namespace, Service]] = []
+    for name in PORTS:
+        own = service_args(args, name)
+        module = importlib.import_module(f"wyoming_rtvoice.{name}")
+        services.append((own, await module.load(own, metrics)))
+    await serve(args, services, metrics)
