@@ -9,7 +9,7 @@ import sys
 from functools import partial
 from types import ModuleType
 
-from . import __version__, stack
+from . import __version__, converse, stack
 from .cli import serve, setup_logging
 from .trace import Metrics
 
@@ -22,6 +22,7 @@ SERVICES = {
     "handle": "Device commands by intent matching, anything else by a streaming LLM",
 }
 STACK_HELP = "All four services in one process, each on its default port"
+CONVERSE_HELP = "One turn from a WAV file through the pipeline, with its waterfall"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("stack", help=STACK_HELP, description=STACK_HELP)
     stack.add_arguments(sub)
     sub.set_defaults(run=stack.run)
+    sub = commands.add_parser("converse", help=CONVERSE_HELP, description=CONVERSE_HELP)
+    converse.add_arguments(sub)
+    sub.set_defaults(run=converse.run)
     return parser
 
 

@@ -131,6 +131,13 @@ class AsrSession:
             self.trace.notes.append("ready at audio-stop")
         return await final.task
 
+    def ready_transcript(self) -> str | None:
+        """The speculative final transcript, once decoded and still current."""
+        final = self._final
+        if final is None or not final.task.done() or final.task.cancelled():
+            return None
+        return final.task.result()
+
     def cancel(self) -> None:
         for decode in (self._partial, self._final):
             if decode is not None:
@@ -151,7 +158,8 @@ class AsrSession:
         self._silence_s += VAD_FRAME_BYTES / BYTES_PER_SECOND
         if self._in_speech and self._silence_s >= self.settings.end_silence_s:
             self._in_speech = False
-            self.trace.marks["speech_end"] = time.monotonic()  # the latest end
+            # The latest end, back-dated by the silence it took to hear it.
+            self.trace.marks["speech_end"] = time.monotonic() - self._silence_s
             self._final = self._decode()
 
     def _partial_due(self) -> bool:

@@ -1,0 +1,105 @@
+"""`converse`: one spoken turn through the in-process pipeline, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wyoming_rtvoice.audio import read_wav, write_wav
+from wyoming_rtvoice.bench.fake_llm import FakeLlm
+from wyoming_rtvoice.bench.speech import speak
+
+
+def converse(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wyoming_rtvoice", "converse", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env or {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"},
+    )
+
+
+def spoken_wav(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "input.wav"
+    write_wav(path, speak(text).audio, 16000)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fake_llm() -> Iterator[FakeLlm]:
+    fake = FakeLlm(answer="Paris is the capital of France.", first_token_s=0.1)
+    fake.start_in_thread()
+    yield fake
+    fake.stop_thread()
+
+
+def test_spoken_command_gives_intent_and_reply_audio(tmp_path: Path) -> None:
+    reply = tmp_path / "reply.wav"
+    done = converse(
+        str(spoken_wav(tmp_path, "Turn on the kitchen lights.")),
+        "--json",
+        "--out",
+        str(reply),
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    assert result["intent"] == {
+        "name": "HassTurnOn",
+        "slots": {"name": "Kitchen Lights"},
+    }
+    assert result["answer"] == "Turned on the light"
+    assert result["executed"].startswith("not executed")
+    marks = result["waterfall_ms"]
+    assert marks["speech_end"] <= marks["audio_stop"] <= marks["first_audio"]
+    pcm, rate, _, _ = read_wav(reply)
+    assert rate == 22050 and 0.4 < len(pcm) / 2 / rate < 3.0
+
+
+def test_plain_output_has_the_waterfall(tmp_path: Path) -> None:
+    done = converse(str(spoken_wav(tmp_path, "Lock the front door.")))
+    assert done.returncode == 0, done.stderr
+    assert "waterfall" in done.stdout and "first reply audio" in done.stdout
+    assert "not executed: no --hass-url given" in done.stdout
+
+
+def test_question_goes_to_the_llm(tmp_path: Path, fake_llm: FakeLlm) -> None:
+    env = {**os.environ, "ANTHROPIC_API_KEY": "sk-converse"}
+    done = converse(
+        str(spoken_wav(tmp_path, "What is the capital of France?")),
+        "--json",
+        "--anthropic-base-url",
+        fake_llm.url,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["intent"] is None
+    assert result["answer"] == "Paris is the capital of France."
+    assert "first_token" in result["waterfall_ms"]
+
+
+def test_question_without_a_key_is_answered_plainly(tmp_path: Path) -> None:
+    done = converse(
+        str(spoken_wav(tmp_path, "What is the capital of France?")), "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "no assistant" in json.loads(done.stdout)["answer"]
+
+
+def test_not_a_wav_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    done = converse(str(bad))
+    assert done.returncode != 0
+    assert "not a WAV file" in done.stderr
+    assert "Traceback" not in done.stderr
