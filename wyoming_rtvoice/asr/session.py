@@ -131,6 +131,13 @@ class AsrSession:
             self.trace.notes.append("ready at audio-stop")
         return await final.task
 
+    def latest_partial(self) -> str | None:
+        """The newest finished partial decode, for speculation."""
+        partial = self._partial
+        if partial is None or not partial.task.done() or partial.task.cancelled():
+            return None
+        return partial.task.result()
+
     def ready_transcript(self) -> str | None:
         """The speculative final transcript, once decoded and still current."""
         final = self._final
