@@ -56,7 +56,7 @@ class HandleEventHandler(EventHandler):
         self._answering: asyncio.Task[None] | None = None
 
     async def handle_event(self, event: Event) -> bool:
-        if Transcript.is_type(event.type):
+        if Transcript.is_type(event.type) or Recognize.is_type(event.type):
             trace = Trace("handle")
             trace.mark("transcript")
             context = self._context(event.data.get("context"))
@@ -66,23 +66,11 @@ class HandleEventHandler(EventHandler):
             match = await self._match(text, trace)
             if match is not None:
                 await self.write_event(self._intent(match, context).event())
-                self._finish(trace)
-            else:
+            elif Transcript.is_type(event.type):  # not a command: ask the LLM
                 self._answering = asyncio.create_task(
                     self._answer(text, context, trace)
                 )
-            return True
-
-        if Recognize.is_type(event.type):
-            trace = Trace("handle")
-            trace.mark("transcript")
-            context = self._context(event.data.get("context"))
-            text = await self._checked_text(event.data.get("text"), context)
-            if text is None:
                 return True
-            match = await self._match(text, trace)
-            if match is not None:
-                await self.write_event(self._intent(match, context).event())
             else:
                 await self.write_event(
                     NotRecognized(text=text, context=context).event()
