@@ -54,7 +54,11 @@ def speak(
 ) -> Spoken:
     """`text` spoken by the default voice, padded with silence, with optional noise."""
     voice = _voice()
-    speech = convert(voice.synthesize_blocking(text, length_scale), voice.rate)
+    # Without Piper's sampled noise the same text is the same audio every run;
+    # the variety comes from the speeds and the seeded room noise.
+    speech = convert(
+        voice.synthesize_blocking(text, length_scale, noise=False), voice.rate
+    )
     samples = np.frombuffer(speech, dtype=np.int16).astype(np.float32)
     voiced = np.flatnonzero(np.abs(samples) > 500)
     last_voiced = int(voiced[-1]) + 1 if len(voiced) else len(samples)

@@ -146,14 +146,20 @@ class Voice:
             time.monotonic() - started,
         )
 
-    def pieces(self, text: str, length_scale: float | None = None) -> Iterator[bytes]:
-        """PCM of `text`, sentence by sentence, each in decoder windows."""
-        for audio in self._audio(text, length_scale):
+    def pieces(
+        self, text: str, length_scale: float | None = None, noise: bool = True
+    ) -> Iterator[bytes]:
+        """PCM of `text`, sentence by sentence, each in decoder windows.
+
+        Piper samples noise for natural variation; without it (`noise=False`)
+        the same text always gives the same audio, which tests need.
+        """
+        for audio in self._audio(text, length_scale, noise):
             scaled = np.clip(audio * self._gain, -1.0, 1.0) * 32767.0
             yield scaled.astype(np.int16).tobytes()
 
     def _audio(
-        self, text: str, length_scale: float | None = None
+        self, text: str, length_scale: float | None = None, noise: bool = True
     ) -> Iterator[np.ndarray]:
         for phonemes in self._piper.phonemize(text):
             if not phonemes:
@@ -164,9 +170,9 @@ class Voice:
                 "input_lengths": np.array([ids.shape[1]], dtype=np.int64),
                 "scales": np.array(
                     [
-                        self.config.noise_scale,
+                        self.config.noise_scale if noise else 0.0,
                         length_scale or self.config.length_scale,
-                        self.config.noise_w_scale,
+                        self.config.noise_w_scale if noise else 0.0,
                     ],
                     dtype=np.float32,
                 ),
@@ -190,10 +196,10 @@ class Voice:
             yield samples[(start - low) * hop : (end - low) * hop]
 
     def synthesize_blocking(
-        self, text: str, length_scale: float | None = None
+        self, text: str, length_scale: float | None = None, noise: bool = True
     ) -> bytes:
         """All PCM of `text`; length_scale > 1 speaks slower (test corpora)."""
-        return b"".join(self.pieces(text, length_scale))
+        return b"".join(self.pieces(text, length_scale, noise))
 
     async def stream(self, text: str) -> AsyncIterator[bytes]:
         """PCM pieces of one clause, from the cache or decoded in an executor."""
