@@ -15,6 +15,7 @@ from aiohttp import ClientSession, ClientTimeout
 
 from .audio import RATE_16K, WIDTH, convert, read_wav, write_wav
 from .pipeline import Pipeline, Turn
+from .trace import add_budget_arguments
 
 DEMO_HOUSE = Path(__file__).parent / "data" / "demo_house.json"
 HASS_TOKEN_ENV = "HASS_TOKEN"
@@ -46,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"the token comes from {HASS_TOKEN_ENV} or --hass-token-file",
     )
     parser.add_argument("--hass-token-file")
+    add_budget_arguments(parser)
     parser.add_argument("--debug", action="store_true")
     parser.add_argument("--log-format", default="%(levelname)s:%(name)s:%(message)s")
 

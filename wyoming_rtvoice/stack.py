@@ -11,7 +11,7 @@ import argparse
 import importlib
 
 from .cli import Service, add_shared_arguments, serve
-from .trace import Metrics
+from .trace import Metrics, add_budget_arguments
 
 PORTS = {"tts": 10200, "asr": 10300, "wake": 10400, "handle": 10500}
 SHARED = ("max_payload_bytes", "max_connections", "idle_timeout", "debug", "log_format")
@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--entities", help="handle --entities")
     group.add_argument("--llm-model", help="handle --llm-model")
     group.add_argument("--anthropic-base-url", help="handle --anthropic-base-url")
+    add_budget_arguments(parser)
 
 
 def service_args(args: argparse.Namespace, name: str) -> argparse.Namespace:

@@ -8,6 +8,7 @@ be read across services.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import time
 from collections import defaultdict, deque
@@ -24,6 +25,28 @@ DEFAULT_BUDGETS_MS: dict[str, float] = {
 }
 
 _turn_ids = itertools.count(1)
+
+
+def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
+    """--asr-budget-ms, --intent-budget-ms (also the LLM's first token),
+    --tts-budget-ms, --network-budget-ms."""
+    group = parser.add_argument_group("budgets (over budget, a turn degrades)")
+    for stage in ("asr", "intent", "tts", "network"):
+        group.add_argument(
+            f"--{stage}-budget-ms",
+            type=float,
+            default=DEFAULT_BUDGETS_MS[stage],
+            help=f"{stage} stage budget in ms (%(default)s)",
+        )
+
+
+def budgets_from(args: argparse.Namespace) -> dict[str, float]:
+    budgets = {
+        stage: float(getattr(args, f"{stage}_budget_ms"))
+        for stage in ("asr", "intent", "tts", "network")
+    }
+    budgets["llm"] = budgets["intent"]
+    return budgets
 
 
 @dataclass
