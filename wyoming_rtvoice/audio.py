@@ -7,10 +7,39 @@ from pathlib import Path
 
 import numpy as np
 from wyoming.audio import AudioChunk, AudioChunkConverter
+from wyoming.event import Event
 
 RATE_16K = 16000
 WIDTH = 2
 MONO = 1
+# Formats a client may send. Converting from a tiny rate would multiply the
+# audio many times over on the event loop (1 Hz to 16 kHz: 16000x).
+RATES = range(8000, 192_001)
+WIDTHS = (1, 2, 3, 4)
+CHANNELS = (1, 2)
+
+
+def is_names(value: object) -> bool:
+    """None or a list of strings (names a client may send with a request)."""
+    return value is None or (
+        isinstance(value, list) and all(isinstance(item, str) for item in value)
+    )
+
+
+def checked_chunk(event: Event) -> AudioChunk:
+    """The event's audio chunk if its format is one we convert; else ValueError."""
+    data = event.data
+    rate, width, channels = data.get("rate"), data.get("width"), data.get("channels")
+    if not all(type(value) is int for value in (rate, width, channels)):
+        raise ValueError("rate, width and channels must be integers")
+    if rate not in RATES or width not in WIDTHS or channels not in CHANNELS:
+        raise ValueError(
+            f"unsupported format: rate {rate}, width {width}, channels {channels}"
+        )
+    chunk = AudioChunk.from_event(event)
+    if len(chunk.audio) % (width * channels):
+        raise ValueError(f"{len(chunk.audio)} bytes is not a whole number of samples")
+    return chunk
 
 
 def convert(pcm: bytes, rate: int, width: int = WIDTH, channels: int = MONO) -> bytes:

@@ -4,6 +4,7 @@ transcript at `audio-stop` (usually ready by then: see session.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,7 @@ from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart, AudioStop
 from wyoming.event import Event
 from wyoming.info import Info
 
-from ..audio import MONO, RATE_16K, WIDTH
+from ..audio import MONO, RATE_16K, WIDTH, checked_chunk, is_names
 from ..server import EventHandler, Limits
 from ..trace import Metrics, Trace
 from .session import AsrSession, AsrSettings
@@ -60,15 +61,30 @@ class AsrEventHandler(EventHandler):
         self._session: AsrSession | None = None
         self._converter = AudioChunkConverter(rate=RATE_16K, width=WIDTH, channels=MONO)
         self._sent_words: list[str] = []
+        # The final decode runs beside the reader, which notices a client that
+        # goes away meanwhile (and answers ping).
+        self._finishing: asyncio.Task[None] | None = None
 
     async def handle_event(self, event: Event) -> bool:
         if Transcribe.is_type(event.type):
-            self._request = Transcribe.from_event(event)
+            request = Transcribe.from_event(event)
+            if not (
+                is_names(request.transcript_names)
+                and is_names(request.transcript_terms)
+            ):
+                await self.write_error(
+                    "transcript_names and transcript_terms must be lists of strings",
+                    "bad-names",
+                )
+                return True
+            self._request = request
             return True
 
         if AudioStart.is_type(event.type):
             if self._session is not None:
                 self._session.cancel()
+            if self._finishing is not None:  # the last transcript goes first
+                await asyncio.wait({self._finishing})
             trace = Trace("asr")
             trace.mark("audio_start")
             self._session = AsrSession(
@@ -89,7 +105,7 @@ class AsrEventHandler(EventHandler):
                 await self.write_error("audio-chunk before audio-start", "bad-order")
                 return True
             try:
-                chunk = self._converter.convert(AudioChunk.from_event(event))
+                chunk = self._converter.convert(checked_chunk(event))
             except Exception as err:  # audioop: odd-length buffer, bad width...
                 await self.write_error(f"audio chunk not usable: {err}", "bad-audio")
                 return True
@@ -104,7 +120,7 @@ class AsrEventHandler(EventHandler):
                 return True
             session, self._session = self._session, None
             session.trace.mark("audio_stop")
-            await self._send_transcript(await session.finish(), session)
+            self._finishing = asyncio.create_task(self._finish(session))
             return True
 
         return True
@@ -112,6 +128,27 @@ class AsrEventHandler(EventHandler):
     async def disconnect(self) -> None:
         if self._session is not None:
             self._session.cancel()
+        if self._finishing is not None:
+            self._finishing.cancel()
+            await asyncio.wait({self._finishing})
+
+    async def _finish(self, session: AsrSession) -> None:
+        try:
+            text = await session.finish()
+        except asyncio.CancelledError:
+            session.cancel()
+            raise
+        except Exception as err:  # the model failed: say so, keep serving
+            with contextlib.suppress(ConnectionError):
+                await self.write_error(
+                    f"transcription failed: {type(err).__name__}",
+                    "transcription-failed",
+                )
+            return
+        try:
+            await self._send_transcript(text, session)
+        except ConnectionError:
+            _LOGGER.info("Client %s went away before its transcript", self.peer)
 
     async def _send_words(self, new_words: list[str]) -> None:
         if not self._sent_words:

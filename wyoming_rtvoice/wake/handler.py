@@ -11,7 +11,7 @@ from wyoming.event import Event
 from wyoming.info import Info
 from wyoming.wake import Detect, Detection, NotDetected
 
-from ..audio import MONO, RATE_16K, WIDTH
+from ..audio import MONO, RATE_16K, WIDTH, checked_chunk, is_names
 from ..server import EventHandler, Limits
 from ..trace import Metrics, Trace
 from .engines import Stream, WakeModel
@@ -26,6 +26,7 @@ class WakeSettings:
     threshold: float | None = None
     trigger_level: int = 1
     refractory_s: float = 2.0
+    max_seconds: float = 3600.0  # one stream; a satellite then starts another
 
 
 class WakeEventHandler(EventHandler):
@@ -50,6 +51,9 @@ class WakeEventHandler(EventHandler):
     async def handle_event(self, event: Event) -> bool:
         if Detect.is_type(event.type):
             names = Detect.from_event(event).names
+            if not is_names(names):
+                await self.write_error("names must be a list of strings", "bad-names")
+                return True
             models = [
                 self.settings.available[n]
                 for n in names or []
@@ -79,10 +83,17 @@ class WakeEventHandler(EventHandler):
                 await self.write_error("audio-chunk before audio-start", "bad-order")
                 return True
             try:
-                audio = self._converter.convert(AudioChunk.from_event(event)).audio
+                audio = self._converter.convert(checked_chunk(event)).audio
             except Exception as err:  # audioop: odd-length buffer, bad width...
                 await self.write_error(f"audio chunk not usable: {err}", "bad-audio")
                 return True
+            if self._stream.samples >= self.settings.max_seconds * RATE_16K:
+                await self.write_error(
+                    f"stream is over {self.settings.max_seconds:.0f} s: "
+                    "start a new one",
+                    "too-long",
+                )
+                return False
             loop = asyncio.get_running_loop()
             detections = await loop.run_in_executor(None, self._stream.process, audio)
             for name, position in detections:
