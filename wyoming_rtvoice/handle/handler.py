@@ -53,7 +53,7 @@ class HandleEventHandler(EventHandler):
         self.llm = llm
         self.settings = settings
         self.metrics = metrics
-        self._answering: asyncio.Task[None] | None = None
+        self._answering: set[asyncio.Task[None]] = set()
 
     async def handle_event(self, event: Event) -> bool:
         if Transcript.is_type(event.type) or Recognize.is_type(event.type):
@@ -67,9 +67,9 @@ class HandleEventHandler(EventHandler):
             if match is not None:
                 await self.write_event(self._intent(match, context).event())
             elif Transcript.is_type(event.type):  # not a command: ask the LLM
-                self._answering = asyncio.create_task(
-                    self._answer(text, context, trace)
-                )
+                task = asyncio.create_task(self._answer(text, context, trace))
+                self._answering.add(task)
+                task.add_done_callback(self._answering.discard)
                 return True
             else:
                 await self.write_event(
@@ -81,8 +81,10 @@ class HandleEventHandler(EventHandler):
         return True
 
     async def disconnect(self) -> None:
-        if self._answering is not None:
-            self._answering.cancel()  # closes the LLM stream
+        for task in self._answering:
+            task.cancel()  # closes the LLM stream
+        if self._answering:
+            await asyncio.wait(self._answering)
 
     @staticmethod
     def _context(context: Any) -> dict[str, Any]:
@@ -129,6 +131,14 @@ class HandleEventHandler(EventHandler):
         _LOGGER.info(trace.waterfall())
 
     async def _answer(self, text: str, context: dict[str, Any], trace: Trace) -> None:
+        try:
+            await self._answer_turn(text, context, trace)
+        except ConnectionError:
+            _LOGGER.info("Client %s went away during the answer", self.peer)
+
+    async def _answer_turn(
+        self, text: str, context: dict[str, Any], trace: Trace
+    ) -> None:
         if not self.llm.available:
             await self.write_event(NotHandled(text=NO_LLM, context=context).event())
             self._finish(trace)
@@ -175,7 +185,9 @@ class HandleEventHandler(EventHandler):
             except StopAsyncIteration:
                 return
             finally:
+                # Let the generator stop before aclosing closes it.
                 first.cancel()
+                await asyncio.wait({first})
             trace.mark("first_token")
             trace.stage("llm", "transcript", "first_token")
             answer.append(delta)
