@@ -48,6 +48,20 @@ class Decode:
     task: asyncio.Task[str]
 
 
+def _text(decode: Decode | None) -> str | None:
+    """A decode's transcript; None while it runs, or if cancelled or failed."""
+    if decode is None or not decode.task.done() or decode.task.cancelled():
+        return None
+    if decode.task.exception() is not None:
+        return None
+    return decode.task.result()
+
+
+def _log_failure(task: asyncio.Future[str]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        _LOGGER.error("Decoding failed: %r", task.exception())
+
+
 def _plain(word: str) -> str:
     return word.strip(".,!?").lower()
 
@@ -124,7 +138,8 @@ class AsrSession:
         if not self.heard_speech:
             return ""
         final = self._final
-        if final is None or final.task.cancelled():
+        # Cancelled (speech resumed) or failed: decode again now.
+        if final is None or (final.task.done() and _text(final) is None):
             self.trace.notes.append("decoded after audio-stop")
             final = self._decode()
         elif final.task.done():
@@ -133,17 +148,11 @@ class AsrSession:
 
     def latest_partial(self) -> str | None:
         """The newest finished partial decode, for speculation."""
-        partial = self._partial
-        if partial is None or not partial.task.done() or partial.task.cancelled():
-            return None
-        return partial.task.result()
+        return _text(self._partial)
 
     def ready_transcript(self) -> str | None:
         """The speculative final transcript, once decoded and still current."""
-        final = self._final
-        if final is None or not final.task.done() or final.task.cancelled():
-            return None
-        return final.task.result()
+        return _text(self._final)
 
     def cancel(self) -> None:
         for decode in (self._partial, self._final):
@@ -184,16 +193,16 @@ class AsrSession:
         future = loop.run_in_executor(
             None, self.whisper.transcribe, audio, self._prompt
         )
+        future.add_done_callback(_log_failure)
         return Decode(len(self.audio), asyncio.ensure_future(future))
 
     def _take_stable_words(self) -> list[str]:
         partial = self._partial
-        if partial is None or not partial.task.done() or partial.task.cancelled():
-            return []
-        if partial.task is self._compared:
+        text = _text(partial)
+        if partial is None or text is None or partial.task is self._compared:
             return []  # each decode is compared with the one before it once
         self._compared = partial.task
-        words = partial.task.result().split()
+        words = text.split()
         stable = stable_prefix(self._previous_words, words)
         self._previous_words = words
         if len(stable) <= len(self.stable_words):
