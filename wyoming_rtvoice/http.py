@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp.web import StreamResponse
 
+from .server import runtime_gauges
 from .trace import Metrics
 
 _LOGGER = logging.getLogger(__name__)
@@ -83,7 +84,9 @@ class HttpApi:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(
-            text=self.metrics.prometheus(), content_type="text/plain", charset="utf-8"
+            text=self.metrics.prometheus() + runtime_gauges(),
+            content_type="text/plain",
+            charset="utf-8",
         )
 
     async def _turns(self, request: web.Request) -> web.Response:

@@ -15,7 +15,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlparse
 
 from wyoming.error import Error
@@ -149,8 +149,11 @@ class EventHandler(AsyncEventHandler):
                 await self.write_event(Error(text=str(err), code=err.code).event())
         except (ConnectionError, asyncio.IncompleteReadError) as err:
             _LOGGER.info("Client %s went away: %s", self.peer, type(err).__name__)
-        except Exception:  # one failed connection must never reach the others
+        except Exception as err:  # one failed connection must never reach the others
             _LOGGER.exception("Connection from %s failed", self.peer)
+            with contextlib.suppress(Exception):
+                text = f"internal error: {type(err).__name__}"
+                await self.write_event(Error(text=text, code="internal").event())
         finally:
             await self.disconnect()
             self.writer.close()
@@ -181,6 +184,8 @@ HandlerFactory = Callable[[asyncio.StreamReader, asyncio.StreamWriter], EventHan
 class Server:
     """One listening socket whose connection tasks are tracked and stopped together."""
 
+    running: ClassVar[set[Server]] = set()  # for the gauges on /metrics
+
     def __init__(
         self, uri: str, handler_factory: HandlerFactory, max_connections: int = 64
     ) -> None:
@@ -205,7 +210,12 @@ class Server:
             )
         else:
             raise ValueError(f"Only tcp:// and unix:// URIs are supported: {self.uri}")
+        Server.running.add(self)
         _LOGGER.info("Listening on %s", self.uri)
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._tasks)
 
     @property
     def port(self) -> int:
@@ -233,6 +243,7 @@ class Server:
     async def stop(self) -> None:
         if self._server is None:
             return
+        Server.running.discard(self)
         self._server.close()
         for task in list(self._tasks):
             task.cancel()
@@ -240,6 +251,25 @@ class Server:
         parsed = urlparse(self.uri)
         if parsed.scheme == "unix":
             Path(parsed.path).unlink(missing_ok=True)
+
+
+def runtime_gauges() -> str:
+    """Prometheus gauges: open connections per server and the process's asyncio
+    tasks (after a client goes away, both return to where they were)."""
+    lines = [
+        "# HELP rtvoice_open_connections Connections being served.",
+        "# TYPE rtvoice_open_connections gauge",
+    ]
+    for server in sorted(Server.running, key=lambda s: s.uri):
+        lines.append(
+            f'rtvoice_open_connections{{uri="{server.uri}"}} {server.open_connections}'
+        )
+    lines += [
+        "# HELP rtvoice_asyncio_tasks Asyncio tasks alive in the process.",
+        "# TYPE rtvoice_asyncio_tasks gauge",
+        f"rtvoice_asyncio_tasks {len(asyncio.all_tasks())}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 class Part(Protocol):

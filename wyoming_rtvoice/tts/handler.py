@@ -126,6 +126,7 @@ class TtsEventHandler(EventHandler):
     async def disconnect(self) -> None:
         if self._speaker is not None:
             self._speaker.cancel()
+            await asyncio.wait({self._speaker})
 
     def _start_utterance(self) -> Utterance:
         utterance = Utterance(trace=Trace("tts"))
