@@ -57,6 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=2.0,
         help="After firing, the same model stays quiet this long (%(default)s)",
     )
+    group.add_argument(
+        "--max-seconds",
+        type=float,
+        default=WakeSettings.max_seconds,
+        help="Longest audio stream; past it the connection is closed with an "
+        "error and the client starts a new one (%(default)s)",
+    )
 
 
 def describe(models: list[WakeModel]) -> Info:
@@ -99,6 +106,7 @@ async def load(args: argparse.Namespace, metrics: Metrics) -> Service:
         args.threshold,
         args.trigger_level,
         args.refractory_seconds,
+        args.max_seconds,
     )
     info = describe(list(available.values()))
     limits = limits_from(args)
