@@ -10,7 +10,7 @@ from functools import partial
 from types import ModuleType
 
 from . import __version__, converse, stack
-from .cli import serve, setup_logging
+from .cli import http_api, serve, setup_logging
 from .trace import Metrics
 
 # Each name is a subpackage with `add_arguments(parser)` and
@@ -52,6 +52,8 @@ async def run_service(module: ModuleType, args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     setup_logging(args)
+    if getattr(args, "http_uri", None):  # refuse a bad HTTP API before loading models
+        http_api(args, args.service, Metrics())
     try:
         asyncio.run(args.run(args))
     except KeyboardInterrupt:  # a second Ctrl+C during shutdown

@@ -97,9 +97,14 @@ def limits_from(args: argparse.Namespace) -> Limits:
 
 
 def http_token(args: argparse.Namespace) -> str | None:
+    """The bearer token; an empty one is none (it would let anyone in)."""
     if args.http_token_file:
-        return Path(args.http_token_file).read_text(encoding="utf-8").strip()
-    return os.environ.get(TOKEN_ENV) or None
+        try:
+            token = Path(args.http_token_file).read_text(encoding="utf-8")
+        except OSError as err:
+            raise SystemExit(f"--http-token-file: {err}") from err
+        return token.strip() or None
+    return os.environ.get(TOKEN_ENV, "").strip() or None
 
 
 def http_api(
