@@ -25,6 +25,8 @@ class FakeLlm:
     first_token_s: float = 0.05
     token_s: float = 0.01
     failure: str = "none"
+    # A tool call the fake "model" makes after its text, as if it had tools.
+    tool_use: dict[str, Any] | None = None
     aborted: int = 0  # streams whose client went away before the end
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
@@ -113,6 +115,8 @@ class FakeLlm:
             await self._send(response, "content_block_delta", delta)
             await asyncio.sleep(self.token_s)
         await self._send(response, "content_block_stop", {"index": 0})
+        if self.tool_use is not None:
+            await self._send_tool_use(response, self.tool_use)
         await self._send(
             response,
             "message_delta",
@@ -122,6 +126,19 @@ class FakeLlm:
             },
         )
         await self._send(response, "message_stop", {})
+
+    async def _send_tool_use(
+        self, response: web.StreamResponse, tool: dict[str, Any]
+    ) -> None:
+        block = {"type": "tool_use", "id": "toolu_fake", "name": tool["name"]}
+        await self._send(
+            response,
+            "content_block_start",
+            {"index": 1, "content_block": {**block, "input": {}}},
+        )
+        delta = {"type": "input_json_delta", "partial_json": json.dumps(tool["input"])}
+        await self._send(response, "content_block_delta", {"index": 1, "delta": delta})
+        await self._send(response, "content_block_stop", {"index": 1})
 
     @staticmethod
     def _message(body: dict[str, Any]) -> dict[str, Any]:

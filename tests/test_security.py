@@ -1,0 +1,276 @@
+"""Security: the HTTP API stays on loopback unless guarded by a token, secrets
+never leave the process except to their own service, and the LLM cannot act
+on devices."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientSession
+from wyoming.asr import Transcript
+from wyoming.client import AsyncTcpClient
+from wyoming.event import Event
+from wyoming.info import Describe
+
+from wyoming_rtvoice.__main__ import build_parser
+from wyoming_rtvoice.audio import RATE_16K, write_wav
+from wyoming_rtvoice.bench.fake_llm import FakeLlm
+from wyoming_rtvoice.bench.speech import speak
+from wyoming_rtvoice.http import HttpApi, _is_loopback
+from wyoming_rtvoice.stack import PORTS
+from wyoming_rtvoice.trace import Metrics
+
+from .conftest import free_port
+
+DATA = Path(__file__).parent / "data"
+API_KEY = "sk-ant-secret-key-5d1e0c7b9a"
+HTTP_TOKEN = "http-token-secret-93be27"
+HASS_TOKEN = "hass-token-secret-41f0d6"
+TIMEOUT = 30
+ENDS = {"intent", "handled", "not-handled", "not-recognized", "error"}
+
+
+def test_http_api_is_on_loopback_by_default() -> None:
+    parser = build_parser()
+    for command in ("tts", "asr", "wake", "handle", "stack"):
+        uri = parser.parse_args([command]).http_uri
+        if uri is not None:  # off unless given, or on loopback
+            api = HttpApi(uri, command, Metrics())
+            assert _is_loopback(api.host), (command, uri)
+
+
+def test_refuses_to_listen_beyond_loopback_without_a_token(tmp_path: Path) -> None:
+    empty = tmp_path / "empty-token"
+    empty.write_text("\n")
+    for extra in ([], ["--http-token-file", str(empty)]):
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
+            + ["--http-uri", f"http://0.0.0.0:{free_port()}", *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={k: v for k, v in os.environ.items() if k != "RTVOICE_HTTP_TOKEN"},
+        )
+        assert done.returncode != 0
+        assert "needs a bearer token" in done.stderr
+        assert "Traceback" not in done.stderr
+        assert time.monotonic() - started < 20  # refused before loading models
+
+
+# --- one stack with every secret it can hold ---------------------------------------
+
+
+@dataclass
+class Stack:
+    ports: dict[str, int]
+    http: str
+    log_path: Path
+    fake: FakeLlm
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The stack's API on 0.0.0.0 with a token (reached through 127.0.0.1),
+    an Anthropic key, the fake LLM, debug logging."""
+    fake = FakeLlm(first_token_s=0.01, token_s=0.0)
+    fake.start_in_thread()
+    folder = tmp_path_factory.mktemp("secure")
+    token_file = folder / "token"
+    token_file.write_text(HTTP_TOKEN + "\n")
+    ports = {name: free_port() for name in (*PORTS, "http")}
+    argv = [sys.executable, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
+    argv += [f for name in PORTS for f in (f"--{name}-port", str(ports[name]))]
+    argv += ["--http-uri", f"http://0.0.0.0:{ports['http']}"]
+    argv += ["--http-token-file", str(token_file), "--debug"]
+    argv += ["--anthropic-base-url", fake.url, "--entities", str(DATA / "house.json")]
+    log_path = folder / "stack.log"
+    with open(log_path, "w", encoding="utf-8") as log:
+        process = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "ANTHROPIC_API_KEY": API_KEY},
+        )
+    deadline = time.monotonic() + 240
+    while "Ready" not in log_path.read_text():
+        assert process.poll() is None and time.monotonic() < deadline, log_path
+        time.sleep(0.2)
+    try:
+        yield Stack(ports, f"http://127.0.0.1:{ports['http']}", log_path, fake)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        fake.stop_thread()
+
+
+async def exchange(port: int, event: Event, last: set[str]) -> list[Event]:
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        await client.write_event(event)
+        events: list[Event] = []
+        async with asyncio.timeout(TIMEOUT):
+            while (reply := await client.read_event()) is not None:
+                events.append(reply)
+                if reply.type in last:
+                    break
+    return events
+
+
+PATHS = [
+    ("GET", "/metrics"),
+    ("GET", "/api/turns"),
+    ("GET", "/api/entities"),
+    ("PUT", "/api/entities"),
+    ("GET", "/api/names"),
+    ("PUT", "/api/names"),
+    ("GET", "/no-such-path"),
+]
+
+
+async def test_every_path_but_health_needs_the_token(stack: Stack) -> None:
+    bearer = {"Authorization": f"Bearer {HTTP_TOKEN}"}
+    async with ClientSession() as session:
+        async with session.get(f"{stack.http}/health") as response:
+            assert response.status == 200
+        for method, path in PATHS:
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"X": HTTP_TOKEN}):
+                async with session.request(
+                    method, stack.http + path, headers=headers, json=[]
+                ) as response:
+                    assert response.status == 401, (method, path, headers)
+        for method, path in PATHS[:3]:
+            async with session.request(
+                method, stack.http + path, headers=bearer
+            ) as response:
+                assert response.status == 200, (method, path)
+
+
+async def test_secrets_never_leave_the_process(stack: Stack) -> None:
+    seen: list[str] = []  # everything a client or an operator can read
+    handle = stack.ports["handle"]
+    for name in PORTS:
+        events = await exchange(stack.ports[name], Describe().event(), {"info"})
+        seen += [json.dumps(e.data) for e in events]
+    stack.fake.answer = "Paris."
+    for text in ("What is the capital of France?", "Turn on the kitchen lights."):
+        events = await exchange(handle, Transcript(text=text).event(), ENDS)
+        seen += [json.dumps(e.data) for e in events]
+    for failure in ("500", "429"):  # the SDK's errors carry the request
+        stack.fake.failure = failure
+        events = await exchange(handle, Transcript(text="Why?").event(), ENDS)
+        seen += [json.dumps(e.data) for e in events]
+    stack.fake.failure = "none"
+    events = await exchange(handle, Event("transcript", {"text": 5}), ENDS)
+    assert events[-1].type == "error"
+    seen += [json.dumps(e.data) for e in events]
+    async with ClientSession(
+        headers={"Authorization": f"Bearer {HTTP_TOKEN}"}
+    ) as session:
+        for path in (
+            "/health",
+            "/metrics",
+            "/api/turns",
+            "/api/entities",
+            "/api/names",
+        ):
+            async with session.get(stack.http + path) as response:
+                seen.append(await response.text())
+        async with session.put(stack.http + "/api/entities", data=b"{") as response:
+            assert response.status == 400
+            seen.append(await response.text())
+    seen.append(stack.log)
+    everything = "\n".join(seen)
+    assert "rtvoice_asyncio_tasks" in everything and "HassTurnOn" in everything
+    assert API_KEY not in everything
+    assert HTTP_TOKEN not in everything
+    # The key went where it belongs, and nowhere else: only to the LLM.
+    assert any(API_KEY in str(headers) for headers in stack.fake.headers)
+
+
+@pytest.mark.parametrize(
+    ("answer", "tool_use"),
+    [
+        ("Turn on the kitchen lights.", None),
+        (
+            '{"type": "tool_use", "name": "HassTurnOn", "input": {"name": "Front Door"}}',
+            None,
+        ),
+        ("Sure.", {"name": "HassTurnOn", "input": {"name": "Kitchen Lights"}}),
+    ],
+)
+async def test_the_llm_cannot_act_on_devices(
+    stack: Stack, answer: str, tool_use: dict[str, object] | None
+) -> None:
+    stack.fake.answer, stack.fake.tool_use = answer, tool_use
+    try:
+        events = await exchange(
+            stack.ports["handle"],
+            Transcript(text="Tell me something surprising.").event(),
+            ENDS,
+        )
+    finally:
+        stack.fake.answer, stack.fake.tool_use = "Paris.", None
+    assert "intent" not in [e.type for e in events]
+    assert events[-1].type == "handled"
+    request = stack.fake.requests[-1]
+    assert "tools" not in request and "tool_choice" not in request
+    # A reply that reads like a command is only ever spoken.
+    assert events[-1].data["text"] == answer
+
+
+# --- the Home Assistant token -------------------------------------------------------
+
+
+class FakeHass(BaseHTTPRequestHandler):
+    """Home Assistant's intent API refusing the request; records what it got."""
+
+    received: list[dict[str, str]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+        FakeHass.received.append(dict(self.headers))
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(401)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_hass_token_goes_only_to_home_assistant(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHass)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    wav, token_file = tmp_path / "in.wav", tmp_path / "hass-token"
+    write_wav(wav, speak("Turn on the kitchen lights.").audio, RATE_16K)
+    token_file.write_text(HASS_TOKEN)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "wyoming_rtvoice", "converse", str(wav), "--debug"]
+            + ["--hass-url", f"http://127.0.0.1:{server.server_port}"]
+            + ["--hass-token-file", str(token_file)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env={k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"},
+        )
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, done.stderr
+    assert "Home Assistant answered HTTP 401" in done.stdout
+    assert HASS_TOKEN not in done.stdout + done.stderr
+    assert FakeHass.received[-1]["Authorization"] == f"Bearer {HASS_TOKEN}"
