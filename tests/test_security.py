@@ -207,10 +207,7 @@ async def test_secrets_never_leave_the_process(stack: Stack) -> None:
     ("answer", "tool_use"),
     [
         ("Turn on the kitchen lights.", None),
-        (
-            '{"type": "tool_use", "name": "HassTurnOn", "input": {"name": "Front Door"}}',
-            None,
-        ),
+        ('{"type": "tool_use", "name": "HassTurnOn", "input": {}}', None),
         ("Sure.", {"name": "HassTurnOn", "input": {"name": "Kitchen Lights"}}),
     ],
 )
