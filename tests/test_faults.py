@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from wyoming.tts import Synthesize
 from wyoming_rtvoice.__main__ import build_parser
 from wyoming_rtvoice.audio import MONO, RATE_16K, WIDTH, write_wav
 from wyoming_rtvoice.bench.fake_llm import FakeLlm
+from wyoming_rtvoice.bench.soak import cpu_s, fds, gauges, rss_mb, settle
 from wyoming_rtvoice.bench.speech import speak, stream_audio
 from wyoming_rtvoice.server import Server
 from wyoming_rtvoice.trace import Metrics
@@ -51,32 +51,6 @@ LONG_TEXT = " ".join(
 # --- what the server process looks like from outside ------------------------------
 
 
-def fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"VmRSS:\s+(\d+) kB", status)
-    assert match is not None
-    return int(match.group(1)) / 1024
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def gauges(session: ClientSession, http_port: int) -> tuple[int, int]:
-    """(open connections, asyncio tasks) from the service's /metrics."""
-    async with session.get(f"http://127.0.0.1:{http_port}/metrics") as response:
-        text = await response.text()
-    connections = re.search(r"^rtvoice_open_connections\{.*\} (\d+)$", text, re.M)
-    tasks = re.search(r"^rtvoice_asyncio_tasks (\d+)$", text, re.M)
-    assert connections and tasks, text
-    return int(connections.group(1)), int(tasks.group(1))
-
-
 async def idle(pid: int, step_s: float = 0.1) -> float:
     """Seconds until the process uses under 10% of a core over `step_s`."""
     started = time.monotonic()
@@ -86,16 +60,6 @@ async def idle(pid: int, step_s: float = 0.1) -> float:
         if cpu_s(pid) - before < 0.1 * step_s:
             return time.monotonic() - started - step_s
         assert time.monotonic() - started < 10, "still busy after 10 s"
-
-
-async def settle(
-    session: ClientSession, http_port: int, wanted: tuple[int, int]
-) -> float:
-    """Seconds until the gauges are back at `wanted` (polled as fast as it answers)."""
-    started = time.monotonic()
-    while (now := await gauges(session, http_port)) != wanted:
-        assert time.monotonic() - started < 10, f"gauges stuck at {now}, not {wanted}"
-    return time.monotonic() - started
 
 
 @contextlib.contextmanager

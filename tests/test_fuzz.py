@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -503,3 +504,21 @@ def test_events_in_any_order_then_ping(
     example()
     asyncio.run(WORKS[protocol](running.port))
     assert "Connection from" not in running.log
+
+
+def test_atheris_short_run() -> None:
+    """`script/fuzz` for a few seconds: the handlers in process, coverage-guided
+    where atheris installs (random inputs elsewhere); no finding."""
+    done = subprocess.run(
+        [sys.executable, "-m", "wyoming_rtvoice.bench.fuzz", "12"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"},
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    runs = re.search(
+        r"Done (\d+) runs|random, .*: (\d+) inputs", done.stderr + done.stdout
+    )
+    assert runs is not None, done.stderr[-2000:]
+    assert int(runs.group(1) or runs.group(2)) >= 100
