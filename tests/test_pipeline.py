@@ -69,11 +69,11 @@ async def pipeline(loaded: Pipeline, fake_llm: FakeLlm) -> AsyncIterator[Pipelin
 
 
 async def run_turn(
-    pipeline: Pipeline, text: str, after: bytes = b""
+    pipeline: Pipeline, text: str, after: bytes = b"", tail_s: float = 0.8
 ) -> tuple[list[Event], float, Turn]:
     """One turn of `text` (then `after`) at real-time pace; the events, the
     moment the speech ended and the turn."""
-    spoken = speak(text)
+    spoken = speak(text, tail_s=tail_s)
     source = AudioSource()
     started = time.monotonic()
     feeding = asyncio.create_task(realtime_chunks(spoken.audio + after, source))
@@ -94,7 +94,7 @@ def types(events: list[Event]) -> list[str]:
 async def test_a_command_ends_the_turn_and_is_answered_in_order(
     pipeline: Pipeline,
 ) -> None:
-    events, speech_end, turn = await run_turn(pipeline, "Turn off the bedroom fan.")
+    events, _, turn = await run_turn(pipeline, "Turn off the bedroom fan.", tail_s=3)
     assert types(events) == [
         "voice-started",
         "voice-stopped",
@@ -107,9 +107,9 @@ async def test_a_command_ends_the_turn_and_is_answered_in_order(
     assert intent.data["name"] == "HassTurnOff"
     assert "fan" in intent.data["text"]
     assert sum(1 for event in events if event.type == "audio-chunk") > 5
-    marks = turn.trace.marks
-    # Ended by the VAD, well before the 0.8 s of silence after the speech ran out.
-    assert marks["audio_stop"] - speech_end < 0.75, turn.trace.waterfall()
+    # Ended by the VAD, not by the source running out (3 s of silence).
+    notes = turn.trace.notes
+    assert any(note.startswith("turn ended") for note in notes), turn.trace.waterfall()
     assert "not executed" in turn.executed
 
 

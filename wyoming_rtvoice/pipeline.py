@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from .asr.session import VAD_FRAME_BYTES, AsrSession, AsrSettings
 from .audio import RATE_16K, WIDTH
 from .handle.handler import EMPTY, LLM_BROKE, LLM_DOWN, NO_LLM
 from .handle.matcher import Match, Matcher
-from .trace import DEFAULT_BUDGETS_MS, Trace
+from .trace import DEFAULT_BUDGETS_MS, Metrics, Trace
 from .tts.clauses import ClauseSplitter, split_clauses
 
 if TYPE_CHECKING:
@@ -155,6 +156,7 @@ class Pipeline:
     end_at_speech_end: bool = True
     barge_in: bool = True
     first_token_timeout_s: float = 5.0
+    metrics: Metrics | None = None  # where finished turns are recorded and logged
     # Rendered at start-up (`warm`): they play even when synthesis fails.
     phrases: dict[str, bytes] = field(default_factory=dict)
     _matches: dict[str, Match | None] = field(default_factory=dict)
@@ -194,35 +196,55 @@ class Pipeline:
         await sink(Transcript(text=turn.transcript).event())
         turn.intent = self._match(turn.transcript)
         turn.trace.mark("intent")
+        await self._reply_unless_interrupted(source, turn, conversation_id, sink)
+        self._prepared.clear()
+        self._matches.clear()
+        return turn
+
+    async def _reply_unless_interrupted(
+        self, source: AudioSource, turn: Turn, conversation_id: str, sink: Sink
+    ) -> None:
+        """Reply; speech while the reply is made, or still playing at the
+        client, stops it (barge-in)."""
         replying = asyncio.create_task(self._reply(turn, conversation_id, sink))
-        heard = (
-            asyncio.create_task(self._speech_during(source, turn))
-            if self.barge_in
-            else None
+        heard = asyncio.create_task(
+            self._speech_during(source, turn) if self.barge_in else asyncio.sleep(0)
         )
         try:
-            await asyncio.wait(
-                [task for task in (replying, heard) if task is not None],
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            if heard is not None and heard.done() and heard.result():
-                replying.cancel()
+            await asyncio.wait({replying, heard}, return_when=asyncio.FIRST_COMPLETED)
+            if replying.done():
+                self._finished(turn)
+            if not heard.done():  # all sent, maybe not all played yet
+                await asyncio.wait({heard}, timeout=self._playing_s(turn))
+            if heard.done() and heard.result():
                 turn.interrupted = True
                 turn.trace.notes.append("barge-in: reply stopped")
-                await sink(AudioStop().event())
+                if not replying.done():
+                    replying.cancel()
+                    await sink(AudioStop().event())
+                    self._finished(turn)
             await asyncio.gather(replying, return_exceptions=True)
             if not replying.cancelled() and replying.exception() is not None:
                 _LOGGER.error("Reply failed", exc_info=replying.exception())
                 turn.trace.notes.append("reply failed")
         finally:
-            for task in (replying, heard):
-                if task is not None:
-                    task.cancel()
+            replying.cancel()
+            heard.cancel()
+
+    def _finished(self, turn: Turn) -> None:
+        """The reply is sent (or stopped): the turn's trace is complete."""
         turn.trace.mark("done")
         self._stages(turn.trace)
-        self._prepared.clear()
-        self._matches.clear()
-        return turn
+        if self.metrics is not None:
+            self.metrics.record(turn.trace)
+            _LOGGER.info(turn.trace.waterfall())
+
+    def _playing_s(self, turn: Turn) -> float:
+        """Seconds until the reply sent so far has been played at real time."""
+        if "first_audio" not in turn.trace.marks:
+            return 0.0
+        seconds = len(turn.audio) / (self.voice.rate * self.voice.sample_width)
+        return max(0.0, turn.trace.marks["first_audio"] + seconds - time.monotonic())
 
     async def close(self) -> None:
         for task in self._ahead:

@@ -25,9 +25,8 @@ from wyoming.pipeline import RunPipeline
 from wyoming.snd import Played
 
 from .audio import MONO, RATE_16K, WIDTH
-from .pipeline import AudioSource, Pipeline, Turn
+from .pipeline import AudioSource, Pipeline
 from .server import EventHandler, Limits
-from .trace import Metrics
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -40,11 +39,9 @@ class PipelineEventHandler(EventHandler):
         info: Info,
         limits: Limits,
         new_pipeline: Callable[[], Pipeline],
-        metrics: Metrics,
     ) -> None:
         super().__init__(reader, writer, info, limits)
         self.pipeline = new_pipeline()
-        self.metrics = metrics
         self._conversation_id = uuid.uuid4().hex
         self._source: AudioSource | None = None
         self._converter = AudioChunkConverter(rate=RATE_16K, width=WIDTH, channels=MONO)
@@ -105,18 +102,12 @@ class PipelineEventHandler(EventHandler):
         first = True
         try:
             while first or not source.exhausted:
-                turn = await self.pipeline.run(
+                await self.pipeline.run(
                     source, self._conversation_id, self.write_event, first
                 )
                 first = False
-                if "transcript" in turn.trace.marks:
-                    self._record(turn)
         except ConnectionError:
             _LOGGER.info("Client %s went away mid-turn", self.peer)
-
-    def _record(self, turn: Turn) -> None:
-        self.metrics.record(turn.trace)
-        _LOGGER.info(turn.trace.waterfall())
 
     async def _stop_conversing(self) -> None:
         if self._source is not None:

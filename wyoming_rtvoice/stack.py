@@ -98,6 +98,7 @@ async def pipeline_service(
             hass,
             budgets,
             phrases=phrases,
+            metrics=metrics,
         )
 
     await new_pipeline().warm()  # renders the phrases every pipeline shares
@@ -113,7 +114,7 @@ async def pipeline_service(
     service = Service(
         "pipeline",
         lambda reader, writer: PipelineEventHandler(
-            reader, writer, Info(), limits, new_pipeline, metrics
+            reader, writer, Info(), limits, new_pipeline
         ),
         close=close,
     )
