@@ -386,6 +386,9 @@ def test_addon_choices_are_what_the_services_offer(
     offered = {m.name for e in engine.choices or [] for m in builtin_models(e)}
     names = re.fullmatch(r"list\((.*)\)", schema["wake_models"][0])
     assert names is not None and set(names[1].split("|")) <= offered
+    options = addon_config["options"]
+    engine_models = {m.name for m in builtin_models(options["wake_engine"])}
+    assert set(options["wake_models"]) <= engine_models
 
 
 def test_addon_secrets_go_to_the_environment_not_the_command_line(
@@ -481,6 +484,7 @@ def test_compose_runs_each_service_in_its_own_container(
     services = compose["services"]
     assert set(services) == set(PORTS)
     for name, service in services.items():
+        assert service["image"] == f"wyoming-rtvoice:{VERSION}"
         build = service["build"]
         assert (DOCKER / build["context"]).resolve() == REPO
         assert (REPO / build["dockerfile"]).is_file()
