@@ -446,11 +446,20 @@ def test_image_dockerfile() -> None:
     assert any(k == "RUN" and "pip install ." in v for k, v in steps)
     assert given["USER"] not in ("root", "0")
     assert {int(p) for p in given["EXPOSE"].split()} == IMAGE_PORTS
-    ignored = (DOCKER / "Dockerfile.dockerignore").read_text(encoding="utf-8")
-    for sources in (v.split()[:-1] for k, v in steps if k == "COPY"):
+    ignore = (DOCKER / "Dockerfile.dockerignore").read_text(encoding="utf-8")
+    kept = [line[1:].rstrip("/") for line in ignore.splitlines() if line[:1] == "!"]
+    copies = [v.split() for k, v in steps if k == "COPY"]
+    for *sources, _ in (
+        [word for word in copy if not word.startswith("--")] for copy in copies
+    ):
         for source in sources:
             assert (REPO / source).exists(), source
-            assert f"!{source.rstrip('/')}" in ignored, f"{source} left out of context"
+            assert any(
+                source == path or source.startswith(f"{path}/") for path in kept
+            ), f"{source} is left out of the build context"
+    assert ["--chown=rtvoice", "wyoming_rtvoice/data/kitchen.wav"] + [
+        f"{given['WORKDIR']}/kitchen.wav"
+    ] in copies, "the sample is where `converse kitchen.wav` finds it"
     healthcheck = given["HEALTHCHECK"]
     assert healthcheck.startswith("--") and " CMD " in healthcheck
     command = exec_form(healthcheck.split(" CMD ", 1)[1])
