@@ -27,9 +27,11 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import urlparse
 
+import dockerfile
 import pytest
 import voluptuous as vol
 import yaml
+from compose_spec import PyCompose
 
 from wyoming_rtvoice.__main__ import build_parser
 from wyoming_rtvoice.stack import PORTS
@@ -417,74 +419,76 @@ def test_addon_secrets_go_to_the_environment_not_the_command_line(
 # --- Dockerfiles and compose -------------------------------------------------
 
 
-def dockerfile(path: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    lines = [
-        line
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if not line.lstrip().startswith("#")
-    ]
-    text = re.sub(r"\\\n", " ", "\n".join(lines))
-    instructions = []
-    for line in text.splitlines():
-        if line.strip():
-            keyword, _, rest = line.strip().partition(" ")
-            instructions.append((keyword.upper(), " ".join(rest.split())))
-    return instructions
+def instructions(path: Path) -> tuple[Any, ...]:
+    """The Dockerfile as Docker's own parser (BuildKit's, via `dockerfile`) reads it."""
+    return tuple(dockerfile.parse_file(str(path)))
 
 
-def exec_form(arguments: str) -> list[str]:
-    value = json.loads(arguments)
-    assert isinstance(value, list) and all(isinstance(v, str) for v in value)
-    return value
+def by_name(steps: tuple[Any, ...]) -> dict[str, Any]:
+    return {step.cmd.upper(): step for step in steps}  # the last of each
 
 
 def test_image_dockerfile() -> None:
-    steps = dockerfile(DOCKER / "Dockerfile")
-    given = dict(steps)  # the last of each instruction
-    assert steps[0][0] == "FROM" and re.match(r"python:3\.1\d-slim", steps[0][1])
-    assert any(k == "RUN" and "pip install ." in v for k, v in steps)
-    assert given["USER"] not in ("root", "0")
-    assert {int(p) for p in given["EXPOSE"].split()} == IMAGE_PORTS
+    steps = instructions(DOCKER / "Dockerfile")
+    given = by_name(steps)
+    assert steps[0].cmd.upper() == "FROM"
+    assert re.match(r"python:3\.1\d-slim", steps[0].value[0])
+    assert any(s.cmd.upper() == "RUN" and "pip install ." in s.value[0] for s in steps)
+    user = given["USER"].value[0]
+    assert int(user.split(":")[0]) > 0, "a numeric user that is not root"
+    assert {int(port) for port in given["EXPOSE"].value} == IMAGE_PORTS
     ignore = (DOCKER / "Dockerfile.dockerignore").read_text(encoding="utf-8")
     kept = [line[1:].rstrip("/") for line in ignore.splitlines() if line[:1] == "!"]
-    copies = [v.split() for k, v in steps if k == "COPY"]
-    for *sources, _ in (
-        [word for word in copy if not word.startswith("--")] for copy in copies
-    ):
-        for source in sources:
-            assert (REPO / source).exists(), source
-            assert any(
-                source == path or source.startswith(f"{path}/") for path in kept
-            ), f"{source} is left out of the build context"
-    assert ["--chown=rtvoice", "wyoming_rtvoice/data/kitchen.wav"] + [
-        f"{given['WORKDIR']}/kitchen.wav"
-    ] in copies, "the sample is where `converse kitchen.wav` finds it"
-    healthcheck = given["HEALTHCHECK"]
-    assert healthcheck.startswith("--") and " CMD " in healthcheck
-    command = exec_form(healthcheck.split(" CMD ", 1)[1])
-    assert any(
-        k == "COPY" and v == f"docker/healthcheck.py {command[1]}" for k, v in steps
+    copies = [step for step in steps if step.cmd.upper() == "COPY"]
+    for source in (source for copy in copies for source in copy.value[:-1]):
+        assert (REPO / source).exists(), source
+        assert any(
+            source == path or source.startswith(f"{path}/") for path in kept
+        ), f"{source} is left out of the build context"
+    sample = (
+        "wyoming_rtvoice/data/kitchen.wav",
+        f"{given['WORKDIR'].value[0]}/kitchen.wav",
     )
-    entrypoint, cmd = exec_form(given["ENTRYPOINT"]), exec_form(given["CMD"])
-    assert entrypoint == ["python", "-m", "wyoming_rtvoice"]
-    assert build_parser().parse_args(cmd).service == "stack"
+    assert any(
+        copy.value == sample and f"--chown={user}" in copy.flags for copy in copies
+    ), "the sample is where `converse kitchen.wav` finds it"
+    health = given["HEALTHCHECK"]
+    assert health.json and health.value[0] == "CMD"
+    assert any(
+        copy.value == ("docker/healthcheck.py", health.value[2]) for copy in copies
+    )
+    assert given["ENTRYPOINT"].json and given["CMD"].json
+    assert given["ENTRYPOINT"].value == ("python", "-m", "wyoming_rtvoice")
+    assert build_parser().parse_args(list(given["CMD"].value)).service == "stack"
 
 
 def test_addon_dockerfile() -> None:
-    steps = dockerfile(ADDON / "Dockerfile")
-    given = dict(steps)
-    assert steps[0] == ("ARG", "BUILD_FROM=python:3.11-slim-bookworm")
-    assert given["FROM"] == "${BUILD_FROM}"
-    assert any("${RTVOICE_PIP_SPEC}" in v for k, v in steps if k == "RUN")
-    assert exec_form(given["CMD"]) == ["python", "/run.py"]
-    assert 'io.hass.type="addon"' in given["LABEL"]
+    steps = instructions(ADDON / "Dockerfile")
+    given = by_name(steps)
+    assert steps[0].cmd.upper() == "ARG"
+    assert steps[0].value == ("BUILD_FROM=python:3.11-slim-bookworm",)
+    assert given["FROM"].value == ("${BUILD_FROM}",)
+    assert '"${RTVOICE_PIP_SPEC}"' in given["RUN"].value[0]
+    assert given["CMD"].json and given["CMD"].value == ("python", "/run.py")
+    assert ("io.hass.type", '"addon"') == given["LABEL"].value[:2]
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
+    """compose.yaml, valid by the Compose specification (the `compose-spec`
+    parser, given the YAML with its merge keys expanded as Compose does)."""
     config: dict[str, Any] = load_yaml(DOCKER / "compose.yaml")
+    PyCompose.from_json(json.dumps(config))
     return config
+
+
+def test_compose_spec_parser_rejects_what_compose_would(
+    compose: dict[str, Any],
+) -> None:
+    tts = compose["services"]["tts"]
+    for bad in ({"portz": ["10200:10200"]}, {"healthcheck": {"test": 5}}):
+        with pytest.raises(ValueError):
+            PyCompose.from_json(json.dumps({"services": {"tts": {**tts, **bad}}}))
 
 
 def test_compose_runs_each_service_in_its_own_container(
