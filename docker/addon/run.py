@@ -130,7 +130,8 @@ def announce(
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO)
+    # No logging set-up here: the stack configures it (--debug included), and
+    # the discovery thread only logs once the stack is up.
     options = json.loads(OPTIONS_FILE.read_text(encoding="utf-8"))
     os.environ.update(environment(options))
     token = os.environ.get("SUPERVISOR_TOKEN")
