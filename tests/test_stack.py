@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -12,20 +13,40 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession
 from wyoming.client import AsyncTcpClient
+from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize
 from zeroconf import IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
 
+from wyoming_rtvoice.bench.fake_llm import FakeLlm
+from wyoming_rtvoice.bench.speech import speak, stream_audio
+
 from .conftest import free_port
+
+LONG_ANSWER = (
+    "The moon is about three hundred and eighty four thousand kilometres away. "
+    "Light from it takes a little over a second to reach us."
+)
 
 SERVICES = ("tts", "asr", "wake", "handle")
 DATA = Path(__file__).parent / "data"
+PREFIX = f"stacktest{os.getpid()}"  # unique if several suites run on one host
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
-    ports = {name: free_port() for name in (*SERVICES, "http")}
+def fake_llm() -> Iterator[FakeLlm]:
+    fake = FakeLlm(answer=LONG_ANSWER, first_token_s=0.05, token_s=0.05)
+    fake.start_in_thread()
+    yield fake
+    fake.stop_thread()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLlm
+) -> Iterator[dict[str, int]]:
+    ports = {name: free_port() for name in (*SERVICES, "http", "pipeline")}
     log = tmp_path_factory.mktemp("stack") / "stack.log"
     argv = [sys.executable, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
     argv += [item for name in SERVICES for item in (f"--{name}-port", str(ports[name]))]
@@ -33,11 +54,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
         "--http-uri",
         f"http://127.0.0.1:{ports['http']}",
         "--zeroconf",
-        "stacktest",
+        PREFIX,
     ]
     argv += ["--entities", str(DATA / "house.json")]
+    argv += ["--pipeline-port", str(ports["pipeline"])]
+    argv += ["--anthropic-base-url", fake_llm.url]
+    env = {**os.environ, "ANTHROPIC_API_KEY": "sk-stack-test"}
     with open(log, "w", encoding="utf-8") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 180
     while "Ready" not in log.read_text():
         assert process.poll() is None and time.monotonic() < deadline, log.read_text()
@@ -73,7 +97,7 @@ async def test_one_http_api_for_all(stack: dict[str, int]) -> None:
     base = f"http://127.0.0.1:{stack['http']}"
     async with ClientSession() as session:
         async with session.get(f"{base}/health") as response:
-            assert (await response.json())["service"] == "tts+asr+wake+handle"
+            assert (await response.json())["service"] == "tts+asr+wake+handle+pipeline"
         async with session.get(f"{base}/metrics") as response:
             assert 'service="tts",stage="tts"' in await response.text()
         async with session.get(f"{base}/api/entities") as response:
@@ -90,7 +114,7 @@ async def test_every_service_is_advertised(stack: dict[str, int]) -> None:
     def on_change(
         zeroconf: object, service_type: str, name: str, state_change: ServiceStateChange
     ) -> None:
-        if name.startswith("stacktest-") and state_change is ServiceStateChange.Added:
+        if name.startswith(f"{PREFIX}-") and state_change is ServiceStateChange.Added:
             seen.add(name.split(".")[0])
             if len(seen) == len(SERVICES):
                 all_seen.set()
@@ -103,4 +127,61 @@ async def test_every_service_is_advertised(stack: dict[str, int]) -> None:
     finally:
         await browser.async_cancel()
         await browser_zc.async_close()
-    assert seen == {f"stacktest-{name}" for name in SERVICES}
+    assert seen == {f"{PREFIX}-{name}" for name in SERVICES}
+
+
+async def converse_over(port: int, audio: bytes, turns: int = 1) -> list[Event]:
+    """Stream `audio` to the pipeline endpoint the way a satellite does (the
+    microphone stays open) and collect events until `turns` replies ended."""
+    events: list[Event] = []
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        streaming = asyncio.create_task(stream_audio(client, audio, send_stop=False))
+        while sum(event.type == "audio-stop" for event in events) < turns:
+            event = await asyncio.wait_for(client.read_event(), 30)
+            assert event is not None
+            events.append(event)
+        streaming.cancel()
+    return events
+
+
+def without_chunks(events: list[Event]) -> list[str]:
+    return [event.type for event in events if event.type != "audio-chunk"]
+
+
+async def test_pipeline_endpoint_answers_a_command(stack: dict[str, int]) -> None:
+    spoken = speak("Turn on the office lamp.", tail_s=3.0)
+    events = await converse_over(stack["pipeline"], spoken.audio)
+    assert events[2].data["text"].lower() == "turn on the office lamp."
+    assert without_chunks(events) == [
+        "voice-started",
+        "voice-stopped",
+        "transcript",
+        "intent",
+        "audio-start",
+        "audio-stop",
+    ]
+    assert events[3].data["name"] == "HassTurnOn"
+    # The turn is recorded once its reply has been played (about a second).
+    url = f"http://127.0.0.1:{stack['http']}/api/turns"
+    async with ClientSession() as session:
+        for _ in range(50):
+            async with session.get(url) as response:
+                turns = await response.json()
+            if any(turn["service"] == "pipeline" for turn in turns):
+                break
+            await asyncio.sleep(0.1)
+    pipeline_turn = next(turn for turn in turns if turn["service"] == "pipeline")
+    assert "first_audio" in pipeline_turn["marks_ms"]
+
+
+async def test_pipeline_endpoint_barge_in(stack: dict[str, int]) -> None:
+    question = speak("How far away is the moon?", tail_s=1.2).audio
+    command = speak("Turn on the office lamp.").audio
+    events = await converse_over(stack["pipeline"], question + command, turns=2)
+    kinds = without_chunks(events)
+    first_stop = kinds.index("audio-stop")
+    # The answer was cut before it was complete; the command was the next turn.
+    assert "handled" not in kinds[:first_stop]
+    assert kinds[first_stop + 1] == "voice-started"
+    intent = next(event for event in events if event.type == "intent")
+    assert intent.data["name"] == "HassTurnOn"

@@ -1,0 +1,754 @@
+"""Install paths: the Docker image, the compose file, the Home Assistant add-on
+and the README's quick start, checked without a Docker engine or a Supervisor.
+
+What runs for real: the CLI's parser on every command the files hold, the
+add-on's start script against a running service and a stand-in Supervisor,
+the image's health check against a running service, and the README's quick
+start in a fresh clone of the committed HEAD.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import tomllib
+import zipfile
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlparse
+
+import dockerfile
+import pytest
+import voluptuous as vol
+import yaml
+from compose_spec import PyCompose
+
+from wyoming_rtvoice.__main__ import build_parser
+from wyoming_rtvoice.stack import PORTS
+from wyoming_rtvoice.wake.engines import builtin_models
+
+from .conftest import RunningService, free_port, start_service
+
+REPO = Path(__file__).resolve().parents[1]
+DOCKER = REPO / "docker"
+ADDON = DOCKER / "addon"
+README = (REPO / "README.md").read_text(encoding="utf-8")
+VERSION = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))[
+    "project"
+]["version"]
+IMAGE_PORTS = {10200, 10300, 10400, 10500, 10580, 10600}
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def load_script(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise AssertionError("no subcommands")
+
+
+def option_strings(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {
+        option: action for action in parser._actions for option in action.option_strings
+    }
+
+
+# --- The Home Assistant add-on format, from the developer docs ---------------
+
+ARCHES = ["armhf", "armv7", "aarch64", "amd64", "i386"]
+PORT_KEY = vol.Match(r"^\d{1,5}/(tcp|udp)$")
+MAP_TYPES = [
+    "homeassistant_config",
+    "addon_config",
+    "ssl",
+    "addons",
+    "backup",
+    "share",
+    "media",
+    "all_addon_configs",
+    "data",
+]
+PRIVILEGES = [
+    "BPF",
+    "CHECKPOINT_RESTORE",
+    "DAC_READ_SEARCH",
+    "IPC_LOCK",
+    "NET_ADMIN",
+    "NET_RAW",
+    "PERFMON",
+    "SYS_ADMIN",
+    "SYS_MODULE",
+    "SYS_NICE",
+    "SYS_PTRACE",
+    "SYS_RAWIO",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+]
+TYPE_STRING = re.compile(r"^(?P<name>[a-z]+)(\((?P<args>.*)\))?(?P<optional>\?)?$")
+
+
+def _number(kind: type) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise vol.Invalid(f"expected {kind.__name__}")
+        if kind is int and not isinstance(value, int):
+            raise vol.Invalid("expected int")
+        return value
+
+    return check
+
+
+def _bounds(args: str | None, kind: type) -> dict[str, Any]:
+    if not args:
+        return {}
+    low, _, high = args.partition(",")
+    return {"min": kind(low) if low else None, "max": kind(high) if high else None}
+
+
+def option_type(type_string: str) -> Any:
+    """The validator for one option type string (`int(5,20)`, `list(a|b)`, ...);
+    vol.Invalid when it is not one the Supervisor knows."""
+    match = TYPE_STRING.match(type_string) if isinstance(type_string, str) else None
+    if match is None:
+        raise vol.Invalid(f"not an option type: {type_string!r}")
+    name, args = match["name"], match["args"]
+    if name == "str":
+        return vol.All(str, vol.Length(**_bounds(args, int)))
+    if name in ("int", "float"):
+        kind = int if name == "int" else float
+        return vol.All(_number(kind), vol.Range(**_bounds(args, kind)))
+    if name == "list" and args and "" not in args.split("|"):
+        return vol.In(args.split("|"))
+    if name == "match" and args:
+        return vol.All(str, vol.Match(args))
+    simple = {
+        "bool": bool,
+        "email": vol.Email(),
+        "url": vol.Url(),
+        "password": str,
+        "port": vol.All(_number(int), vol.Range(1, 65535)),
+        "device": str,
+    }
+    if name in simple and (args is None or name == "device"):
+        return simple[name]
+    raise vol.Invalid(f"not an option type: {type_string!r}")
+
+
+def valid_type(type_string: Any) -> Any:
+    option_type(type_string)
+    return type_string
+
+
+SCHEMA_ENTRY = vol.Any(
+    valid_type,
+    vol.All([valid_type], vol.Length(min=1, max=1)),
+    {str: valid_type},
+    vol.All([{str: valid_type}], vol.Length(min=1, max=1)),
+)
+FLAGS_BOOL = [
+    "host_network",
+    "host_ipc",
+    "host_dbus",
+    "host_pid",
+    "host_uts",
+    "hassio_api",
+    "homeassistant_api",
+    "docker_api",
+    "full_access",
+    "audio",
+    "video",
+    "gpio",
+    "usb",
+    "uart",
+    "udev",
+    "devicetree",
+    "kernel_modules",
+    "stdin",
+    "legacy",
+    "tmpfs",
+    "auth_api",
+    "ingress",
+    "ingress_stream",
+    "panel_admin",
+    "advanced",
+    "init",
+    "realtime",
+    "journald",
+]
+ADDON_KEYS: dict[Any, Any] = {
+    vol.Required("name"): str,
+    vol.Required("version"): str,
+    vol.Required("slug"): vol.Match(r"^[a-z0-9_]+$"),
+    vol.Required("description"): str,
+    vol.Required("arch"): vol.All([vol.In(ARCHES)], vol.Length(min=1)),
+    vol.Optional("machine"): [str],
+    vol.Optional("url"): vol.Url(),
+    vol.Optional("startup"): vol.In(
+        ["initialize", "system", "services", "application", "once"]
+    ),
+    vol.Optional("webui"): str,
+    vol.Optional("boot"): vol.In(["auto", "manual", "manual_only"]),
+    vol.Optional("ports"): {PORT_KEY: vol.Any(None, vol.Range(1, 65535))},
+    vol.Optional("ports_description"): {PORT_KEY: str},
+    vol.Optional("devices"): [str],
+    vol.Optional("homeassistant"): str,
+    vol.Optional("hassio_role"): vol.In(
+        ["default", "homeassistant", "backup", "manager", "admin"]
+    ),
+    vol.Optional("privileged"): [vol.In(PRIVILEGES)],
+    vol.Optional("apparmor"): vol.Any(bool, str),
+    vol.Optional("map"): [
+        vol.Any(
+            vol.Match(rf"^({'|'.join(MAP_TYPES)}|config)(:(rw|ro))?$"),
+            {
+                vol.Required("type"): vol.In(MAP_TYPES),
+                vol.Optional("read_only"): bool,
+                vol.Optional("path"): vol.Match(r"^/.+"),
+            },
+        )
+    ],
+    vol.Optional("environment"): {str: str},
+    vol.Optional("options"): {str: object},
+    vol.Optional("schema"): vol.Any(False, {str: SCHEMA_ENTRY}),
+    vol.Optional("image"): str,
+    vol.Optional("codenotary"): vol.Email(),
+    vol.Optional("timeout"): vol.All(int, vol.Range(min=1)),
+    vol.Optional("discovery"): [str],
+    vol.Optional("services"): [vol.Match(r"^\w+:(provide|want|need)$")],
+    vol.Optional("ingress_port"): vol.All(int, vol.Range(0, 65535)),
+    vol.Optional("ingress_entry"): str,
+    vol.Optional("panel_icon"): str,
+    vol.Optional("panel_title"): str,
+    vol.Optional("backup"): vol.In(["hot", "cold"]),
+    vol.Optional("backup_pre"): str,
+    vol.Optional("backup_post"): str,
+    vol.Optional("backup_exclude"): [str],
+    vol.Optional("stage"): vol.In(["stable", "experimental", "deprecated"]),
+    vol.Optional("watchdog"): vol.Match(
+        r"^(https?|tcp|\[PROTO:\w+\])://\[HOST\]:\[PORT:\d+\]"
+    ),
+    vol.Optional("breaking_versions"): [str],
+    vol.Optional("ulimits"): {str: object},
+}
+ADDON_KEYS.update({vol.Optional(key): bool for key in FLAGS_BOOL})
+ADDON_CONFIG = vol.Schema(ADDON_KEYS)
+
+
+def option_validator(entry: Any) -> Any:
+    """A schema entry: a type string, a list of one entry, or a dict of them."""
+    if isinstance(entry, list):
+        return [option_validator(entry[0])]
+    if isinstance(entry, dict):
+        return {name: option_validator(kind) for name, kind in entry.items()}
+    return option_type(entry)
+
+
+def options_schema(schema: dict[str, Any]) -> vol.Schema:
+    """How the Supervisor checks `options` against `schema`: a type ending in
+    `?` is optional (and then has no default); any other is required."""
+    keys: dict[Any, Any] = {}
+    for key, entry in schema.items():
+        optional = isinstance(entry, str) and entry.endswith("?")
+        keys[vol.Optional(key) if optional else vol.Required(key)] = option_validator(
+            entry
+        )
+    return vol.Schema(keys)
+
+
+@pytest.fixture(scope="module")
+def addon_config() -> dict[str, Any]:
+    config: dict[str, Any] = load_yaml(ADDON / "config.yaml")
+    return config
+
+
+@pytest.fixture(scope="module")
+def addon_run() -> ModuleType:
+    return load_script(ADDON / "run.py")
+
+
+def test_addon_config_follows_the_addon_format(addon_config: dict[str, Any]) -> None:
+    ADDON_CONFIG(addon_config)
+    options_schema(addon_config["schema"])(addon_config["options"])
+    for key, entry in addon_config["schema"].items():
+        if isinstance(entry, str) and entry.endswith("?"):
+            assert key not in addon_config["options"], f"{key}: optional, no default"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"arch": ["x86"]},
+        {"slug": "RT Voice"},
+        {"ports": {"10200": 10200}},
+        {"startup": "later"},
+        {"schema": {"size": "integer"}},
+        {"schema": {"size": "int(5,20"}},
+        {"schema": {"pick": "list()"}},
+        {"discovery": "wyoming"},
+        {"no_such_key": True},
+    ],
+)
+def test_addon_format_schema_rejects_what_the_supervisor_would(
+    addon_config: dict[str, Any], change: dict[str, Any]
+) -> None:
+    with pytest.raises(vol.Invalid):
+        ADDON_CONFIG({**addon_config, **change})
+
+
+def test_addon_options_are_checked_against_their_types(
+    addon_config: dict[str, Any],
+) -> None:
+    check = options_schema(addon_config["schema"])
+    for bad in (
+        {"wake_engine": "porcupine"},
+        {"wake_models": ["hey_siri"]},
+        {"asr_budget_ms": 0},
+        {"debug_logging": "yes"},
+        {"anthropic_base_url": "not a url"},
+    ):
+        with pytest.raises(vol.Invalid):
+            check({**addon_config["options"], **bad})
+    missing = dict(addon_config["options"])
+    del missing["voice"]
+    with pytest.raises(vol.Invalid):
+        check(missing)
+
+
+def test_addon_identity_ports_and_discovery(addon_config: dict[str, Any]) -> None:
+    assert addon_config["version"] == VERSION
+    assert addon_config["discovery"] == ["wyoming"]
+    ports = {int(key.split("/")[0]) for key in addon_config["ports"]}
+    assert ports == IMAGE_PORTS
+    build = load_yaml(ADDON / "build.yaml")
+    assert set(build["build_from"]) == set(addon_config["arch"])
+    assert build["args"]["RTVOICE_PIP_SPEC"] == f"wyoming-rtvoice=={VERSION}"
+    translations = load_yaml(ADDON / "translations" / "en.yaml")
+    assert set(translations["configuration"]) == set(addon_config["schema"])
+    assert set(translations["network"]) == set(addon_config["ports"])
+    for name in ("DOCS.md", "README.md", "Dockerfile", "run.py"):
+        assert (ADDON / name).is_file(), name
+
+
+def as_parsed(action: argparse.Action, value: Any) -> Any:
+    return action.type(str(value)) if callable(action.type) else str(value)
+
+
+def test_every_addon_option_maps_to_a_real_stack_flag(
+    addon_config: dict[str, Any], addon_run: ModuleType
+) -> None:
+    flags, secrets = addon_run.FLAGS, addon_run.SECRETS
+    assert set(flags) | set(secrets) == set(addon_config["schema"])
+    assert not set(flags) & set(secrets)
+    stack = subcommands()["stack"]
+    actions = option_strings(stack)
+    for option, flag in flags.items():
+        assert flag in actions, f"{option} -> {flag}: not a stack flag"
+    argv = addon_run.stack_argv(addon_config["options"])
+    args = build_parser().parse_args(argv)
+    assert args.service == "stack"
+    for option, value in addon_config["options"].items():
+        action = actions[flags[option]]
+        parsed = getattr(args, action.dest)
+        if isinstance(value, bool):
+            assert parsed is value, option
+        elif isinstance(value, list):
+            assert parsed == [as_parsed(action, v) for v in value], option
+        else:
+            assert parsed == as_parsed(action, value), option
+
+
+def test_addon_choices_are_what_the_services_offer(
+    addon_config: dict[str, Any],
+) -> None:
+    engine = option_strings(subcommands()["wake"])["--engine"]
+    schema = addon_config["schema"]
+    assert schema["wake_engine"] == f"list({'|'.join(engine.choices or [])})"
+    offered = {m.name for e in engine.choices or [] for m in builtin_models(e)}
+    names = re.fullmatch(r"list\((.*)\)", schema["wake_models"][0])
+    assert names is not None and set(names[1].split("|")) <= offered
+    options = addon_config["options"]
+    engine_models = {m.name for m in builtin_models(options["wake_engine"])}
+    assert set(options["wake_models"]) <= engine_models
+
+
+def test_addon_secrets_go_to_the_environment_not_the_command_line(
+    addon_config: dict[str, Any], addon_run: ModuleType
+) -> None:
+    options = {
+        **addon_config["options"],
+        "anthropic_api_key": "sk-ant-secret",
+        "http_token": "http-secret",
+        "anthropic_base_url": "http://proxy.local:8080",
+    }
+    argv = addon_run.stack_argv(options)
+    assert not any("secret" in item for item in argv)
+    assert addon_run.environment(options) == {
+        "ANTHROPIC_API_KEY": "sk-ant-secret",
+        "RTVOICE_HTTP_TOKEN": "http-secret",
+    }
+    args = build_parser().parse_args(argv)
+    assert args.http_uri == "http://0.0.0.0:10580"
+    assert args.anthropic_base_url == "http://proxy.local:8080"
+    plain = build_parser().parse_args(addon_run.stack_argv(addon_config["options"]))
+    assert urlparse(plain.http_uri).hostname == "127.0.0.1"
+    assert addon_run.environment(addon_config["options"]) == {}
+
+
+# --- Dockerfiles and compose -------------------------------------------------
+
+
+def instructions(path: Path) -> tuple[Any, ...]:
+    """The Dockerfile as Docker's own parser (BuildKit's, via `dockerfile`) reads it."""
+    return tuple(dockerfile.parse_file(str(path)))
+
+
+def by_name(steps: tuple[Any, ...]) -> dict[str, Any]:
+    return {step.cmd.upper(): step for step in steps}  # the last of each
+
+
+def test_image_dockerfile() -> None:
+    steps = instructions(DOCKER / "Dockerfile")
+    given = by_name(steps)
+    assert steps[0].cmd.upper() == "FROM"
+    assert re.match(r"python:3\.1\d-slim", steps[0].value[0])
+    assert any(s.cmd.upper() == "RUN" and "pip install ." in s.value[0] for s in steps)
+    user = given["USER"].value[0]
+    assert int(user.split(":")[0]) > 0, "a numeric user that is not root"
+    assert {int(port) for port in given["EXPOSE"].value} == IMAGE_PORTS
+    ignore = (DOCKER / "Dockerfile.dockerignore").read_text(encoding="utf-8")
+    kept = [line[1:].rstrip("/") for line in ignore.splitlines() if line[:1] == "!"]
+    copies = [step for step in steps if step.cmd.upper() == "COPY"]
+    for source in (source for copy in copies for source in copy.value[:-1]):
+        assert (REPO / source).exists(), source
+        assert any(
+            source == path or source.startswith(f"{path}/") for path in kept
+        ), f"{source} is left out of the build context"
+    sample = (
+        "wyoming_rtvoice/data/kitchen.wav",
+        f"{given['WORKDIR'].value[0]}/kitchen.wav",
+    )
+    assert any(
+        copy.value == sample and f"--chown={user}" in copy.flags for copy in copies
+    ), "the sample is where `converse kitchen.wav` finds it"
+    health = given["HEALTHCHECK"]
+    assert health.json and health.value[0] == "CMD"
+    assert any(
+        copy.value == ("docker/healthcheck.py", health.value[2]) for copy in copies
+    )
+    assert given["ENTRYPOINT"].json and given["CMD"].json
+    assert given["ENTRYPOINT"].value == ("python", "-m", "wyoming_rtvoice")
+    assert build_parser().parse_args(list(given["CMD"].value)).service == "stack"
+
+
+def test_addon_dockerfile() -> None:
+    steps = instructions(ADDON / "Dockerfile")
+    given = by_name(steps)
+    assert steps[0].cmd.upper() == "ARG"
+    assert steps[0].value == ("BUILD_FROM=python:3.11-slim-bookworm",)
+    assert given["FROM"].value == ("${BUILD_FROM}",)
+    assert '"${RTVOICE_PIP_SPEC}"' in given["RUN"].value[0]
+    assert given["CMD"].json and given["CMD"].value == ("python", "/run.py")
+    assert ("io.hass.type", '"addon"') == given["LABEL"].value[:2]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    """compose.yaml, valid by the Compose specification (the `compose-spec`
+    parser, given the YAML with its merge keys expanded as Compose does)."""
+    config: dict[str, Any] = load_yaml(DOCKER / "compose.yaml")
+    PyCompose.from_json(json.dumps(config))
+    return config
+
+
+def test_compose_spec_parser_rejects_what_compose_would(
+    compose: dict[str, Any],
+) -> None:
+    tts = compose["services"]["tts"]
+    for bad in ({"portz": ["10200:10200"]}, {"healthcheck": {"test": 5}}):
+        with pytest.raises(ValueError):
+            PyCompose.from_json(json.dumps({"services": {"tts": {**tts, **bad}}}))
+
+
+def test_compose_runs_each_service_in_its_own_container(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    assert set(services) == set(PORTS)
+    for name, service in services.items():
+        assert service["image"] == f"wyoming-rtvoice:{VERSION}"
+        build = service["build"]
+        assert (DOCKER / build["context"]).resolve() == REPO
+        assert (REPO / build["dockerfile"]).is_file()
+        args = build_parser().parse_args(service["command"])
+        assert args.service == name
+        port = urlparse(args.uri).port
+        assert port == PORTS[name]
+        assert f"{port}:{port}" in service["ports"]
+        assert service["healthcheck"]["test"][-1] == str(port)
+        assert not any(
+            "key" in item.lower() or "token" in item.lower()
+            for item in service["command"]
+        ), "secrets belong in the environment"
+        if args.http_uri and urlparse(args.http_uri).hostname != "127.0.0.1":
+            assert "RTVOICE_HTTP_TOKEN" in service["environment"]
+            assert f"{urlparse(args.http_uri).port}:" in " ".join(service["ports"])
+
+
+# --- The health check and the add-on's discovery, against a running service --
+
+
+@pytest.fixture(scope="module")
+def handle_service(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[RunningService, int]]:
+    http_port = free_port()
+    with start_service(
+        "handle",
+        "--http-uri",
+        f"http://127.0.0.1:{http_port}",
+        log_dir=tmp_path_factory.mktemp("handle"),
+    ) as service:
+        yield service, http_port
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections and closes them without a word."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+                connection.close()
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(timeout=5)
+    server.close()
+
+
+def healthcheck(*ports: int) -> int:
+    return subprocess.run(
+        [sys.executable, str(DOCKER / "healthcheck.py"), *map(str, ports)],
+        timeout=30,
+    ).returncode
+
+
+def test_healthcheck_pings_the_listening_services(
+    handle_service: tuple[RunningService, int], silent_port: int
+) -> None:
+    service, _ = handle_service
+    nothing = free_port()
+    assert healthcheck(service.port) == 0
+    assert healthcheck(service.port, nothing) == 0  # a single service
+    assert healthcheck(nothing) == 1
+    assert healthcheck(service.port, silent_port) == 1
+
+
+class FakeSupervisor(BaseHTTPRequestHandler):
+    received: list[tuple[str, str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.received.append((self.path, self.headers["Authorization"], body))
+        reply = json.dumps({"result": "ok", "data": {"uuid": "x"}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def supervisor() -> Iterator[tuple[str, list[tuple[str, str, Any]]]]:
+    received: list[tuple[str, str, Any]] = []
+    handler = type("Recording", (FakeSupervisor,), {"received": received})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", received
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_addon_announces_each_service_once_up(
+    addon_run: ModuleType,
+    handle_service: tuple[RunningService, int],
+    supervisor: tuple[str, list[tuple[str, str, Any]]],
+) -> None:
+    url, received = supervisor
+    _, http_port = handle_service
+    sent = addon_run.announce(
+        "supervisor-token",
+        "abc123-rtvoice",
+        supervisor_url=url,
+        health_url=f"http://127.0.0.1:{http_port}/health",
+        timeout_s=30,
+    )
+    assert sent == 4
+    assert received == [
+        (
+            "/discovery",
+            "Bearer supervisor-token",
+            {"service": "wyoming", "config": {"uri": f"tcp://abc123-rtvoice:{port}"}},
+        )
+        for port in PORTS.values()
+    ]
+
+
+def test_addon_does_not_announce_a_stack_that_never_came_up(
+    addon_run: ModuleType, supervisor: tuple[str, list[tuple[str, str, Any]]]
+) -> None:
+    url, received = supervisor
+    sent = addon_run.announce(
+        "token",
+        "host",
+        supervisor_url=url,
+        health_url=f"http://127.0.0.1:{free_port()}/health",
+        timeout_s=1.0,
+    )
+    assert sent == 0 and received == []
+
+
+# --- README ------------------------------------------------------------------
+
+
+def test_readme_documents_every_flag_of_every_command() -> None:
+    missing = [
+        f"{name} {option}"
+        for name, parser in subcommands().items()
+        for option in option_strings(parser)
+        if option.startswith("--")
+        and not re.search(rf"`{re.escape(option)}(?![\w-])", README)
+    ]
+    assert not missing, f"README lacks: {missing}"
+
+
+def readme_section(title: str) -> str:
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## )", README, re.M | re.S)
+    assert match is not None, f"README has no '## {title}' section"
+    return match.group(1)
+
+
+def code_blocks(text: str) -> list[str]:
+    return re.findall(r"^```[a-z]*\n(.*?)^```", text, re.M | re.S)
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh clone of the committed HEAD, sharing this checkout's .venv."""
+    target = tmp_path_factory.mktemp("fresh") / "wyoming-rtvoice"
+    subprocess.run(
+        ["git", "clone", "--quiet", str(REPO), str(target)], check=True, timeout=60
+    )
+    (target / ".venv").symlink_to(Path(sys.prefix))
+    return target
+
+
+def test_readme_quick_start_runs_a_turn_in_a_fresh_clone(clone: Path) -> None:
+    quick_start = readme_section("Quick start")
+    command = next(
+        line
+        for block in code_blocks(quick_start)
+        for line in block.splitlines()
+        if line.startswith("script/run converse ")
+    )
+    command = command.split("#", 1)[0].strip()
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    where = subprocess.run(
+        [
+            ".venv/bin/python",
+            "-c",
+            "import wyoming_rtvoice; print(wyoming_rtvoice.__file__)",
+        ],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert where.stdout.startswith(str(clone)), "the clone's package must run"
+    done = subprocess.run(
+        ["bash", "-c", command],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    output = done.stdout
+    assert "transcript: Turn on the kitchen lights." in output
+    assert "intent:     HassTurnOn {'name': 'Kitchen Lights'}" in output
+    assert re.search(r"^waterfall \(ms from the end of speech\):$", output, re.M)
+    for label in ("end of speech \\(VAD\\)", "audio-stop", "first reply audio"):
+        assert re.search(rf"^  {label} +[+-]\d+\.\d$", output, re.M), label
+    assert re.search(r"^speech end to first audio: \d+\.\d ms$", output, re.M)
+    # The README shows the same lines the command prints.
+    shown = next(b for b in code_blocks(quick_start) if "waterfall" in b)
+    for line in shown.splitlines():
+        label = re.sub(r"[+-]?\d+\.\d.*$", "", line).rstrip()
+        if label and not line.startswith("$"):
+            assert label in output, f"README shows {label!r}, not printed"
+
+
+def test_fresh_clone_installs_with_the_sample_and_demo_house(
+    clone: Path, tmp_path: Path
+) -> None:
+    """What `pip install .` in the image gets: the package data is committed
+    and ships in the wheel."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet"]
+        + ["--wheel-dir", str(tmp_path), str(clone)],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("wyoming_rtvoice-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "wyoming_rtvoice/data/kitchen.wav" in names
+    assert "wyoming_rtvoice/data/demo_house.json" in names
+    assert (clone / "wyoming_rtvoice" / "data" / "kitchen.wav").stat().st_size < 200_000
+    assert os.access(clone / "script" / "run", os.X_OK)
+    assert os.access(clone / "script" / "test", os.X_OK)
+
+
+def test_readme_top_figures_are_the_benchmarks_figures() -> None:
+    top = README[: README.index("## Quick start")]
+    figures = re.findall(r"\d+\.\d+ / \d+\.\d+", top)
+    assert len(figures) >= 6
+    benchmarks = readme_section("Benchmarks")
+    for figure in figures:
+        assert figure in benchmarks, f"{figure} is not a measured figure"
