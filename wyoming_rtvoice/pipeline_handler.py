@@ -24,7 +24,7 @@ from wyoming.info import Info
 from wyoming.pipeline import RunPipeline
 from wyoming.snd import Played
 
-from .audio import MONO, RATE_16K, WIDTH
+from .audio import MONO, RATE_16K, WIDTH, checked_chunk
 from .pipeline import AudioSource, Pipeline
 from .server import EventHandler, Limits
 
@@ -66,7 +66,7 @@ class PipelineEventHandler(EventHandler):
                 await self.write_error("audio-chunk before audio-start", "bad-order")
                 return True
             try:
-                chunk = self._converter.convert(AudioChunk.from_event(event))
+                chunk = self._converter.convert(checked_chunk(event))
             except Exception as err:  # audioop: odd-length buffer, bad width...
                 await self.write_error(f"audio chunk not usable: {err}", "bad-audio")
                 return True
