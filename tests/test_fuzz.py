@@ -40,6 +40,7 @@ from wyoming.ping import Ping
 from wyoming.tts import Synthesize
 from wyoming.wake import Detect
 
+from wyoming_rtvoice.audio import RATE_16K, WIDTH
 from wyoming_rtvoice.bench.fake_llm import FakeLlm
 from wyoming_rtvoice.bench.speech import speak, stream_audio
 from wyoming_rtvoice.server import Limits, ProtocolError, read_event
@@ -149,6 +150,15 @@ PROTOCOLS = {
     "handle": Protocol(
         ("transcript", "recognize"),
         {"text": TEXT, "context": CONTEXT, "language": either(st.just("en"))},
+    ),
+    "pipeline": Protocol(
+        ("run-pipeline", "played", *AUDIO_EVENTS),
+        {
+            "start_stage": either(st.sampled_from(["wake", "asr", "handle"])),
+            "end_stage": either(st.sampled_from(["tts", "handle"])),
+            **AUDIO_FIELDS,
+        },
+        payload=True,
     ),
 }
 
@@ -328,6 +338,17 @@ async def wake_works(port: int) -> None:
     assert received[-1].data["name"] == "okay_nabu"
 
 
+async def pipeline_works(port: int) -> None:
+    audio = spoken("Turn on the kitchen lights.") + bytes(RATE_16K * WIDTH)
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        streaming = asyncio.create_task(stream_audio(client, audio, send_stop=False))
+        try:
+            received = await read_until(client, "intent", 30)
+        finally:
+            streaming.cancel()
+    assert received[-1].data["name"] == "HassTurnOn"
+
+
 async def handle_works(port: int) -> None:
     async with AsyncTcpClient("127.0.0.1", port) as client:
         await client.write_event(Transcript(text="Turn on the kitchen lights.").event())
@@ -340,14 +361,14 @@ WORKS: dict[str, Callable[[int], Coroutine[Any, Any, None]]] = {
     "asr": asr_works,
     "wake": wake_works,
     "handle": handle_works,
+    "pipeline": pipeline_works,
 }
 SERVICE_ARGS: dict[str, tuple[str, ...]] = {
     "handle": ("--entities", str(DATA / "house.json")),
 }
 
 # Each target is a service alone or one of the stack's ports. A new service is
-# one line in PROTOCOLS and WORKS and one here, e.g. the satellite (port 10700)
-# or the stack's pipeline endpoint (port 10600):
+# one line in PROTOCOLS and WORKS and one here, e.g. the satellite (port 10700):
 #   "satellite": ("satellite", "satellite"),
 TARGETS = {
     "tts": ("tts", "tts"),
@@ -358,6 +379,7 @@ TARGETS = {
     "stack-asr": ("stack", "asr"),
     "stack-wake": ("stack", "wake"),
     "stack-handle": ("stack", "handle"),
+    "stack-pipeline": ("stack", "pipeline"),
 }
 
 
@@ -396,7 +418,7 @@ def _answers(port: int) -> bool:
 def stack(
     tmp_path_factory: pytest.TempPathFactory, llm_env: list[str]
 ) -> Iterator[dict[str, Running]]:
-    names = ("tts", "asr", "wake", "handle")
+    names = ("tts", "asr", "wake", "handle", "pipeline")
     ports = {name: free_port() for name in names}
     log_path = tmp_path_factory.mktemp("stack") / "stack.log"
     argv = [sys.executable, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]

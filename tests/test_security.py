@@ -5,6 +5,7 @@ on devices."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -27,7 +28,7 @@ from wyoming.info import Describe
 from wyoming_rtvoice.__main__ import build_parser
 from wyoming_rtvoice.audio import RATE_16K, write_wav
 from wyoming_rtvoice.bench.fake_llm import FakeLlm
-from wyoming_rtvoice.bench.speech import speak
+from wyoming_rtvoice.bench.speech import speak, stream_audio
 from wyoming_rtvoice.http import HttpApi, _is_loopback
 from wyoming_rtvoice.stack import PORTS
 from wyoming_rtvoice.trace import Metrics
@@ -39,6 +40,7 @@ API_KEY = "sk-ant-secret-key-5d1e0c7b9a"
 HTTP_TOKEN = "http-token-secret-93be27"
 HASS_TOKEN = "hass-token-secret-41f0d6"
 TIMEOUT = 30
+WYOMING = (*PORTS, "pipeline")
 ENDS = {"intent", "handled", "not-handled", "not-recognized", "error"}
 
 
@@ -73,6 +75,31 @@ def test_refuses_to_listen_beyond_loopback_without_a_token(tmp_path: Path) -> No
 # --- one stack with every secret it can hold ---------------------------------------
 
 
+class FakeHass(BaseHTTPRequestHandler):
+    """Home Assistant's intent API refusing the request; records what it got."""
+
+    received: list[dict[str, str]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+        FakeHass.received.append(dict(self.headers))
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(401)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def fake_hass() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHass)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+
+
 @dataclass
 class Stack:
     ports: dict[str, int]
@@ -88,15 +115,18 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The stack's API on 0.0.0.0 with a token (reached through 127.0.0.1),
-    an Anthropic key, the fake LLM, debug logging."""
+    an Anthropic key, the fake LLM, a Home Assistant token, debug logging."""
     fake = FakeLlm(first_token_s=0.01, token_s=0.0)
     fake.start_in_thread()
+    hass = contextlib.ExitStack()
+    hass_url = hass.enter_context(fake_hass())
     folder = tmp_path_factory.mktemp("secure")
     token_file = folder / "token"
     token_file.write_text(HTTP_TOKEN + "\n")
-    ports = {name: free_port() for name in (*PORTS, "http")}
+    ports = {name: free_port() for name in (*PORTS, "pipeline", "http")}
     argv = [sys.executable, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
-    argv += [f for name in PORTS for f in (f"--{name}-port", str(ports[name]))]
+    argv += [f for name in WYOMING for f in (f"--{name}-port", str(ports[name]))]
+    argv += ["--hass-url", hass_url]
     argv += ["--http-uri", f"http://0.0.0.0:{ports['http']}"]
     argv += ["--http-token-file", str(token_file), "--debug"]
     argv += ["--anthropic-base-url", fake.url, "--entities", str(DATA / "house.json")]
@@ -106,7 +136,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             argv,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "ANTHROPIC_API_KEY": API_KEY},
+            env={**os.environ, "ANTHROPIC_API_KEY": API_KEY, "HASS_TOKEN": HASS_TOKEN},
         )
     deadline = time.monotonic() + 240
     while "Ready" not in log_path.read_text():
@@ -118,6 +148,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
         fake.stop_thread()
+        hass.close()
 
 
 async def exchange(port: int, event: Event, last: set[str]) -> list[Event]:
@@ -129,6 +160,24 @@ async def exchange(port: int, event: Event, last: set[str]) -> list[Event]:
                 events.append(reply)
                 if reply.type in last:
                     break
+    return events
+
+
+async def converse_once(port: int, text: str) -> list[Event]:
+    """Speak to the pipeline endpoint as a satellite does, until the reply ends."""
+    audio = speak(text).audio + bytes(RATE_16K * 2 * 2)
+    events: list[Event] = []
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        streaming = asyncio.create_task(stream_audio(client, audio, send_stop=False))
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                while (event := await client.read_event()) is not None:
+                    if event.type != "audio-chunk":
+                        events.append(event)
+                    if event.type == "audio-stop":
+                        break
+        finally:
+            streaming.cancel()
     return events
 
 
@@ -164,9 +213,13 @@ async def test_every_path_but_health_needs_the_token(stack: Stack) -> None:
 async def test_secrets_never_leave_the_process(stack: Stack) -> None:
     seen: list[str] = []  # everything a client or an operator can read
     handle = stack.ports["handle"]
-    for name in PORTS:
+    for name in WYOMING:
         events = await exchange(stack.ports[name], Describe().event(), {"info"})
         seen += [json.dumps(e.data) for e in events]
+    # A spoken command on the pipeline endpoint: Home Assistant refuses it.
+    events = await converse_once(stack.ports["pipeline"], "Turn on the kitchen lights.")
+    assert "intent" in [e.type for e in events]
+    seen += [json.dumps(e.data) for e in events]
     stack.fake.answer = "Paris."
     for text in ("What is the capital of France?", "Turn on the kitchen lights."):
         events = await exchange(handle, Transcript(text=text).event(), ENDS)
@@ -197,10 +250,11 @@ async def test_secrets_never_leave_the_process(stack: Stack) -> None:
     seen.append(stack.log)
     everything = "\n".join(seen)
     assert "rtvoice_asyncio_tasks" in everything and "HassTurnOn" in everything
-    assert API_KEY not in everything
-    assert HTTP_TOKEN not in everything
-    # The key went where it belongs, and nowhere else: only to the LLM.
+    for secret in (API_KEY, HTTP_TOKEN, HASS_TOKEN):
+        assert secret not in everything
+    # The secrets went where they belong: the key to the LLM, the token to HA.
     assert any(API_KEY in str(headers) for headers in stack.fake.headers)
+    assert FakeHass.received[-1]["Authorization"] == f"Bearer {HASS_TOKEN}"
 
 
 @pytest.mark.parametrize(
@@ -231,42 +285,22 @@ async def test_the_llm_cannot_act_on_devices(
     assert events[-1].data["text"] == answer
 
 
-# --- the Home Assistant token -------------------------------------------------------
-
-
-class FakeHass(BaseHTTPRequestHandler):
-    """Home Assistant's intent API refusing the request; records what it got."""
-
-    received: list[dict[str, str]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 (the http.server API)
-        FakeHass.received.append(dict(self.headers))
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.send_response(401)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
+# --- converse and the Home Assistant token ---------------------------------------
 
 
 def test_hass_token_goes_only_to_home_assistant(tmp_path: Path) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHass)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     wav, token_file = tmp_path / "in.wav", tmp_path / "hass-token"
     write_wav(wav, speak("Turn on the kitchen lights.").audio, RATE_16K)
     token_file.write_text(HASS_TOKEN)
-    try:
+    with fake_hass() as hass_url:
         done = subprocess.run(
             [sys.executable, "-m", "wyoming_rtvoice", "converse", str(wav), "--debug"]
-            + ["--hass-url", f"http://127.0.0.1:{server.server_port}"]
-            + ["--hass-token-file", str(token_file)],
+            + ["--hass-url", hass_url, "--hass-token-file", str(token_file)],
             capture_output=True,
             text=True,
             timeout=180,
             env={k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"},
         )
-    finally:
-        server.shutdown()
     assert done.returncode == 0, done.stderr
     assert "Home Assistant answered HTTP 401" in done.stdout
     assert HASS_TOKEN not in done.stdout + done.stderr
