@@ -202,7 +202,7 @@ def running(name: str, *args: str) -> Iterator[tuple[int, subprocess.Popen[bytes
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "wyoming_rtvoice", name]
-        + ["--uri", f"tcp://127.0.0.1:{port}", *args],
+        + ["--uri", f"tcp://127.0.0.1:{port}", "--max-connections", "256", *args],
         stderr=subprocess.DEVNULL,
     )
     try:
