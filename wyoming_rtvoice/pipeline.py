@@ -154,6 +154,7 @@ class Pipeline:
     # The pipeline owns the VAD: the turn ends when it hears the speech end,
     # not when the client stops sending.
     end_at_speech_end: bool = True
+    end_on_command: bool = True  # end at the first silent frame on a command
     barge_in: bool = True
     first_token_timeout_s: float = 5.0
     metrics: Metrics | None = None  # where finished turns are recorded and logged
@@ -270,7 +271,7 @@ class Pipeline:
                 if session.speech_ended:
                     trace.notes.append("turn ended by the VAD")
                     break
-                if self._match(ready) is not None:
+                if self.end_on_command and self._match(ready) is not None:
                     trace.notes.append("turn ended early: a device command")
                     break
         trace.mark("audio_stop")
