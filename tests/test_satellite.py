@@ -1,0 +1,243 @@
+"""The satellite, driven the way Home Assistant's `wyoming` integration drives one.
+
+The real satellite runs as a subprocess with a spoken WAV as its microphone
+("okay nabu", a command, a pause, more speech) and a WAV file as its
+speaker; the test speaks the events Home Assistant speaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from wyoming.asr import Transcript
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+from wyoming.event import Event
+from wyoming.info import Describe, Info
+from wyoming.satellite import PauseSatellite, RunSatellite
+from wyoming.vad import VoiceStarted, VoiceStopped
+
+from wyoming_rtvoice.audio import RATE_16K, read_wav, write_wav
+from wyoming_rtvoice.bench.speech import speak
+
+from .conftest import RunningService, start_service
+
+TIMEOUT = 15.0
+BYTES_PER_S = RATE_16K * 2
+SND_RATE = 22050
+
+
+@dataclass(frozen=True)
+class Room:
+    """The microphone's WAV and where its parts are (seconds)."""
+
+    audio: bytes
+    wake_end_s: float  # end of "okay nabu"
+    command_end_s: float  # end of the command's speech
+    later_s: float  # start of the speech that follows (no wake word)
+
+
+@pytest.fixture(scope="module")
+def room() -> Room:
+    wake = speak("Okay Nabu.", lead_s=1.0, tail_s=0.3)
+    command = speak("Turn on the kitchen lights.", lead_s=0.2, tail_s=2.5, seed=1)
+    later = speak("What time is it?", lead_s=0.0, seed=2)
+    return Room(
+        wake.audio + command.audio + later.audio,
+        wake.speech_end_s,
+        wake.seconds + command.speech_end_s,
+        wake.seconds + command.seconds,
+    )
+
+
+@pytest.fixture(scope="module")
+def satellite(
+    room: Room, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningService, Path]]:
+    tmp = tmp_path_factory.mktemp("satellite")
+    write_wav(tmp / "mic.wav", room.audio, RATE_16K)
+    snd = tmp / "snd.wav"
+    args = ["--mic-wav", str(tmp / "mic.wav"), "--snd-wav", str(snd)]
+    with start_service("satellite", *args, log_dir=tmp) as running:
+        yield running, snd
+
+
+def played_bytes(snd: Path) -> bytes:
+    return read_wav(snd)[0]
+
+
+def tone(seconds: float, rate: int) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    return (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16).tobytes()
+
+
+class Hass:
+    """Home Assistant's side of the connection: every event with its arrival time."""
+
+    def __init__(self, client: AsyncTcpClient) -> None:
+        self.client = client
+        self.started = time.monotonic()
+
+    async def next(self, timeout: float = TIMEOUT) -> tuple[float, Event]:
+        event = await asyncio.wait_for(self.client.read_event(), timeout)
+        assert event is not None, "the satellite closed the connection"
+        return time.monotonic() - self.started, event
+
+    async def until(self, event_type: str) -> tuple[float, list[Event]]:
+        """Events up to and including the first of `event_type`."""
+        events: list[Event] = []
+        while True:
+            at, event = await self.next()
+            events.append(event)
+            if event.type == event_type:
+                return at, events
+
+    async def stream(self, seconds: float) -> bytes:
+        """Microphone audio until `seconds` of it arrived."""
+        audio = b""
+        while len(audio) < seconds * BYTES_PER_S:
+            _, event = await self.next()
+            assert event.type == "audio-chunk", event.type
+            audio += AudioChunk.from_event(event).audio
+        return audio
+
+    async def quiet(self, seconds: float) -> list[Event]:
+        """Events that arrive within `seconds` (none is quiet)."""
+        events: list[Event] = []
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                events.append((await self.next(left))[1])
+            except TimeoutError:
+                break
+        return events
+
+    async def reply(self, audio: bytes, rate: int) -> None:
+        """What Home Assistant sends after the end of speech: the TTS audio."""
+        await self.client.write_event(VoiceStopped().event())
+        await self.client.write_event(Transcript(text="turn on the lights").event())
+        await self.client.write_event(
+            AudioStart(rate=rate, width=2, channels=1).event()
+        )
+        step = 2048  # Home Assistant's chunk size
+        for offset in range(0, len(audio), step):
+            chunk = AudioChunk(rate, 2, 1, audio[offset : offset + step])
+            await self.client.write_event(chunk.event())
+        await self.client.write_event(AudioStop().event())
+
+
+@asynccontextmanager
+async def connect(port: int) -> AsyncIterator[Hass]:
+    """Connect and send run-satellite, as Home Assistant does."""
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        await client.write_event(RunSatellite().event())
+        yield Hass(client)
+
+
+async def test_describe_is_a_satellite_with_its_wake_word(
+    satellite: tuple[RunningService, Path],
+) -> None:
+    async with AsyncTcpClient("127.0.0.1", satellite[0].port) as client:
+        await client.write_event(Describe().event())
+        event = await asyncio.wait_for(client.read_event(), TIMEOUT)
+    assert event is not None
+    info = Info.from_event(event)
+    assert info.satellite is not None and info.satellite.installed
+    assert info.satellite.active_wake_words == ["okay_nabu"]
+    assert not (info.asr or info.tts or info.wake or info.handle)
+
+
+async def test_wake_then_stream_then_play(
+    satellite: tuple[RunningService, Path], room: Room
+) -> None:
+    service, snd = satellite
+    before = played_bytes(snd)
+    async with connect(service.port) as hass:
+        at, events = await hass.until("audio-start")
+        # Nothing leaves the satellite before the wake word has been spoken.
+        assert [e.type for e in events] == ["detection", "run-pipeline", "audio-start"]
+        assert events[0].data["name"] == "okay_nabu"
+        assert events[1].data["start_stage"] == "asr"
+        assert events[1].data["end_stage"] == "tts"
+        assert at > room.wake_end_s
+        await hass.client.write_event(VoiceStarted().event())
+
+        # What streams is the microphone from just after the wake word on.
+        heard = await hass.stream(room.command_end_s - room.wake_end_s)
+        offset = room.audio.find(heard[:2048])
+        assert offset > 0 and room.audio[offset : offset + len(heard)] == heard
+        assert 0 <= offset / BYTES_PER_S - room.wake_end_s < 0.5
+
+        reply = tone(1.0, SND_RATE)
+        await hass.reply(reply, SND_RATE)
+        after_stop = await hass.until("played")
+        # The stream ended at the end of speech; the reply was played, then `played`.
+        types = [e.type for e in after_stop[1]]
+        assert "audio-stop" in types and types[-1] == "played"
+        assert types.index("audio-stop") <= 2  # chunks already in flight only
+        assert played_bytes(snd)[len(before) :] == reply
+
+        # Speech without the wake word is not streamed.
+        quiet_until = room.later_s + 1.5 - (time.monotonic() - hass.started)
+        assert await hass.quiet(max(quiet_until, 0.5)) == []
+
+
+async def test_pause_stops_streaming_until_run_satellite(
+    satellite: tuple[RunningService, Path], room: Room
+) -> None:
+    async with connect(satellite[0].port) as hass:
+        await hass.until("audio-start")
+        await hass.stream(0.3)
+        await hass.client.write_event(PauseSatellite().event())
+        in_flight = await hass.quiet(0.3)
+        assert all(e.type == "audio-chunk" for e in in_flight)
+        assert await hass.quiet(1.5) == []
+
+        # run-satellite listens again (the microphone WAV starts over).
+        await hass.client.write_event(RunSatellite().event())
+        hass.started = time.monotonic()
+        at, events = await hass.until("detection")
+        assert [e.type for e in events] == ["detection"] and at > room.wake_end_s
+
+
+async def test_a_new_connection_takes_over(
+    satellite: tuple[RunningService, Path],
+) -> None:
+    async with connect(satellite[0].port) as first:
+        await asyncio.sleep(0.2)
+        async with connect(satellite[0].port) as hass:
+            # The older connection is closed; the newer one is served.
+            assert await asyncio.wait_for(first.client.read_event(), TIMEOUT) is None
+            _, events = await hass.until("detection")
+            assert events[0].type == "detection"
+
+
+async def test_speech_over_the_reply_stops_it_and_starts_a_turn(
+    satellite: tuple[RunningService, Path], room: Room
+) -> None:
+    service, snd = satellite
+    before = played_bytes(snd)
+    async with connect(service.port) as hass:
+        await hass.until("audio-start")
+        await hass.stream(room.command_end_s - room.wake_end_s)
+        long_reply = tone(8.0, RATE_16K)  # converted to the speaker's 22.05 kHz
+        await hass.reply(long_reply, RATE_16K)
+        played_at, _ = await hass.until("played")
+        _, events = await hass.until("audio-start")
+        # The user's speech cut the reply, and is the next turn (no wake word).
+        assert [e.type for e in events] == ["run-pipeline", "audio-start"]
+        assert played_at > room.later_s
+        played_s = (len(played_bytes(snd)) - len(before)) / (SND_RATE * 2)
+        assert 0.3 < played_s < 8.0 - 2.0
+        assert played_at - room.later_s < 1.0
+        # The new turn starts with the speech (a pre-roll from before the VAD fired).
+        speech = await hass.stream(1.0)
+        energy = np.abs(np.frombuffer(speech, dtype=np.int16)).mean()
+        assert energy > 300
