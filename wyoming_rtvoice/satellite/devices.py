@@ -201,7 +201,7 @@ class Playback:
                         self.started = time.monotonic()
                     await self._sink.play(pcm[offset : offset + self._block])
             await self._sink.finish()
-        except (BrokenPipeError, ConnectionResetError) as err:
+        except OSError as err:  # no such command, or it died
             _LOGGER.warning("Speaker failed: %s", err)
             await self._sink.abort()
         await self._on_played(self)

@@ -71,6 +71,7 @@ class Room:
         self._converter: AudioChunkConverter | None = None
         self._recent: deque[bytes] = deque(maxlen=round(PREROLL_S / MIC_CHUNK_S))
         self._onset = SpeechOnset(settings.vad_threshold)
+        self._onset_heard: Playback | None = None  # the reply the VAD follows
         self._trace: Trace | None = None
 
     # -- listening, for one link at a time -------------------------------
@@ -138,8 +139,10 @@ class Room:
             return True
         if self.settings.barge_in != "vad":
             return False
+        fresh = self._onset_heard is not self._playback
+        self._onset_heard = self._playback
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self._onset.process, audio)
+        return await loop.run_in_executor(None, self._onset.process, audio, fresh)
 
     async def _start_turn(
         self, link: Link, wake_word: str | None, preroll: bool
@@ -185,7 +188,6 @@ class Room:
         self._playback = Playback(self.speaker, self._played)
         if self.link is not None and self.link.streams_while_playing:
             self._deadline = math.inf  # the turn ends when the reply was played
-        self._onset.reset()
         self._mark("reply_start")
 
     def reply_chunk(self, chunk: AudioChunk) -> None:
