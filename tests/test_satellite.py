@@ -8,6 +8,7 @@ speaker; the test speaks the events Home Assistant speaks.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, asynccontextmanager
@@ -67,6 +68,8 @@ def satellite(
     args = ["--mic-wav", str(tmp / "mic.wav"), "--snd-wav", str(snd)]
     with start_service("satellite", *args, log_dir=tmp) as running:
         yield running, snd
+    assert running.process.returncode == 0
+    assert "Traceback" not in running.log and "exception" not in running.log
 
 
 def played_bytes(snd: Path) -> bytes:
@@ -219,6 +222,19 @@ async def test_a_new_connection_takes_over(
             assert events[0].type == "detection"
 
 
+async def test_home_assistant_going_away_mid_stream(
+    satellite: tuple[RunningService, Path],
+) -> None:
+    async with connect(satellite[0].port) as hass:
+        await hass.until("audio-start")
+        await hass.stream(0.2)
+    # Streaming stopped with the connection; the next one is served as usual.
+    async with connect(satellite[0].port) as hass:
+        _, events = await hass.until("detection")
+        assert events[0].type == "detection"
+    assert "Listening failed" not in satellite[0].log
+
+
 async def test_speech_over_the_reply_stops_it_and_starts_a_turn(
     satellite: tuple[RunningService, Path], room: Room
 ) -> None:
@@ -330,3 +346,48 @@ async def test_direct_mode_streams_through_the_reply_and_stops_it_on_speech(
         total_s = len(read_wav(snd)[0]) / (SND_RATE * 2)
         assert abs(total_s - played_s - 0.5) < 0.05
     server.close()
+
+
+PACED_CAT = """
+import sys, time
+audio = open(sys.argv[1], "rb").read()
+started = time.monotonic()
+for offset in range(0, len(audio), 1024):
+    time.sleep(max(0.0, started + offset / 32000 - time.monotonic()))
+    sys.stdout.buffer.write(audio[offset : offset + 1024])
+    sys.stdout.flush()
+time.sleep(600)
+"""
+
+
+async def test_commands_for_mic_and_speaker_and_a_wake_service(
+    room: Room, tmp_path: Path
+) -> None:
+    (tmp_path / "mic.raw").write_bytes(room.audio)
+    (tmp_path / "paced_cat.py").write_text(PACED_CAT)
+    mic = f"{sys.executable} {tmp_path / 'paced_cat.py'} {tmp_path / 'mic.raw'}"
+    snd = f"sh -c 'cat > {tmp_path / 'snd.raw'}'"
+    with ExitStack() as stack:
+        wake = await asyncio.to_thread(
+            stack.enter_context, start_service("wake", log_dir=tmp_path)
+        )
+        args = ["--mic-command", mic, "--snd-command", snd]
+        args += ["--wake-uri", f"tcp://127.0.0.1:{wake.port}"]
+        satellite = await asyncio.to_thread(
+            stack.enter_context, start_service("satellite", *args, log_dir=tmp_path)
+        )
+        async with connect(satellite.port) as hass:
+            _, events = await hass.until("audio-start")
+            assert [e.type for e in events] == [
+                "detection",
+                "run-pipeline",
+                "audio-start",
+            ]
+            heard = await hass.stream(0.5)
+            offset = room.audio.find(heard[:2048])
+            assert 0 <= offset / BYTES_PER_S - room.wake_end_s < 0.5
+            reply = tone(0.5, SND_RATE)
+            await hass.reply(reply, SND_RATE)
+            await hass.until("played")
+            # aplay-like: the command got the reply and ended before `played`.
+            assert (tmp_path / "snd.raw").read_bytes() == reply
