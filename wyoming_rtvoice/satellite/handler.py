@@ -106,7 +106,9 @@ class SatelliteEventHandler(EventHandler):
         return True
 
     async def disconnect(self) -> None:
-        await self.room.stop_listening(self)
+        if self.room.link is self:
+            _LOGGER.info("Home Assistant (%s) went away: not listening", self.peer)
+            await self.room.stop_listening(self)
 
     # -- Link: what the room sends to Home Assistant -----------------------
 

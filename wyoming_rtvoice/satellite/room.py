@@ -96,6 +96,7 @@ class Room:
         self.link = None
         self._streaming = False
         await self._stop_playback()
+        self._note("stopped listening")
         self._finish_trace()
 
     async def _listen(self, link: Link) -> None:
