@@ -73,7 +73,7 @@ async def test_one_http_api_for_all(stack: dict[str, int]) -> None:
     base = f"http://127.0.0.1:{stack['http']}"
     async with ClientSession() as session:
         async with session.get(f"{base}/health") as response:
-            assert (await response.json())["service"] == "tts+asr+wake+handle"
+            assert (await response.json())["service"] == "tts+asr+wake+handle+pipeline"
         async with session.get(f"{base}/metrics") as response:
             assert 'service="tts",stage="tts"' in await response.text()
         async with session.get(f"{base}/api/entities") as response:

@@ -6,8 +6,9 @@ import argparse
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from aiohttp import web
@@ -121,6 +122,8 @@ class Service:
     handler_factory: HandlerFactory
     add_routes: Callable[[web.Application], None] | None = None
     close: Callable[[], Awaitable[None]] | None = None
+    # Loaded models by name ("whisper", "voice", ...), for the stack's pipeline.
+    models: dict[str, Any] = field(default_factory=dict)
 
 
 def service_parts(args: argparse.Namespace, service: Service) -> list[Part]:

@@ -7,18 +7,15 @@ import argparse
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from aiohttp import ClientSession, ClientTimeout
-
 from .audio import RATE_16K, WIDTH, convert, read_wav, write_wav
-from .pipeline import Pipeline, Turn
-from .trace import add_budget_arguments
+from .hass import HomeAssistant, add_hass_arguments
+from .pipeline import AudioSource, Pipeline, Turn
+from .trace import add_budget_arguments, budgets_from
 
 DEMO_HOUSE = Path(__file__).parent / "data" / "demo_house.json"
-HASS_TOKEN_ENV = "HASS_TOKEN"
 CHUNK_MS = 20
 WATERFALL = (
     ("speech_end", "end of speech (VAD)"),
@@ -34,32 +31,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("wav", help="Speech to answer (any WAV; converted to 16 kHz)")
     parser.add_argument("--json", action="store_true", help="Print the turn as JSON")
     parser.add_argument("--out", help="Write the reply audio to this WAV file")
-    parser.add_argument(
-        "--entities", default=str(DEMO_HOUSE), help="House JSON (a small demo house)"
-    )
-    parser.add_argument("--voice", default="en_US-joe-medium", help="Piper voice")
-    parser.add_argument("--asr-model", default="tiny.en", help="faster-whisper model")
-    parser.add_argument("--llm-model", default="claude-haiku-4-5")
-    parser.add_argument("--anthropic-base-url")
-    parser.add_argument(
-        "--hass-url",
-        help="Execute the intent through Home Assistant's /api/intent/handle; "
-        f"the token comes from {HASS_TOKEN_ENV} or --hass-token-file",
-    )
-    parser.add_argument("--hass-token-file")
-    add_budget_arguments(parser)
+    add_pipeline_arguments(parser)
     parser.add_argument("--debug", action="store_true")
     parser.add_argument("--log-format", default="%(levelname)s:%(name)s:%(message)s")
 
 
-async def realtime_chunks(audio: bytes) -> AsyncIterator[bytes]:
-    """The file's audio in 20 ms chunks at the pace it was spoken."""
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the pipeline is made of: shared by `converse` and the stack."""
+    group = parser.add_argument_group("pipeline")
+    group.add_argument(
+        "--entities", default=str(DEMO_HOUSE), help="House JSON (a small demo house)"
+    )
+    group.add_argument("--voice", default="en_US-joe-medium", help="Piper voice")
+    group.add_argument("--asr-model", default="tiny.en", help="faster-whisper model")
+    group.add_argument("--llm-model", default="claude-haiku-4-5")
+    group.add_argument("--anthropic-base-url")
+    add_hass_arguments(parser)
+    add_budget_arguments(parser)
+
+
+async def realtime_chunks(audio: bytes, source: AudioSource) -> None:
+    """Put the file's audio in `source` in 20 ms chunks at the pace it was spoken."""
     step = RATE_16K * WIDTH * CHUNK_MS // 1000
     loop = asyncio.get_running_loop()
     started = loop.time()
     for index, offset in enumerate(range(0, len(audio), step)):
         await asyncio.sleep(max(0.0, started + index * CHUNK_MS / 1000 - loop.time()))
-        yield audio[offset : offset + step]
+        source.put(audio[offset : offset + step])
+    source.end()
 
 
 async def load_pipeline(args: argparse.Namespace) -> Pipeline:
@@ -81,35 +80,19 @@ async def load_pipeline(args: argparse.Namespace) -> Pipeline:
         args.anthropic_base_url,
         LlmSettings(model=args.llm_model),
     )
-    return Pipeline(whisper, voice, matcher, llm)
-
-
-async def execute(args: argparse.Namespace, turn: Turn) -> str:
-    """What happened to the intent, said plainly."""
-    if turn.intent is None:
-        return "no device command"
-    if not args.hass_url:
-        return "not executed: no --hass-url given (Home Assistant would run it)"
-    token = (
-        Path(args.hass_token_file).read_text(encoding="utf-8").strip()
-        if args.hass_token_file
-        else os.environ.get(HASS_TOKEN_ENV, "")
+    pipeline = Pipeline(
+        whisper,
+        voice,
+        matcher,
+        llm,
+        HomeAssistant.from_args(args),
+        budgets_from(args),
     )
-    async with ClientSession(timeout=ClientTimeout(total=5)) as session:
-        try:
-            async with session.post(
-                f"{args.hass_url.rstrip('/')}/api/intent/handle",
-                json={"name": turn.intent.intent, "data": turn.intent.slots},
-                headers={"Authorization": f"Bearer {token}"},
-            ) as response:
-                if response.status == 200:
-                    return "executed by Home Assistant"
-                return f"Home Assistant answered HTTP {response.status}"
-        except OSError as err:
-            return f"Home Assistant unreachable: {type(err).__name__}"
+    await pipeline.warm()
+    return pipeline
 
 
-def report(turn: Turn, executed: str) -> dict[str, Any]:
+def report(turn: Turn) -> dict[str, Any]:
     start = turn.trace.marks.get("speech_end", turn.trace.start)
     return {
         "transcript": turn.transcript,
@@ -119,7 +102,7 @@ def report(turn: Turn, executed: str) -> dict[str, Any]:
             else None
         ),
         "answer": turn.answer,
-        "executed": executed,
+        "executed": turn.executed or "no device command",
         "waterfall_ms": {
             name: round((turn.trace.marks[name] - start) * 1000, 1)
             for name, _ in WATERFALL
@@ -129,6 +112,14 @@ def report(turn: Turn, executed: str) -> dict[str, Any]:
         "audio_stop_to_first_audio_ms": turn.ms_between("audio_stop", "first_audio"),
         "notes": turn.trace.notes,
     }
+
+
+async def close_pipeline(pipeline: Pipeline) -> None:
+    await pipeline.close()
+    if pipeline.llm is not None:
+        await pipeline.llm.close()
+    if pipeline.hass is not None:
+        await pipeline.hass.close()
 
 
 def print_report(result: dict[str, Any]) -> None:
@@ -155,13 +146,16 @@ async def run(args: argparse.Namespace) -> None:
         raise SystemExit(f"{args.wav}: not a WAV file ({err})") from err
     audio = convert(pcm, rate, width, channels)
     pipeline = await load_pipeline(args)
-    turn = await pipeline.run(realtime_chunks(audio))
-    executed = await execute(args, turn)
-    if pipeline.llm is not None:
-        await pipeline.llm.close()
+    source = AudioSource()
+    feeding = asyncio.create_task(realtime_chunks(audio, source))
+    try:
+        turn = await pipeline.run(source)
+    finally:
+        feeding.cancel()
+        await close_pipeline(pipeline)
     if args.out:
         write_wav(args.out, bytes(turn.audio), pipeline.voice.rate)
-    result = report(turn, executed)
+    result = report(turn)
     if args.json:
         print(json.dumps(result, indent=1))
     else:

@@ -2,7 +2,9 @@
 
 Each keeps its own port and zeroconf advertisement, so Home Assistant finds
 and chains them as usual; they share one HTTP API (/health, /metrics,
-/api/turns, /api/entities, /api/names) and one set of metrics.
+/api/turns, /api/entities, /api/names) and one set of metrics. The pipeline
+endpoint (--pipeline-port) runs the whole turn in process on the same
+models, for satellites that talk to the stack directly.
 """
 
 from __future__ import annotations
@@ -10,10 +12,16 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from .cli import Service, add_shared_arguments, serve
-from .trace import Metrics, add_budget_arguments
+from wyoming.info import Info
+
+from .cli import Service, add_shared_arguments, limits_from, serve
+from .hass import HomeAssistant, add_hass_arguments
+from .pipeline import Pipeline
+from .pipeline_handler import PipelineEventHandler
+from .trace import Metrics, add_budget_arguments, budgets_from
 
 PORTS = {"tts": 10200, "asr": 10300, "wake": 10400, "handle": 10500}
+PIPELINE_PORT = 10600
 SHARED = ("max_payload_bytes", "max_connections", "idle_timeout", "debug", "log_format")
 
 
@@ -26,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         group.add_argument(
             f"--{name}-port", type=int, default=port, help=f"{name} port (%(default)s)"
         )
+    group.add_argument(
+        "--pipeline-port",
+        type=int,
+        default=PIPELINE_PORT,
+        help="Pipeline endpoint for satellites in direct mode (%(default)s)",
+    )
     add_shared_arguments(parser, group, "http://127.0.0.1:10580")
     group = parser.add_argument_group("services (see each service's --help)")
     group.add_argument("--voice", help="tts --voice")
@@ -37,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--entities", help="handle --entities")
     group.add_argument("--llm-model", help="handle --llm-model")
     group.add_argument("--anthropic-base-url", help="handle --anthropic-base-url")
+    add_hass_arguments(parser)
     add_budget_arguments(parser)
 
 
@@ -65,6 +80,46 @@ def service_args(args: argparse.Namespace, name: str) -> argparse.Namespace:
     return own
 
 
+async def pipeline_service(
+    args: argparse.Namespace, services: list[Service], metrics: Metrics
+) -> tuple[argparse.Namespace, Service]:
+    """The pipeline endpoint, on the models the four services loaded."""
+    models = {name: model for s in services for name, model in s.models.items()}
+    hass = HomeAssistant.from_args(args)
+    budgets = budgets_from(args)
+    phrases: dict[str, bytes] = {}
+
+    def new_pipeline() -> Pipeline:
+        return Pipeline(
+            models["whisper"],
+            models["voice"],
+            models["matcher"],
+            models["llm"],
+            hass,
+            budgets,
+            phrases=phrases,
+        )
+
+    await new_pipeline().warm()  # renders the phrases every pipeline shares
+    own = argparse.Namespace(**vars(args))
+    own.uri = f"tcp://{args.host}:{args.pipeline_port}"
+    own.zeroconf = None  # not a service Home Assistant could use on its own
+    limits = limits_from(args)
+
+    async def close() -> None:
+        if hass is not None:
+            await hass.close()
+
+    service = Service(
+        "pipeline",
+        lambda reader, writer: PipelineEventHandler(
+            reader, writer, Info(), limits, new_pipeline, metrics
+        ),
+        close=close,
+    )
+    return own, service
+
+
 async def run(args: argparse.Namespace) -> None:
     metrics = Metrics()
     services: list[tuple[argparse.Namespace, Service]] = []
@@ -72,4 +127,6 @@ async def run(args: argparse.Namespace) -> None:
         own = service_args(args, name)
         module = importlib.import_module(f"wyoming_rtvoice.{name}")
         services.append((own, await module.load(own, metrics)))
+    loaded = [service for _, service in services]
+    services.append(await pipeline_service(args, loaded, metrics))
     await serve(args, services, metrics)

@@ -138,4 +138,5 @@ async def load(args: argparse.Namespace, metrics: Metrics) -> Service:
             reader, writer, info, limits, whisper, settings, metrics
         ),
         add_routes=lambda app: add_names_routes(app, settings),
+        models={"whisper": whisper},
     )

@@ -37,6 +37,10 @@ class AsrSettings:
     first_partial_s: float = 1.0  # earlier decodes of a word's start are guesses
     vad_threshold: float = 0.5
     end_silence_s: float = 0.3
+    # Silence after which the final decode starts (None: at end_silence_s).
+    # Earlier means the transcript is ready sooner, at the cost of decodes
+    # dropped when speech resumes.
+    final_decode_silence_s: float | None = None
     names: list[str] = field(default_factory=list)  # replaced at run time
 
 
@@ -113,12 +117,22 @@ class AsrSession:
             del self._vad_pending[:VAD_FRAME_BYTES]
             self._follow_vad(self._vad(frame) >= self.settings.vad_threshold)
         new_words = self._take_stable_words()
-        if self._in_speech and self._partial_due():
+        if self._in_speech and self._final is None and self._partial_due():
             self._partial = self._decode()
         return new_words
 
-    async def finish(self) -> str:
-        """The final transcript ('' if no speech was heard)."""
+    @property
+    def speech_ended(self) -> bool:
+        """Speech was heard and has been followed by `end_silence_s` of silence."""
+        return self.heard_speech and not self._in_speech
+
+    async def finish(self, budget_s: float | None = None) -> str:
+        """The final transcript ('' if no speech was heard).
+
+        With a budget, a final decode still running after it gives way to the
+        newest partial transcript, if there is one (recorded in the trace).
+        """
+        partial = self.latest_partial()
         if self._partial is not None:
             self._partial.task.cancel()
         if not self.heard_speech:
@@ -129,7 +143,14 @@ class AsrSession:
             final = self._decode()
         elif final.task.done():
             self.trace.notes.append("ready at audio-stop")
-        return await final.task
+        if budget_s is None or partial is None:
+            return await final.task
+        done, _ = await asyncio.wait({final.task}, timeout=budget_s)
+        if done:
+            return final.task.result()
+        final.task.cancel()
+        self.trace.notes.append("asr over budget: last partial used")
+        return partial
 
     def latest_partial(self) -> str | None:
         """The newest finished partial decode, for speculation."""
@@ -163,11 +184,17 @@ class AsrSession:
             self.trace.mark("speech_start")
             return
         self._silence_s += VAD_FRAME_BYTES / BYTES_PER_SECOND
-        if self._in_speech and self._silence_s >= self.settings.end_silence_s:
-            self._in_speech = False
+        if not self._in_speech:
+            return
+        decode_after = self.settings.final_decode_silence_s
+        if decode_after is None:
+            decode_after = self.settings.end_silence_s
+        if self._final is None and self._silence_s >= decode_after:
             # The latest end, back-dated by the silence it took to hear it.
             self.trace.marks["speech_end"] = time.monotonic() - self._silence_s
             self._final = self._decode()
+        if self._silence_s >= self.settings.end_silence_s:
+            self._in_speech = False
 
     def _partial_due(self) -> bool:
         if self._partial is not None and not self._partial.task.done():

@@ -21,15 +21,13 @@ import asyncio
 import itertools
 import os
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from piper import PiperVoice
 
 from ..audio import RATE_16K, WIDTH, to_float
-from ..converse import CHUNK_MS, DEMO_HOUSE
-from ..pipeline import Pipeline
-from ..trace import DEFAULT_BUDGETS_MS
+from ..converse import CHUNK_MS
+from ..pipeline import AudioSource, Pipeline
 from .fake_llm import FakeLlm
 from .speech import SPEEDS, Spoken, speak, summary_ms
 
@@ -43,6 +41,7 @@ COMMANDS = [
 ]
 QUESTIONS = ["What is the capital of France?", "How far away is the moon?"]
 FIRST_TOKEN_S = 0.3
+ANSWER = "Here is a short answer. It has two sentences."
 
 
 @dataclass
@@ -50,35 +49,49 @@ class Measured:
     name: str
     speech_end_ms: list[float] = field(default_factory=list)
     audio_stop_ms: list[float] = field(default_factory=list)
+    answer_ms: list[float] = field(default_factory=list)  # audio-stop -> answer
     over_budget: dict[str, int] = field(default_factory=dict)
+    early: int = 0  # turns ended as soon as the transcript was a command
+    right: int = 0  # turns whose answer is the one the text deserves
 
 
-async def paced(spoken: Spoken, started: float) -> AsyncIterator[bytes]:
+def expected(pipeline: Pipeline, spoken: Spoken) -> str:
+    match = pipeline.matcher.match(spoken.text)
+    return match.response if match is not None else ANSWER
+
+
+async def paced(spoken: Spoken, started: float, source: AudioSource) -> None:
     step = RATE_16K * WIDTH * CHUNK_MS // 1000
     for index, offset in enumerate(range(0, len(spoken.audio), step)):
         await asyncio.sleep(
             max(0.0, started + index * CHUNK_MS / 1000 - time.monotonic())
         )
-        yield spoken.audio[offset : offset + step]
+        source.put(spoken.audio[offset : offset + step])
+    source.end()
 
 
 async def run_pipeline(pipeline: Pipeline, spoken: Spoken, path: Measured) -> None:
     started = time.monotonic()
-    turn = await pipeline.run(paced(spoken, started))
+    source = AudioSource()
+    feeding = asyncio.create_task(paced(spoken, started, source))
+    turn = await pipeline.run(source)
+    await feeding
     speech_end = started + spoken.speech_end_s
-    first_audio = turn.trace.marks["first_audio"]
-    path.speech_end_ms.append((first_audio - speech_end) * 1000)
-    path.audio_stop_ms.append((first_audio - turn.trace.marks["audio_stop"]) * 1000)
+    marks = turn.trace.marks
+    path.speech_end_ms.append((marks["first_audio"] - speech_end) * 1000)
+    path.audio_stop_ms.append((marks["first_audio"] - marks["audio_stop"]) * 1000)
+    path.answer_ms.append((marks["answer_audio"] - marks["audio_stop"]) * 1000)
     for stage in turn.trace.over_budget():
         path.over_budget[stage] = path.over_budget.get(stage, 0) + 1
+    path.early += "turn ended early: a device command" in turn.trace.notes
+    path.right += bool(turn.transcript) and turn.answer == expected(pipeline, spoken)
 
 
 async def run_usual(
     pipeline: Pipeline, piper: PiperVoice, spoken: Spoken, path: Measured
 ) -> None:
     started = time.monotonic()
-    async for _ in paced(spoken, started):
-        pass
+    await paced(spoken, started, AudioSource())
     audio_stop = time.monotonic()
     loop = asyncio.get_running_loop()
 
@@ -99,21 +112,21 @@ async def run_usual(
     first_audio = time.monotonic()
     path.speech_end_ms.append((first_audio - (started + spoken.speech_end_s)) * 1000)
     path.audio_stop_ms.append((first_audio - audio_stop) * 1000)
+    path.answer_ms.append((first_audio - audio_stop) * 1000)
+    path.right += reply == expected(pipeline, spoken)
 
 
-async def bench(rounds: int) -> None:
-    from ..converse import load_pipeline
+async def bench(rounds: int, pipeline_argv: list[str]) -> None:
+    from ..converse import add_pipeline_arguments, load_pipeline
 
-    fake = FakeLlm(answer="Here is a short answer. It has two sentences.")
+    fake = FakeLlm(answer=ANSWER)
     fake.first_token_s, fake.token_s = FIRST_TOKEN_S, 0.02
     fake.start_in_thread()
     os.environ["ANTHROPIC_API_KEY"] = "sk-bench"
-    args = argparse.Namespace(
-        asr_model="tiny.en",
-        voice="en_US-joe-medium",
-        entities=str(DEMO_HOUSE),
-        llm_model="fake",
-        anthropic_base_url=fake.url,
+    parser = argparse.ArgumentParser()
+    add_pipeline_arguments(parser)
+    args = parser.parse_args(
+        ["--llm-model", "fake", "--anthropic-base-url", fake.url, *pipeline_argv]
     )
     pipeline = await load_pipeline(args)
     from ..tts.voice import resolve_voice
@@ -149,22 +162,34 @@ async def bench(rounds: int) -> None:
         f"{len(SPEEDS)} speeds x {rounds} round(s), real-time pace, 0.8 s of silence "
         f"before audio-stop; fake LLM first token at {FIRST_TOKEN_S * 1000:.0f} ms"
     )
-    budgets = ", ".join(f"{k} {v:.0f}" for k, v in DEFAULT_BUDGETS_MS.items())
+    budgets = ", ".join(f"{k} {v:.0f}" for k, v in pipeline.budgets_ms.items())
     print(f"  budgets (ms): {budgets}")
     for (kind, _), path in paths.items():
+        count = len(path.speech_end_ms)
         print(
             f"  {kind:8} {path.name:31} end of speech -> first audio "
             f"{summary_ms(path.speech_end_ms)}   audio-stop -> first audio "
-            f"{summary_ms(path.audio_stop_ms)}"
-            + (f"   over budget: {path.over_budget}" if path.over_budget else "")
+            f"{summary_ms(path.audio_stop_ms)}   right {path.right}/{count}"
         )
+        if kind == "question":
+            overhead = [ms - FIRST_TOKEN_S * 1000 for ms in path.answer_ms]
+            print(
+                f"  {'':8} {'':31} audio-stop -> first answer audio "
+                f"{summary_ms(path.answer_ms)}   overhead above the first token "
+                f"{summary_ms(overhead)}"
+            )
+        if path.over_budget or path.early:
+            print(
+                f"  {'':8} {'':31} over budget (turns): {path.over_budget}   "
+                f"ended early on a command: {path.early}/{count}"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=1)
-    args = parser.parse_args()
-    asyncio.run(bench(args.rounds))
+    args, pipeline_argv = parser.parse_known_args()
+    asyncio.run(bench(args.rounds, pipeline_argv))
 
 
 if __name__ == "__main__":

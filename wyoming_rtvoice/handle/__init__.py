@@ -163,4 +163,5 @@ async def load(args: argparse.Namespace, metrics: Metrics) -> Service:
         ),
         add_routes=lambda app: add_house_routes(app, matcher),
         close=llm.close,
+        models={"matcher": matcher, "llm": llm},
     )

@@ -93,4 +93,5 @@ async def load(args: argparse.Namespace, metrics: Metrics) -> Service:
         lambda reader, writer: TtsEventHandler(
             reader, writer, info, limits, voice, settings, metrics
         ),
+        models={"voice": voice},
     )
