@@ -47,7 +47,7 @@ async def command_mic(command: str) -> AsyncGenerator[bytes, None]:
 
 async def wav_mic(path: str) -> AsyncGenerator[bytes, None]:
     """A WAV file at real-time pace, then silence: a microphone for tests."""
-    pcm, rate, width, channels = read_wav(path)
+    pcm, rate, width, channels = await asyncio.to_thread(read_wav, path)
     audio = convert(pcm, rate, width, channels)
     started = time.monotonic()
     offset = 0

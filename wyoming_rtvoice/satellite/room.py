@@ -205,7 +205,7 @@ class Room:
         if self._playback is not playback:
             return
         self._playback = None
-        self._mark("first_audio", playback.started)
+        self._mark_first_audio(playback)
         self._mark("played")
         link = self.link
         if link is None:
@@ -218,7 +218,7 @@ class Room:
 
     async def _interrupt(self, why: str) -> None:
         if self._playback is not None:
-            self._mark("first_audio", self._playback.started)
+            self._mark_first_audio(self._playback)
         self._note(why)
         self._mark("interrupted")
         await self._stop_playback()
@@ -235,9 +235,13 @@ class Room:
         self._mark("turn_start")
         self._note(note)
 
-    def _mark(self, name: str, at: float | None = None) -> None:
+    def _mark(self, name: str) -> None:
         if self._trace is not None:
-            self._trace.marks.setdefault(name, at or time.monotonic())
+            self._trace.mark(name)
+
+    def _mark_first_audio(self, playback: Playback) -> None:
+        if self._trace is not None and playback.started is not None:
+            self._trace.marks.setdefault("first_audio", playback.started)
 
     def _note(self, text: str) -> None:
         if self._trace is not None:
