@@ -160,7 +160,9 @@ async def test_describe_is_a_satellite_with_its_wake_word(
     info = Info.from_event(event)
     assert info.satellite is not None and info.satellite.installed
     assert info.satellite.active_wake_words == ["okay_nabu"]
-    assert not (info.asr or info.tts or info.wake or info.handle)
+    # The wake word's phrase is there for Home Assistant; no other service.
+    assert [m.phrase for m in info.wake[0].models] == ["Okay Nabu"]
+    assert not (info.asr or info.tts or info.handle)
 
 
 async def test_wake_then_stream_then_play(

@@ -16,6 +16,7 @@ from pathlib import Path
 from wyoming.info import Attribution, Info, Satellite
 
 from .. import __version__
+from .. import wake as wake_service
 from ..cli import Service, add_common_arguments, limits_from
 from ..trace import Metrics
 from ..wake.engines import ENGINES, find_model
@@ -87,6 +88,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def describe(args: argparse.Namespace, wake_word: str) -> Info:
+    """A satellite; its wake word too, so Home Assistant knows the phrase
+    (it loads no wake platform for a satellite)."""
+    try:
+        wake = wake_service.describe([find_model(args.wake_engine, wake_word)]).wake
+    except ValueError:  # a wake service's model we do not have here
+        wake = []
     return Info(
         satellite=Satellite(
             name=args.name,
@@ -102,7 +109,8 @@ def describe(args: argparse.Namespace, wake_word: str) -> Info:
             active_wake_words=[wake_word],
             max_active_wake_words=1,
             supports_trigger=False,
-        )
+        ),
+        wake=wake,
     )
 
 
