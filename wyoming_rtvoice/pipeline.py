@@ -225,12 +225,17 @@ class Pipeline:
                     await sink(AudioStop().event())
                     self._finished(turn)
             await asyncio.gather(replying, return_exceptions=True)
-            if not replying.cancelled() and replying.exception() is not None:
-                _LOGGER.error("Reply failed", exc_info=replying.exception())
+            failure = None if replying.cancelled() else replying.exception()
+            if isinstance(failure, ConnectionError):
+                turn.trace.notes.append("client went away")
+            elif failure is not None:
+                _LOGGER.error("Reply failed", exc_info=failure)
                 turn.trace.notes.append("reply failed")
         finally:
             replying.cancel()
             heard.cancel()
+            # Retrieve their outcome even when this turn itself is cancelled.
+            await asyncio.gather(replying, heard, return_exceptions=True)
 
     def _finished(self, turn: Turn) -> None:
         """The reply is sent (or stopped): the turn's trace is complete."""
