@@ -20,6 +20,7 @@ SERVICES = {
     "asr": "Speech to text (faster-whisper), done when the user stops talking",
     "wake": "Wake word detection (microWakeWord or openWakeWord), streaming",
     "handle": "Device commands by intent matching, anything else by a streaming LLM",
+    "satellite": "Microphone and speaker for Home Assistant (or the pipeline directly)",
 }
 STACK_HELP = "All four services in one process, each on its default port"
 CONVERSE_HELP = "One turn from a WAV file through the pipeline, with its waterfall"

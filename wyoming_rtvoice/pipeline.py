@@ -154,6 +154,7 @@ class Pipeline:
     # The pipeline owns the VAD: the turn ends when it hears the speech end,
     # not when the client stops sending.
     end_at_speech_end: bool = True
+    end_on_command: bool = True  # end at the first silent frame on a command
     barge_in: bool = True
     first_token_timeout_s: float = 5.0
     metrics: Metrics | None = None  # where finished turns are recorded and logged
@@ -224,12 +225,17 @@ class Pipeline:
                     await sink(AudioStop().event())
                     self._finished(turn)
             await asyncio.gather(replying, return_exceptions=True)
-            if not replying.cancelled() and replying.exception() is not None:
-                _LOGGER.error("Reply failed", exc_info=replying.exception())
+            failure = None if replying.cancelled() else replying.exception()
+            if isinstance(failure, ConnectionError):
+                turn.trace.notes.append("client went away")
+            elif failure is not None:
+                _LOGGER.error("Reply failed", exc_info=failure)
                 turn.trace.notes.append("reply failed")
         finally:
             replying.cancel()
             heard.cancel()
+            # Retrieve their outcome even when this turn itself is cancelled.
+            await asyncio.gather(replying, heard, return_exceptions=True)
 
     def _finished(self, turn: Turn) -> None:
         """The reply is sent (or stopped): the turn's trace is complete."""
@@ -270,7 +276,7 @@ class Pipeline:
                 if session.speech_ended:
                     trace.notes.append("turn ended by the VAD")
                     break
-                if self._match(ready) is not None:
+                if self.end_on_command and self._match(ready) is not None:
                     trace.notes.append("turn ended early: a device command")
                     break
         trace.mark("audio_stop")

@@ -289,7 +289,10 @@ async def run_until_stopped(parts: list[Part]) -> None:
     started: list[Part] = []
     try:
         for part in parts:
-            await part.start()
+            try:
+                await part.start()
+            except OSError as err:  # e.g. the port is taken: one line, no traceback
+                raise SystemExit(f"Cannot start: {err}") from err
             started.append(part)
         _LOGGER.info("Ready")
         await stop.wait()

@@ -3,9 +3,13 @@
 Spoken commands and questions (our own TTS, three speeds, light noise, 0.8 s
 of silence after the speech, about what a client's VAD waits before
 `audio-stop`) are fed at real-time pace, in one run, to:
-  (a) the pipeline, turn ended by its own VAD;
-  (b) the pipeline, turn ended by the client's `audio-stop` (end of clip);
-  (c) the usual chain with the same models: after `audio-stop`, plain
+  (a) the pipeline, turn ended by its own VAD: at the first silent frame
+      when the decode started there is a device command, else after 0.2 s
+      of silence (as in use);
+  (b) the same with the final decode and the end after 0.2 s of silence
+      always (what (a) gains by ending early on commands);
+  (c) the pipeline, turn ended by the client's `audio-stop` (end of clip);
+  (d) the usual chain with the same models: after `audio-stop`, plain
       faster-whisper `transcribe()`, then matching, then Piper on the whole
       reply before the first sample is sent.
 Questions go to the local fake Messages API (first token at 300 ms).
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 
 from piper import PiperVoice
 
+from ..asr.session import AsrSettings
 from ..audio import RATE_16K, WIDTH, to_float
 from ..converse import CHUNK_MS
 from ..pipeline import AudioSource, Pipeline
@@ -42,6 +47,22 @@ COMMANDS = [
 QUESTIONS = ["What is the capital of France?", "How far away is the moon?"]
 FIRST_TOKEN_S = 0.3
 ANSWER = "Here is a short answer. It has two sentences."
+
+
+# name: (VAD ends the turn, a command ends it at the first silent frame, ASR)
+PIPELINE_PATHS = {
+    "pipeline, VAD ends turn": (
+        True,
+        True,
+        AsrSettings(end_silence_s=0.2, final_decode_silence_s=0.0),
+    ),
+    "pipeline, VAD after 0.2 s silence": (True, False, AsrSettings(end_silence_s=0.2)),
+    "pipeline, audio-stop ends turn": (
+        False,
+        False,
+        AsrSettings(end_silence_s=0.2, final_decode_silence_s=0.0),
+    ),
+}
 
 
 @dataclass
@@ -137,24 +158,17 @@ async def bench(rounds: int, pipeline_argv: list[str]) -> None:
     paths = {
         (kind, name): Measured(name)
         for kind in kinds
-        for name in (
-            "pipeline, VAD ends turn",
-            "pipeline, audio-stop ends turn",
-            "usual chain",
-        )
+        for name in (*PIPELINE_PATHS, "usual chain")
     }
     for _ in range(rounds):
         for kind, texts in kinds.items():
             for index, (text, speed) in enumerate(itertools.product(texts, SPEEDS)):
                 spoken = speak(text, length_scale=speed, seed=index)
-                pipeline.end_at_speech_end = True
-                await run_pipeline(
-                    pipeline, spoken, paths[(kind, "pipeline, VAD ends turn")]
-                )
-                pipeline.end_at_speech_end = False
-                await run_pipeline(
-                    pipeline, spoken, paths[(kind, "pipeline, audio-stop ends turn")]
-                )
+                for name, (at_speech_end, on_command, asr) in PIPELINE_PATHS.items():
+                    pipeline.end_at_speech_end = at_speech_end
+                    pipeline.end_on_command = on_command
+                    pipeline.asr_settings = asr
+                    await run_pipeline(pipeline, spoken, paths[(kind, name)])
                 await run_usual(pipeline, piper, spoken, paths[(kind, "usual chain")])
     fake.stop_thread()
     print(

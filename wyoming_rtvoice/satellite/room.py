@@ -1,0 +1,258 @@
+"""The satellite's room side: microphone, wake word, turns, speaker, barge-in.
+
+A `Room` listens for one `Link` at a time (Home Assistant's connection, or
+the stack's pipeline in direct mode). Before the wake word nothing leaves
+the satellite; after it the microphone streams to the link until the link
+says the speech ended. Replies arriving from the link are played by their
+own task; a reply that is interrupted (the user speaks over it) is stopped
+at once and the rest of it is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart
+
+from ..trace import Metrics, Trace
+from .detect import SpeechOnset, Wake
+from .devices import MIC_CHUNK_S, Playback, Speaker
+
+_LOGGER = logging.getLogger(__name__)
+
+PREROLL_S = 0.5  # sent first when a barge-in starts a turn: the VAD hears late
+NO_SPEECH_S = 8.0  # a turn with no speech this long after the wake word ends
+MAX_SPEECH_S = 30.0  # longest a user may speak in one turn
+RETRY_S = 1.0
+
+
+class Link(Protocol):
+    """Where turns go: Home Assistant, or the stack's pipeline (direct mode)."""
+
+    # Direct mode keeps the microphone streaming while the reply plays (the
+    # server hears barge-in); Home Assistant stops it at the end of speech.
+    streams_while_playing: bool
+
+    async def start_turn(self, wake_word: str | None) -> None: ...
+
+    async def send_audio(self, audio: bytes) -> None: ...
+
+    async def stop_turn(self) -> None: ...
+
+    async def played(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RoomSettings:
+    mic: Callable[[], AsyncGenerator[bytes, None]]  # opened each time listening starts
+    wake: Callable[[], Awaitable[Wake]]
+    barge_in: str  # "vad", "wake" or "off"
+    vad_threshold: float = 0.5
+
+
+class Room:
+    def __init__(self, settings: RoomSettings, speaker: Speaker, metrics: Metrics):
+        self.settings = settings
+        self.speaker = speaker
+        self.metrics = metrics
+        self.link: Link | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._streaming = False
+        self._deadline = 0.0
+        self._playback: Playback | None = None
+        self._converter: AudioChunkConverter | None = None
+        self._recent: deque[bytes] = deque(maxlen=round(PREROLL_S / MIC_CHUNK_S))
+        self._onset = SpeechOnset(settings.vad_threshold)
+        self._onset_heard: Playback | None = None  # the reply the VAD follows
+        self._trace: Trace | None = None
+
+    # -- listening, for one link at a time -------------------------------
+
+    async def listen(self, link: Link) -> Link | None:
+        """Listen for `link` from now on; returns the link it replaces."""
+        previous = self.link
+        await self.stop_listening()
+        self.link = link
+        self._listener = asyncio.create_task(self._listen(link))
+        return previous if previous is not link else None
+
+    async def stop_listening(self, link: Link | None = None) -> None:
+        """Stop streaming, detection and playback (for `link` only, if given)."""
+        if link is not None and link is not self.link:
+            return
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        self._listener = None
+        self.link = None
+        self._streaming = False
+        await self._stop_playback()
+        self._note("stopped listening")
+        self._finish_trace()
+
+    async def _listen(self, link: Link) -> None:
+        while True:
+            try:
+                wake = await self.settings.wake()
+                try:
+                    async with contextlib.aclosing(self.settings.mic()) as mic:
+                        async for audio in mic:
+                            await self._hear(link, wake, audio)
+                finally:
+                    await wake.close()
+            except (ConnectionError, OSError) as err:
+                _LOGGER.warning("Listening failed (%s); again in %s s", err, RETRY_S)
+            except Exception:
+                _LOGGER.exception("Listening failed; again in %s s", RETRY_S)
+            await asyncio.sleep(RETRY_S)
+
+    async def _hear(self, link: Link, wake: Wake, audio: bytes) -> None:
+        self._recent.append(audio)
+        wake_word = await wake.process(audio)
+        if self._streaming:
+            await link.send_audio(audio)
+            if time.monotonic() > self._deadline:
+                self._note("no end of speech")
+                await self.stop_streaming()
+            return
+        if self._playback is not None:
+            if await self._barged_in(wake_word, audio):
+                await self._interrupt("barge-in: " + (wake_word or "speech"))
+                await link.played()
+                await self._start_turn(link, wake_word, preroll=wake_word is None)
+        elif wake_word is not None:
+            await self._start_turn(link, wake_word, preroll=False)
+
+    async def _barged_in(self, wake_word: str | None, audio: bytes) -> bool:
+        """Did the user speak over the reply? (Direct mode: the server says.)"""
+        if self.settings.barge_in == "off":
+            return False
+        if wake_word is not None:
+            return True
+        if self.settings.barge_in != "vad":
+            return False
+        fresh = self._onset_heard is not self._playback
+        self._onset_heard = self._playback
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self._onset.process, audio, fresh)
+
+    async def _start_turn(
+        self, link: Link, wake_word: str | None, preroll: bool
+    ) -> None:
+        self._begin_trace(f"wake word {wake_word}" if wake_word else "barge-in")
+        self._streaming = True
+        self._deadline = time.monotonic() + NO_SPEECH_S
+        try:
+            await link.start_turn(wake_word)
+            for audio in list(self._recent) if preroll else []:
+                await link.send_audio(audio)
+        except (ConnectionError, OSError) as err:
+            _LOGGER.warning("Could not start a turn: %s", err)
+            self._streaming = False
+
+    async def stop_streaming(self) -> None:
+        """The speech has ended (or the turn failed): back to the wake word."""
+        if not self._streaming:
+            return
+        self._streaming = False
+        if self.link is not None:
+            with contextlib.suppress(ConnectionError, OSError):
+                await self.link.stop_turn()
+
+    # -- what the link reports -------------------------------------------
+
+    async def voice_started(self) -> None:
+        self._deadline = time.monotonic() + MAX_SPEECH_S
+        if self._playback is not None and self.link and self.link.streams_while_playing:
+            # The server heard the user speak over its reply: this is the next turn.
+            await self._interrupt("barge-in (server)")
+            self._begin_trace("barge-in (server)")
+        self._mark("voice_started")
+
+    def voice_stopped(self) -> None:
+        self._mark("voice_stopped")
+
+    async def reply_start(self, start: AudioStart) -> None:
+        await self._stop_playback()
+        self._converter = AudioChunkConverter(
+            self.speaker.rate, self.speaker.width, self.speaker.channels
+        )
+        self._playback = Playback(self.speaker, self._played)
+        if self.link is not None and self.link.streams_while_playing:
+            self._deadline = math.inf  # the turn ends when the reply was played
+        self._mark("reply_start")
+
+    def reply_chunk(self, chunk: AudioChunk) -> None:
+        if self._playback is None or self._converter is None:
+            return  # the rest of an interrupted reply
+        self._playback.put(self._converter.convert(chunk).audio)
+
+    def reply_stop(self) -> None:
+        if self._playback is not None:
+            self._playback.end()
+        self._converter = None
+
+    async def _played(self, playback: Playback) -> None:
+        if self._playback is not playback:
+            return
+        self._playback = None
+        self._mark_first_audio(playback)
+        self._mark("played")
+        link = self.link
+        if link is None:
+            return
+        with contextlib.suppress(ConnectionError, OSError):
+            await link.played()
+        if link.streams_while_playing:
+            await self.stop_streaming()
+        self._finish_trace()
+
+    async def _interrupt(self, why: str) -> None:
+        if self._playback is not None:
+            self._mark_first_audio(self._playback)
+        self._note(why)
+        self._mark("interrupted")
+        await self._stop_playback()
+
+    async def _stop_playback(self) -> None:
+        playback, self._playback = self._playback, None
+        self._converter = None
+        if playback is not None:
+            await playback.stop()
+
+    def _begin_trace(self, note: str) -> None:
+        self._finish_trace()
+        self._trace = Trace("satellite")
+        self._mark("turn_start")
+        self._note(note)
+
+    def _mark(self, name: str) -> None:
+        if self._trace is not None:
+            self._trace.mark(name)
+
+    def _mark_first_audio(self, playback: Playback) -> None:
+        if self._trace is not None and playback.started is not None:
+            self._trace.marks.setdefault("first_audio", playback.started)
+
+    def _note(self, text: str) -> None:
+        if self._trace is not None:
+            self._trace.notes.append(text)
+
+    def _finish_trace(self) -> None:
+        trace, self._trace = self._trace, None
+        if trace is None:
+            return
+        if {"voice_stopped", "first_audio"} <= trace.marks.keys():
+            gap = trace.marks["first_audio"] - trace.marks["voice_stopped"]
+            trace.notes.append(f"end of speech to first audio {gap * 1000:.0f} ms")
+        self.metrics.record(trace)
+        _LOGGER.info(trace.waterfall())
