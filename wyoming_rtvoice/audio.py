@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from wyoming.audio import AudioChunk, AudioChunkConverter
@@ -26,9 +27,8 @@ def is_names(value: object) -> bool:
     )
 
 
-def checked_chunk(event: Event) -> AudioChunk:
-    """The event's audio chunk if its format is one we convert; else ValueError."""
-    data = event.data
+def check_format(data: dict[str, Any]) -> None:
+    """ValueError unless `data` names an audio format we convert."""
     rate, width, channels = data.get("rate"), data.get("width"), data.get("channels")
     if not all(type(value) is int for value in (rate, width, channels)):
         raise ValueError("rate, width and channels must be integers")
@@ -36,8 +36,13 @@ def checked_chunk(event: Event) -> AudioChunk:
         raise ValueError(
             f"unsupported format: rate {rate}, width {width}, channels {channels}"
         )
+
+
+def checked_chunk(event: Event) -> AudioChunk:
+    """The event's audio chunk if its format is one we convert; else ValueError."""
+    check_format(event.data)
     chunk = AudioChunk.from_event(event)
-    if len(chunk.audio) % (width * channels):
+    if len(chunk.audio) % (chunk.width * chunk.channels):
         raise ValueError(f"{len(chunk.audio)} bytes is not a whole number of samples")
     return chunk
 

@@ -26,7 +26,7 @@ from wyoming.snd import Played
 from wyoming.vad import VoiceStarted, VoiceStopped
 from wyoming.wake import Detection
 
-from ..audio import MONO, RATE_16K, WIDTH
+from ..audio import MONO, RATE_16K, WIDTH, check_format, checked_chunk
 from ..server import EventHandler, Limits
 from .room import Room
 
@@ -82,7 +82,7 @@ class SatelliteEventHandler(EventHandler):
             return True
 
         if Transcript.is_type(event.type):
-            _LOGGER.info("Transcript: %s", Transcript.from_event(event).text)
+            _LOGGER.info("Transcript: %s", event.data.get("text"))
             await self.room.stop_streaming()
             return True
 
@@ -92,11 +92,19 @@ class SatelliteEventHandler(EventHandler):
             return True
 
         if AudioStart.is_type(event.type):
+            try:
+                check_format(event.data)
+            except ValueError as err:
+                await self.write_error(f"reply audio not usable: {err}", "bad-audio")
+                return True
             await self.room.reply_start(AudioStart.from_event(event))
             return True
 
         if AudioChunk.is_type(event.type):
-            self.room.reply_chunk(AudioChunk.from_event(event))
+            try:
+                self.room.reply_chunk(checked_chunk(event))
+            except Exception as err:  # audioop: a format change mid-reply...
+                await self.write_error(f"reply audio not usable: {err}", "bad-audio")
             return True
 
         if AudioStop.is_type(event.type):
