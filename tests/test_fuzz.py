@@ -37,10 +37,11 @@ from wyoming.asr import Transcript
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
 from wyoming.ping import Ping
+from wyoming.satellite import RunSatellite
 from wyoming.tts import Synthesize
 from wyoming.wake import Detect
 
-from wyoming_rtvoice.audio import RATE_16K, WIDTH
+from wyoming_rtvoice.audio import RATE_16K, WIDTH, write_wav
 from wyoming_rtvoice.bench.fake_llm import FakeLlm
 from wyoming_rtvoice.bench.speech import speak, stream_audio
 from wyoming_rtvoice.server import Limits, ProtocolError, read_event
@@ -150,6 +151,18 @@ PROTOCOLS = {
     "handle": Protocol(
         ("transcript", "recognize"),
         {"text": TEXT, "context": CONTEXT, "language": either(st.just("en"))},
+    ),
+    "satellite": Protocol(
+        (
+            "run-satellite",
+            "pause-satellite",
+            "voice-started",
+            "voice-stopped",
+            "transcript",
+            *AUDIO_EVENTS,
+        ),
+        {"text": TEXT, "timestamp": either(st.integers(0, 10**6)), **AUDIO_FIELDS},
+        payload=True,
     ),
     "pipeline": Protocol(
         ("run-pipeline", "played", *AUDIO_EVENTS),
@@ -349,6 +362,14 @@ async def pipeline_works(port: int) -> None:
     assert received[-1].data["name"] == "HassTurnOn"
 
 
+async def satellite_works(port: int) -> None:
+    """Home Assistant's `run-satellite`: the microphone's wake word starts a turn."""
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        await client.write_event(RunSatellite().event())
+        received = await read_until(client, "run-pipeline", 30)
+    assert "detection" in [e.type for e in received]
+
+
 async def handle_works(port: int) -> None:
     async with AsyncTcpClient("127.0.0.1", port) as client:
         await client.write_event(Transcript(text="Turn on the kitchen lights.").event())
@@ -362,15 +383,16 @@ WORKS: dict[str, Callable[[int], Coroutine[Any, Any, None]]] = {
     "wake": wake_works,
     "handle": handle_works,
     "pipeline": pipeline_works,
+    "satellite": satellite_works,
 }
 SERVICE_ARGS: dict[str, tuple[str, ...]] = {
     "handle": ("--entities", str(DATA / "house.json")),
 }
 
 # Each target is a service alone or one of the stack's ports. A new service is
-# one line in PROTOCOLS and WORKS and one here, e.g. the satellite (port 10700):
-#   "satellite": ("satellite", "satellite"),
+# one line in PROTOCOLS and WORKS and one here.
 TARGETS = {
+    "satellite": ("satellite", "satellite"),
     "tts": ("tts", "tts"),
     "asr": ("asr", "asr"),
     "wake": ("wake", "wake"),
@@ -452,9 +474,11 @@ def target(
     args = SERVICE_ARGS.get(protocol, ()) + (
         tuple(llm_env) if protocol == "handle" else ()
     )
-    with start_service(
-        protocol, *args, log_dir=tmp_path_factory.mktemp(protocol), startup_s=240
-    ) as service:
+    folder = tmp_path_factory.mktemp(protocol)
+    if protocol == "satellite":  # its microphone hears the wake word
+        write_wav(folder / "mic.wav", spoken("Okay Nabu."), RATE_16K)
+        args += ("--mic-wav", str(folder / "mic.wav"))
+    with start_service(protocol, *args, log_dir=folder, startup_s=240) as service:
         running = Running(service.port, service.process, service.log_path)
         yield protocol, running
     assert "Traceback" not in running.log
