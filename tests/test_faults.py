@@ -27,6 +27,7 @@ from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.ping import Ping
+from wyoming.satellite import RunSatellite
 from wyoming.tts import Synthesize
 
 from wyoming_rtvoice.__main__ import build_parser
@@ -94,6 +95,10 @@ def services(
     tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLlm
 ) -> Iterator[dict[str, tuple[RunningService, int]]]:
     """Each service alone, with its HTTP API for the gauges."""
+    mic = tmp_path_factory.mktemp("mic") / "mic.wav"
+    wake_word = speak("Okay Nabu.", lead_s=0.5, tail_s=0.2).audio
+    command = speak("Turn on the kitchen lights, the lamp and the fan.").audio
+    write_wav(mic, wake_word + command, RATE_16K)
     extra = {
         "tts": (),
         "asr": (),
@@ -104,6 +109,7 @@ def services(
             "--anthropic-base-url",
             fake_llm.url,
         ),
+        "satellite": ("--mic-wav", str(mic)),
     }
     running: dict[str, tuple[RunningService, int]] = {}
     with environment(ANTHROPIC_API_KEY="sk-faults"):
@@ -170,11 +176,19 @@ async def handle_mid_answer(client: AsyncTcpClient) -> None:
     await until(client, "handled-chunk")
 
 
+async def satellite_mid_turn(client: AsyncTcpClient) -> None:
+    # Home Assistant's side: the wake word was heard, the microphone streams.
+    await client.write_event(RunSatellite().event())
+    await until(client, "run-pipeline")
+    await until(client, "audio-chunk")
+
+
 STARTERS: dict[str, Starter] = {
     "tts": tts_mid_synthesis,
     "asr": asr_mid_decode,
     "wake": wake_mid_stream,
     "handle": handle_mid_answer,
+    "satellite": satellite_mid_turn,
 }
 
 
@@ -384,8 +398,10 @@ def test_home_assistant_unreachable(tmp_path: Path) -> None:
 def test_parser_has_the_limits_of_every_service() -> None:
     """Every service has explicit, configurable limits."""
     parser = build_parser()
-    for name in ("tts", "asr", "wake", "handle"):
-        args = parser.parse_args([name])
+    commands = [["tts"], ["asr"], ["wake"], ["handle"]]
+    commands.append(["satellite", "--mic-wav", "mic.wav"])
+    for name, *rest in commands:
+        args = parser.parse_args([name, *rest])
         assert isinstance(args, argparse.Namespace)
         assert args.max_connections > 0 and args.max_payload_bytes > 0
         assert args.idle_timeout > 0

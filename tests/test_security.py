@@ -46,8 +46,10 @@ ENDS = {"intent", "handled", "not-handled", "not-recognized", "error"}
 
 def test_http_api_is_on_loopback_by_default() -> None:
     parser = build_parser()
-    for command in ("tts", "asr", "wake", "handle", "stack"):
-        uri = parser.parse_args([command]).http_uri
+    commands = [["tts"], ["asr"], ["wake"], ["handle"], ["stack"]]
+    commands.append(["satellite", "--mic-wav", "mic.wav"])
+    for command, *rest in commands:
+        uri = parser.parse_args([command, *rest]).http_uri
         if uri is not None:  # off unless given, or on loopback
             api = HttpApi(uri, command, Metrics())
             assert _is_loopback(api.host), (command, uri)
