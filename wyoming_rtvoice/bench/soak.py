@@ -141,15 +141,19 @@ async def soak(name: str, cycles: int) -> str:
             before = await quiet(session, http_port)
             rss_before, fds_before = rss_mb(process.pid), fds(process.pid)
             started = time.monotonic()
-            for _ in range(cycles):
+            rss = [rss_before]  # after each quarter: growth that levels off
+            for done in range(1, cycles + 1):
                 await one()
+                if done % max(1, cycles // 4) == 0:
+                    rss.append(rss_mb(process.pid))
             elapsed = time.monotonic() - started
             after = await quiet(session, http_port)
             rss_after, fds_after = rss_mb(process.pid), fds(process.pid)
     return (
-        f"| {name} | {cycles} in {elapsed:.0f} s | {rss_before:.1f} -> "
-        f"{rss_after:.1f} MB ({rss_after - rss_before:+.1f}) | {fds_before} -> "
-        f"{fds_after} | {before[1]} -> {after[1]} |"
+        f"| {name} | {cycles} in {elapsed:.0f} s | "
+        + " -> ".join(f"{mb:.0f}" for mb in rss)
+        + f" MB ({rss_after - rss_before:+.1f}) | {fds_before} -> {fds_after} | "
+        f"{before[1]} -> {after[1]} |"
     )
 
 
