@@ -164,7 +164,8 @@ async def main(services: list[str], cycles: int) -> None:
         rows.append(await soak(name, cycles))
         print(rows[-1], flush=True)
     print(
-        "\n| service | cycles | RSS | open fds | asyncio tasks |\n|---|---|---|---|---|"
+        "\n| service | cycles | RSS at the start and after each quarter "
+        "| open fds | asyncio tasks |\n|---|---|---|---|---|"
     )
     print("\n".join(rows))
 
