@@ -16,6 +16,7 @@ recognised) still works.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -303,6 +305,39 @@ async def send_then_ping(port: int, pieces: list[bytes]) -> list[Event]:
         writer.close()
 
 
+@contextlib.contextmanager
+def watchdog(port: int) -> Iterator[list[float]]:
+    """A second client on its own connection, pinging every 50 ms while the
+    fuzzing goes on: its round trips (s), which must all come back."""
+    rtts: list[float] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def ping_forever() -> None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                replies = sock.makefile("rb")
+                while not stop.wait(0.05):
+                    started = time.monotonic()
+                    sock.sendall(b'{"type": "ping"}\n')
+                    header = json.loads(replies.readline())
+                    replies.read(header.get("data_length") or 0)
+                    assert header["type"] == "pong", header
+                    rtts.append(time.monotonic() - started)
+        except BaseException as err:  # reported by the test
+            failures.append(err)
+
+    thread = threading.Thread(target=ping_forever, daemon=True)
+    thread.start()
+    try:
+        yield rtts
+    finally:
+        stop.set()
+        thread.join(15)
+    assert not failures, failures
+    assert rtts and max(rtts) < 5.0, max(rtts, default=None)
+
+
 async def answers_ping(port: int) -> None:
     async with AsyncTcpClient("127.0.0.1", port) as client:
         await client.write_event(Ping(text="watchdog").event())
@@ -525,7 +560,8 @@ def test_anything_then_close(
 
         asyncio.run(run())
 
-    example()
+    with watchdog(running.port):
+        example()
     asyncio.run(WORKS[protocol](running.port))
     assert "Connection from" not in running.log  # no handler failed unexpectedly
 
@@ -547,7 +583,8 @@ def test_events_in_any_order_then_ping(
 
         asyncio.run(run())
 
-    example()
+    with watchdog(running.port):
+        example()
     asyncio.run(WORKS[protocol](running.port))
     assert "Connection from" not in running.log
 

@@ -87,7 +87,7 @@ class SatelliteEventHandler(EventHandler):
             return True
 
         if Error.is_type(event.type):
-            _LOGGER.warning("Home Assistant: %s", Error.from_event(event).text)
+            _LOGGER.warning("Home Assistant: %s", event.data.get("text"))
             await self.room.stop_streaming()
             return True
 
