@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import json
 import os
 import subprocess
@@ -268,7 +269,7 @@ async def in_process() -> AsyncIterator[Callable[..., Coroutine[Any, Any, Server
     async def start(name: str, *argv: str) -> Server:
         uri = f"tcp://127.0.0.1:{free_port()}"
         args = build_parser().parse_args([name, "--uri", uri, *argv])
-        module = __import__(f"wyoming_rtvoice.{name}", fromlist=["load"])
+        module = importlib.import_module(f"wyoming_rtvoice.{name}")
         service = await module.load(args, Metrics())
         server = Server(uri, service.handler_factory)
         await server.start()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import random
 import sys
@@ -95,7 +96,7 @@ async def load_factories() -> dict[str, Any]:
     factories = {}
     for name in SERVICES:
         args = build_parser().parse_args([name, "--uri", "tcp://127.0.0.1:1"])
-        module = __import__(f"wyoming_rtvoice.{name}", fromlist=["load"])
+        module = importlib.import_module(f"wyoming_rtvoice.{name}")
         factories[name] = (await module.load(args, Metrics())).handler_factory
     return factories
 
