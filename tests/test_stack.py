@@ -15,7 +15,7 @@ from wyoming.client import AsyncTcpClient
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize
 from zeroconf import IPVersion, ServiceStateChange
-from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from .conftest import free_port
 
@@ -80,6 +80,42 @@ async def test_one_http_api_for_all(stack: dict[str, int]) -> None:
             assert len((await response.json())["entities"]) >= 200
         async with session.get(f"{base}/api/names") as response:
             assert await response.json() == []
+
+
+async def test_stats_and_info_as_json(stack: dict[str, int]) -> None:
+    async with AsyncTcpClient("127.0.0.1", stack["tts"]) as client:
+        await client.write_event(Synthesize(text="Stats check.").event())
+        while (event := await asyncio.wait_for(client.read_event(), 30)) is not None:
+            if event.type == "audio-stop":
+                break
+    base = f"http://127.0.0.1:{stack['http']}"
+    async with ClientSession() as session:
+        async with session.get(f"{base}/api/stats") as response:
+            stats = await response.json()
+        async with session.get(f"{base}/api/info") as response:
+            info = await response.json()
+    assert stats["last_turn"]["service"] == "tts"
+    assert 0 < stats["last_turn"]["first_audio_ms"] < 10_000
+    tts = stats["stages"]["tts"]
+    assert tts["count"] >= 1 and 0 < tts["p50_ms"] <= tts["p95_ms"]
+    assert info["ports"] == {name: stack[name] for name in SERVICES}
+    assert len(info["id"]) == 12 and info["version"]
+
+
+async def test_http_api_is_advertised_with_ports(stack: dict[str, int]) -> None:
+    zeroconf = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
+    info = AsyncServiceInfo("_rtvoice._tcp.local.", "stacktest._rtvoice._tcp.local.")
+    try:
+        assert await info.async_request(zeroconf.zeroconf, 10_000)
+    finally:
+        await zeroconf.async_close()
+    assert info.port == stack["http"]
+    assert info.parsed_addresses() == ["127.0.0.1"]
+    properties = {k.decode(): (v or b"").decode() for k, v in info.properties.items()}
+    assert {name: int(properties[name]) for name in SERVICES} == {
+        name: stack[name] for name in SERVICES
+    }
+    assert properties["version"] and len(properties["id"]) == 12
 
 
 async def test_every_service_is_advertised(stack: dict[str, int]) -> None:

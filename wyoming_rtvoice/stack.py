@@ -2,15 +2,22 @@
 
 Each keeps its own port and zeroconf advertisement, so Home Assistant finds
 and chains them as usual; they share one HTTP API (/health, /metrics,
-/api/turns, /api/entities, /api/names) and one set of metrics.
+/api/turns, /api/stats, /api/info, /api/entities, /api/names) and one set of
+metrics. With --zeroconf the HTTP API is advertised too, as
+`_rtvoice._tcp.local.` with the Wyoming ports in its properties, for the
+Home Assistant integration `rtvoice`.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+from urllib.parse import urlparse
 
+from . import __version__
 from .cli import Service, add_shared_arguments, serve
+from .discovery import RTVOICE_TYPE, Advertisement, default_name, machine_id
+from .server import Part
 from .trace import Metrics, add_budget_arguments
 
 PORTS = {"tts": 10200, "asr": 10300, "wake": 10400, "handle": 10500}
@@ -72,4 +79,15 @@ async def run(args: argparse.Namespace) -> None:
         own = service_args(args, name)
         module = importlib.import_module(f"wyoming_rtvoice.{name}")
         services.append((own, await module.load(own, metrics)))
-    await serve(args, services, metrics)
+    await serve(args, services, metrics, http_advertisement(args))
+
+
+def http_advertisement(args: argparse.Namespace) -> list[Part]:
+    """With --zeroconf, the HTTP API as `_rtvoice._tcp.local.`."""
+    http = urlparse(args.http_uri or "")
+    if args.zeroconf is None or http.hostname is None or http.port is None:
+        return []
+    properties = {name: str(getattr(args, f"{name}_port")) for name in PORTS}
+    properties |= {"id": machine_id(), "version": __version__}
+    name = args.zeroconf or default_name("stack")
+    return [Advertisement(name, http.hostname, http.port, RTVOICE_TYPE, properties)]
