@@ -1,0 +1,139 @@
+"""Pushes the house's names to the handle service, so early intent matching
+knows the entities, areas and floors that are exposed to Assist."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from homeassistant.components import conversation
+from homeassistant.components.homeassistant.exposed_entities import (
+    async_listen_entity_updates,
+    async_should_expose,
+)
+from homeassistant.const import ATTR_FRIENDLY_NAME, EVENT_STATE_CHANGED
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.helpers import area_registry as ar
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import floor_registry as fr
+from homeassistant.helpers.debounce import Debouncer
+
+from .api import RtvoiceClient, RtvoiceError
+from .const import LOGGER, NAME_SYNC_COOLDOWN
+
+REGISTRY_EVENTS = (
+    er.EVENT_ENTITY_REGISTRY_UPDATED,
+    dr.EVENT_DEVICE_REGISTRY_UPDATED,
+    ar.EVENT_AREA_REGISTRY_UPDATED,
+    fr.EVENT_FLOOR_REGISTRY_UPDATED,
+)
+
+
+def exposed_house(hass: HomeAssistant) -> dict[str, Any]:
+    """The exposed entities (name, aliases, domain, area), areas and floors,
+    in the JSON the handle service takes."""
+    entities = er.async_get(hass)
+    devices = dr.async_get(hass)
+    areas = ar.async_get(hass)
+    house_entities = []
+    for state in hass.states.async_all():
+        if not async_should_expose(hass, conversation.DOMAIN, state.entity_id):
+            continue
+        entry = entities.async_get(state.entity_id)
+        area_id = entry.area_id if entry else None
+        if entry and not area_id and entry.device_id:
+            device = devices.async_get(entry.device_id)
+            area_id = device.area_id if device else None
+        area = areas.async_get_area(area_id) if area_id else None
+        house_entities.append(
+            {
+                "name": state.name,
+                "domain": state.domain,
+                "area": area.name if area else None,
+                "aliases": sorted(entry.aliases) if entry else [],
+            }
+        )
+    return {
+        "entities": house_entities,
+        "areas": _names(areas.async_list_areas()),
+        "floors": _names(fr.async_get(hass).async_list_floors()),
+    }
+
+
+def _names(items: Any) -> list[str]:
+    return [name for item in items for name in (item.name, *sorted(item.aliases))]
+
+
+class NameSync:
+    """Sends the house at start, whenever it changes (debounced), and again
+    when the stack returns after being down (it may have restarted)."""
+
+    def __init__(self, hass: HomeAssistant, client: RtvoiceClient) -> None:
+        self.hass = hass
+        self.client = client
+        self.in_sync = False
+        self.debouncer = Debouncer(
+            hass,
+            LOGGER,
+            cooldown=NAME_SYNC_COOLDOWN,
+            immediate=False,
+            function=self.async_push,
+        )
+
+    async def async_push(self) -> None:
+        house = exposed_house(self.hass)
+        try:
+            await self.client.put_house(house)
+        except RtvoiceError as err:
+            LOGGER.debug("Names not sent: %s", err)
+            self.in_sync = False
+            return
+        self.in_sync = True
+        LOGGER.debug("Sent %d exposed entities", len(house["entities"]))
+
+    @callback
+    def async_stack_seen(self, available: bool) -> None:
+        """From the stats poll: a stack that comes back gets the house again."""
+        if not available:
+            self.in_sync = False
+        elif not self.in_sync:
+            self.debouncer.async_schedule_call()
+
+    @callback
+    def async_listen(self) -> Callable[[], None]:
+        """Schedule a push on every change; returns the unsubscriber."""
+
+        @callback
+        def changed(event: Event[Any] | None = None) -> None:
+            self.debouncer.async_schedule_call()
+
+        unsubscribers = [
+            self.hass.bus.async_listen(event, changed) for event in REGISTRY_EVENTS
+        ]
+        unsubscribers.append(
+            self.hass.bus.async_listen(
+                EVENT_STATE_CHANGED, changed, event_filter=_renamed_or_new
+            )
+        )
+        unsubscribers.append(
+            async_listen_entity_updates(self.hass, conversation.DOMAIN, changed)
+        )
+
+        @callback
+        def unsubscribe() -> None:
+            for unsubscriber in unsubscribers:
+                unsubscriber()
+            self.debouncer.async_shutdown()
+
+        return unsubscribe
+
+
+@callback
+def _renamed_or_new(data: EventStateChangedData) -> bool:
+    old, new = data["old_state"], data["new_state"]
+    if old is None or new is None:
+        return True
+    return old.attributes.get(ATTR_FRIENDLY_NAME) != new.attributes.get(
+        ATTR_FRIENDLY_NAME
+    )
