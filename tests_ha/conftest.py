@@ -7,6 +7,7 @@ Home Assistant and these tests run in `.venv-ha` (Python 3.13).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -67,6 +68,7 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, startup_s: float = 180) -> None:
+        offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "a", encoding="utf-8") as out:
             self.process = subprocess.Popen(
                 self.argv,
@@ -75,7 +77,7 @@ class Server:
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
             )
         deadline = time.monotonic() + startup_s
-        while "Ready" not in self.log.read_text():
+        while "Ready" not in self.log.read_text()[offset:]:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.process.kill()
                 raise RuntimeError(f"did not start:\n{self.log.read_text()}")
@@ -202,3 +204,14 @@ async def entry(hass: HomeAssistant, house: str, stack: Stack) -> MockConfigEntr
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     return entry
+
+
+async def synced(get: Any, name: str, present: bool = True) -> dict[str, Any]:
+    """The house on the handle service once `name` is (or is no longer) in it."""
+    async with asyncio.timeout(15):
+        while True:
+            house: dict[str, Any] = await get("/api/entities")
+            names = {entity["name"] for entity in house["entities"]}
+            if (name in names) is present:
+                return house
+            await asyncio.sleep(0.1)

@@ -18,7 +18,7 @@ from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from tests.conftest import free_port
 
-from .conftest import DOMAIN, TOKEN, Server, Stack, running
+from .conftest import DOMAIN, PYTHON, TOKEN, Server, Stack, running
 
 pytestmark = pytest.mark.usefixtures("house")  # what a created entry sets up with
 
@@ -60,7 +60,7 @@ async def test_user_refuses_a_server_without_handle(
     hass: HomeAssistant, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     http = free_port()
-    argv = [".venv/bin/python", "-m", "wyoming_rtvoice", "wake"]
+    argv = [PYTHON, "-m", "wyoming_rtvoice", "wake"]
     argv += [f"--uri=tcp://127.0.0.1:{free_port()}", f"--http-uri=http://127.0.0.1:{http}"]
     log = tmp_path_factory.mktemp("wake") / "wake.log"
     with running(Server(argv, log)):
