@@ -116,9 +116,17 @@ class Stack:
         return {CONF_HOST: "127.0.0.1", CONF_PORT: self.http, CONF_TOKEN: TOKEN}
 
     async def get(self, path: str) -> Any:
+        return await self.request("GET", path)
+
+    async def put(self, path: str, body: Any) -> Any:
+        return await self.request("PUT", path, body)
+
+    async def request(self, method: str, path: str, body: Any = None) -> Any:
         async with aiohttp.ClientSession() as session:
-            async with session.get(
+            async with session.request(
+                method,
                 f"http://127.0.0.1:{self.http}{path}",
+                json=body,
                 headers={"Authorization": f"Bearer {TOKEN}"},
             ) as response:
                 response.raise_for_status()
