@@ -223,3 +223,27 @@ async def synced(get: Any, name: str, present: bool = True) -> dict[str, Any]:
             if (name in names) is present:
                 return house
             await asyncio.sleep(0.1)
+
+
+def state(hass: HomeAssistant, entity_id: str) -> str:
+    """The entity's state; it must exist."""
+    current = hass.states.get(entity_id)
+    assert current is not None, entity_id
+    return current.state
+
+
+async def process(hass: HomeAssistant, text: str) -> dict[str, Any]:
+    """`conversation.process` with the rtvoice agent; the intent response."""
+    result = await hass.services.async_call(
+        "conversation",
+        "process",
+        {"text": text, "agent_id": "conversation.rtvoice"},
+        blocking=True,
+        return_response=True,
+    )
+    assert isinstance(result, dict) and isinstance(result["response"], dict)
+    return result["response"]
+
+
+def speech(response: dict[str, Any]) -> str:
+    return str(response["speech"]["plain"]["speech"])

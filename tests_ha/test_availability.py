@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from homeassistant.const import CONF_HOST, CONF_PORT, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
@@ -19,7 +18,17 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.rtvoice.const import STATS_INTERVAL
 from tests.conftest import free_port
 
-from .conftest import DOMAIN, PYTHON, Server, Stack, running, synced
+from .conftest import (
+    DOMAIN,
+    PYTHON,
+    Server,
+    Stack,
+    process,
+    running,
+    speech,
+    state,
+    synced,
+)
 
 AGENT = "conversation.rtvoice"
 
@@ -31,15 +40,7 @@ async def _tick(hass: HomeAssistant) -> None:
 
 
 async def _speech(hass: HomeAssistant, text: str) -> str:
-    result = await hass.services.async_call(
-        "conversation",
-        "process",
-        {"text": text, "agent_id": AGENT},
-        blocking=True,
-        return_response=True,
-    )
-    assert result is not None
-    return str(result["response"]["speech"]["plain"]["speech"])
+    return speech(await process(hass, text))
 
 
 async def test_down_and_back(
@@ -60,7 +61,7 @@ async def test_down_and_back(
         entry.add_to_hass(hass)
         assert await hass.config_entries.async_setup(entry.entry_id)
         await synced(lone.get, "Kitchen Lights")
-        assert hass.states.get(AGENT).state != STATE_UNAVAILABLE
+        assert state(hass, AGENT) != STATE_UNAVAILABLE
         assert await _speech(hass, "What time is it in Tokyo?") == (
             "I can control your devices, but no assistant is set up to answer "
             "questions."
@@ -69,9 +70,10 @@ async def test_down_and_back(
         handle.stop()
         await _tick(hass)
 
-        assert hass.states.get(AGENT).state == STATE_UNAVAILABLE
-        for state in hass.states.async_all("sensor"):
-            assert state.state == STATE_UNAVAILABLE
+        assert state(hass, AGENT) == STATE_UNAVAILABLE
+        sensors = hass.states.async_all("sensor")
+        assert len(sensors) == 9
+        assert {sensor.state for sensor in sensors} == {STATE_UNAVAILABLE}
         assert await _speech(hass, "turn on the kitchen lights") == (
             "Sorry, the voice assistant can't be reached right now."
         )
@@ -79,12 +81,12 @@ async def test_down_and_back(
         handle.start()  # same ports, an empty house
         await _tick(hass)
 
-        assert hass.states.get(AGENT).state != STATE_UNAVAILABLE
+        assert state(hass, AGENT) != STATE_UNAVAILABLE
         await synced(lone.get, "Kitchen Lights")  # sent again
         assert await _speech(hass, "turn on the kitchen lights") == (
             "Turned on the light"
         )
-        assert hass.states.get(house).state == "on"
+        assert state(hass, house) == "on"
 
     logged = [r.getMessage() for r in caplog.records if r.name.endswith("rtvoice")]
     assert sum("Error fetching rtvoice data" in m for m in logged) == 1

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from ipaddress import ip_address
+from typing import Any
 
 import pytest
-from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF
+from homeassistant.config_entries import (
+    SOURCE_USER,
+    SOURCE_ZEROCONF,
+    ConfigFlowResult,
+)
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -23,7 +28,7 @@ from .conftest import DOMAIN, PYTHON, TOKEN, Server, Stack, running
 pytestmark = pytest.mark.usefixtures("house")  # what a created entry sets up with
 
 
-async def _user_flow(hass: HomeAssistant, data: dict) -> dict:
+async def _user_flow(hass: HomeAssistant, data: dict[str, Any]) -> ConfigFlowResult:
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": SOURCE_USER}
     )
@@ -61,7 +66,10 @@ async def test_user_refuses_a_server_without_handle(
 ) -> None:
     http = free_port()
     argv = [PYTHON, "-m", "wyoming_rtvoice", "wake"]
-    argv += [f"--uri=tcp://127.0.0.1:{free_port()}", f"--http-uri=http://127.0.0.1:{http}"]
+    argv += [
+        f"--uri=tcp://127.0.0.1:{free_port()}",
+        f"--http-uri=http://127.0.0.1:{http}",
+    ]
     log = tmp_path_factory.mktemp("wake") / "wake.log"
     with running(Server(argv, log)):
         result = await _user_flow(hass, {CONF_HOST: "127.0.0.1", CONF_PORT: http})
@@ -84,13 +92,13 @@ async def _discover(name: str) -> ZeroconfServiceInfo:
         hostname=info.server or "",
         type=info.type,
         name=info.name,
-        properties={k.decode(): (v or b"").decode() for k, v in info.properties.items()},
+        properties={
+            k.decode(): (v or b"").decode() for k, v in info.properties.items()
+        },
     )
 
 
-async def test_zeroconf_discovers_the_stack(
-    hass: HomeAssistant, stack: Stack
-) -> None:
+async def test_zeroconf_discovers_the_stack(hass: HomeAssistant, stack: Stack) -> None:
     discovery = await asyncio.wait_for(_discover("hatest"), 15)
 
     result = await hass.config_entries.flow.async_init(

@@ -18,39 +18,23 @@ from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
-from .conftest import Stack, synced
+from .conftest import Stack, process, speech, state, synced
 
 AGENT = "conversation.rtvoice"
 ANSWER = "The capital of France is Paris. It has been for a long time."
-
-
-async def _process(hass: HomeAssistant, text: str) -> dict[str, Any]:
-    result = await hass.services.async_call(
-        "conversation",
-        "process",
-        {"text": text, "agent_id": AGENT},
-        blocking=True,
-        return_response=True,
-    )
-    assert result is not None
-    return result["response"]
-
-
-def _speech(response: dict[str, Any]) -> str:
-    return str(response["speech"]["plain"]["speech"])
 
 
 async def test_spoken_command_turns_the_light_on(
     hass: HomeAssistant, house: str, entry: MockConfigEntry, stack: Stack
 ) -> None:
     await synced(stack.get, "Kitchen Lights")
-    assert hass.states.get(house).state == "off"
+    assert state(hass, house) == "off"
 
-    response = await _process(hass, "um turn on the kitchen lights")
+    response = await process(hass, "um turn on the kitchen lights")
 
-    assert hass.states.get(house).state == "on"
+    assert state(hass, house) == "on"
     assert response["response_type"] == "action_done"
-    assert _speech(response) == "Turned on the light"
+    assert speech(response) == "Turned on the light"
     assert response["data"]["success"][0]["id"] == house
 
 
@@ -60,22 +44,22 @@ async def test_command_for_a_device_no_longer_exposed_fails_politely(
     await synced(stack.get, "Kitchen Lights")
     async_expose_entity(hass, "conversation", house, False)  # the push is debounced
 
-    response = await _process(hass, "turn on the kitchen lights")
+    response = await process(hass, "turn on the kitchen lights")
 
-    assert hass.states.get(house).state == "off"
+    assert state(hass, house) == "off"
     assert response["response_type"] == "error"
     assert response["data"]["code"] == "no_valid_targets"
-    assert _speech(response) == "Sorry, I couldn't find that device."
+    assert speech(response) == "Sorry, I couldn't find that device."
     await synced(stack.get, "Kitchen Lights", present=False)
 
 
 async def test_question_is_answered_by_the_llm(
     hass: HomeAssistant, entry: MockConfigEntry
 ) -> None:
-    response = await _process(hass, "What is the capital of France?")
+    response = await process(hass, "What is the capital of France?")
 
     assert response["response_type"] == "action_done"
-    assert _speech(response) == ANSWER
+    assert speech(response) == ANSWER
 
 
 async def test_llm_answer_is_streamed_into_the_pipeline(
@@ -115,7 +99,7 @@ async def test_llm_answer_is_streamed_into_the_pipeline(
 async def test_a_refused_request_is_a_spoken_error(
     hass: HomeAssistant, entry: MockConfigEntry
 ) -> None:
-    response = await _process(hass, "blah " * 500)  # over the 2000 characters
+    response = await process(hass, "blah " * 500)  # over the 2000 characters
 
     assert response["response_type"] == "error"
-    assert _speech(response) == "Sorry, the voice assistant can't be reached right now."
+    assert speech(response) == "Sorry, the voice assistant can't be reached right now."

@@ -8,8 +8,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from .conftest import DOMAIN, Stack
 from tests.conftest import free_port
+
+from .conftest import DOMAIN, Stack, state
 
 
 async def test_setup_and_unload_leave_nothing_behind(
@@ -31,7 +32,7 @@ async def test_setup_and_unload_leave_nothing_behind(
     entities = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
     assert {e.domain for e in entities} == {"conversation", "sensor"}
     assert len(entities) == 10
-    assert hass.states.get("conversation.rtvoice").state != STATE_UNAVAILABLE
+    assert state(hass, "conversation.rtvoice") != STATE_UNAVAILABLE
 
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
@@ -39,7 +40,7 @@ async def test_setup_and_unload_leave_nothing_behind(
     assert entry.state is ConfigEntryState.NOT_LOADED
     assert hass.bus.async_listeners() == listeners_before
     for entity in entities:
-        assert hass.states.get(entity.entity_id).state == STATE_UNAVAILABLE
+        assert state(hass, entity.entity_id) == STATE_UNAVAILABLE
 
 
 async def test_not_ready_while_the_stack_does_not_answer(

@@ -6,8 +6,8 @@ import asyncio
 import json
 
 from homeassistant.core import HomeAssistant
-from homeassistant.util import dt as dt_util
 from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
@@ -21,7 +21,7 @@ from wyoming.tts import Synthesize
 
 from custom_components.rtvoice.const import STATS_INTERVAL
 
-from .conftest import DOMAIN, TOKEN, Stack, synced
+from .conftest import DOMAIN, TOKEN, Stack, process, state, synced
 
 
 def _sensor(hass: HomeAssistant, stack: Stack, key: str) -> str:
@@ -29,7 +29,7 @@ def _sensor(hass: HomeAssistant, stack: Stack, key: str) -> str:
         "sensor", DOMAIN, f"{stack.id}-{key}"
     )
     assert entity_id is not None
-    return hass.states.get(entity_id).state
+    return state(hass, entity_id)
 
 
 async def test_sensors_follow_the_stacks_turns(
@@ -38,12 +38,7 @@ async def test_sensors_follow_the_stacks_turns(
     stack: Stack,
 ) -> None:
     await synced(stack.get, "Kitchen Lights")
-    await hass.services.async_call(
-        "conversation",
-        "process",
-        {"text": "turn off the kitchen lights", "agent_id": "conversation.rtvoice"},
-        blocking=True,
-    )
+    await process(hass, "turn off the kitchen lights")
     async with AsyncTcpClient("127.0.0.1", stack.ports["tts"]) as client:
         await client.write_event(Synthesize(text="Turned off the light").event())
         while (event := await asyncio.wait_for(client.read_event(), 30)) is not None:

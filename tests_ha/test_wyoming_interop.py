@@ -25,7 +25,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from .conftest import PYTHON, SERVICES, Stack, synced
+from .conftest import PYTHON, SERVICES, Stack, state, synced
 
 RATE, WIDTH = 16000, 2
 CHUNK = RATE * WIDTH // 50  # 20 ms
@@ -116,7 +116,7 @@ async def test_assist_pipeline_with_the_builtin_wyoming_integration(
     assert wake["wake_word_id"] == "okay_nabu"
     text = data[PipelineEventType.STT_END]["stt_output"]["text"]
     assert "kitchen light" in text.lower()
-    assert hass.states.get(house).state == "on"  # the intent was executed
+    assert state(hass, house) == "on"  # the intent was executed
     response = data[PipelineEventType.INTENT_END]["intent_output"]["response"]
     assert response["speech"]["plain"]["speech"] == "Turned on the light"
     media_id = data[PipelineEventType.TTS_END]["tts_output"]["media_id"]

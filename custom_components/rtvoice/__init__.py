@@ -41,7 +41,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: RtvoiceConfigEntry) -> b
 
     @callback
     def started(hass: HomeAssistant) -> None:
-        names.debouncer.async_schedule_call()
+        names.async_changed()
 
     entry.async_on_unload(coordinator.async_add_listener(stack_seen))
     entry.async_on_unload(names.async_listen())

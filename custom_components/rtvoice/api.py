@@ -48,7 +48,10 @@ class RtvoiceClient:
     async def _request(self, method: str, path: str, body: Any = None) -> Any:
         try:
             async with self._session.request(
-                method, self._base + path, json=body, headers=self._headers,
+                method,
+                self._base + path,
+                json=body,
+                headers=self._headers,
                 timeout=TIMEOUT,
             ) as response:
                 if response.status == 401:

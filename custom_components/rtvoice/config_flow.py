@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import voluptuous as vol
-
 from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -48,14 +47,16 @@ class RtvoiceConfigFlow(ConfigFlow, domain=DOMAIN):
         """Host and port of the stack's HTTP API, and its token if it needs one."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            info, error = await self._connect(user_input)
-            if info is not None:
+            try:
+                info = await self._stack_info(user_input)
+            except CannotAdd as err:
+                errors["base"] = err.error
+            else:
                 await self.async_set_unique_id(info["id"])
                 self._abort_if_unique_id_configured(updates=_address(user_input))
                 return self.async_create_entry(
                     title=_title(user_input), data=user_input
                 )
-            errors["base"] = error
         return self.async_show_form(
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(STACK_SCHEMA, user_input),
@@ -85,10 +86,12 @@ class RtvoiceConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             data = {**self._discovered, **user_input}
-            info, error = await self._connect(data)
-            if info is not None:
+            try:
+                await self._stack_info(data)
+            except CannotAdd as err:
+                errors["base"] = err.error
+            else:
                 return self.async_create_entry(title=_title(data), data=data)
-            errors["base"] = error
         return self.async_show_form(
             step_id="zeroconf_confirm",
             data_schema=TOKEN_SCHEMA,
@@ -103,14 +106,16 @@ class RtvoiceConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
-            info, error = await self._connect(user_input)
-            if info is not None:
+            try:
+                info = await self._stack_info(user_input)
+            except CannotAdd as err:
+                errors["base"] = err.error
+            else:
                 await self.async_set_unique_id(info["id"])
                 self._abort_if_unique_id_mismatch()
                 return self.async_update_reload_and_abort(
                     entry, title=_title(user_input), data=user_input
                 )
-            errors["base"] = error
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
@@ -133,10 +138,12 @@ class RtvoiceConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             data = {**entry.data, **user_input}
-            info, error = await self._connect(data)
-            if info is not None:
+            try:
+                await self._stack_info(data)
+            except CannotAdd as err:
+                errors["base"] = err.error
+            else:
                 return self.async_update_reload_and_abort(entry, data=data)
-            errors["base"] = error
         return self.async_show_form(
             step_id="reauth_confirm",
             data_schema=TOKEN_SCHEMA,
@@ -144,10 +151,8 @@ class RtvoiceConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
         )
 
-    async def _connect(
-        self, data: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], None] | tuple[None, str]:
-        """The stack's /api/info, or the error to show."""
+    async def _stack_info(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The stack's /api/info; CannotAdd with the error to show."""
         client = RtvoiceClient(
             async_get_clientsession(self.hass),
             data[CONF_HOST],
@@ -156,13 +161,21 @@ class RtvoiceConfigFlow(ConfigFlow, domain=DOMAIN):
         )
         try:
             info = await client.info()
-        except RtvoiceAuthError:
-            return None, "invalid_auth"
-        except RtvoiceError:
-            return None, "cannot_connect"
+        except RtvoiceAuthError as err:
+            raise CannotAdd("invalid_auth") from err
+        except RtvoiceError as err:
+            raise CannotAdd("cannot_connect") from err
         if not info["ports"].get("handle") or not info.get("id"):
-            return None, "no_handle"
-        return info, None
+            raise CannotAdd("no_handle")
+        return info
+
+
+class CannotAdd(Exception):
+    """The stack cannot be added; `error` is the form's error key."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 def _address(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Constants of the rtvoice integration."""
 
-from datetime import timedelta
 import logging
+from datetime import timedelta
 
 DOMAIN = "rtvoice"
 LOGGER = logging.getLogger(__package__)

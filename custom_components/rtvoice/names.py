@@ -73,7 +73,8 @@ class NameSync:
         self.hass = hass
         self.client = client
         self.in_sync = False
-        self.debouncer = Debouncer(
+        self._changed = False
+        self._debouncer = Debouncer(
             hass,
             LOGGER,
             cooldown=NAME_SYNC_COOLDOWN,
@@ -81,16 +82,26 @@ class NameSync:
             function=self.async_push,
         )
 
+    @callback
+    def async_changed(self) -> None:
+        """Send the house soon."""
+        self._changed = True
+        self._debouncer.async_schedule_call()
+
     async def async_push(self) -> None:
-        house = exposed_house(self.hass)
-        try:
-            await self.client.put_house(house)
-        except RtvoiceError as err:
-            LOGGER.debug("Names not sent: %s", err)
-            self.in_sync = False
-            return
-        self.in_sync = True
-        LOGGER.debug("Sent %d exposed entities", len(house["entities"]))
+        # The debouncer drops calls while this runs: a change made during a
+        # PUT is caught by going round again.
+        while self._changed:
+            self._changed = False
+            house = exposed_house(self.hass)
+            try:
+                await self.client.put_house(house)
+            except RtvoiceError as err:
+                LOGGER.debug("Names not sent: %s", err)
+                self.in_sync = False
+                return
+            self.in_sync = True
+            LOGGER.debug("Sent %d exposed entities", len(house["entities"]))
 
     @callback
     def async_stack_seen(self, available: bool) -> None:
@@ -98,7 +109,7 @@ class NameSync:
         if not available:
             self.in_sync = False
         elif not self.in_sync:
-            self.debouncer.async_schedule_call()
+            self.async_changed()
 
     @callback
     def async_listen(self) -> Callable[[], None]:
@@ -106,7 +117,7 @@ class NameSync:
 
         @callback
         def changed(event: Event[Any] | None = None) -> None:
-            self.debouncer.async_schedule_call()
+            self.async_changed()
 
         unsubscribers = [
             self.hass.bus.async_listen(event, changed) for event in REGISTRY_EVENTS
@@ -124,7 +135,7 @@ class NameSync:
         def unsubscribe() -> None:
             for unsubscriber in unsubscribers:
                 unsubscriber()
-            self.debouncer.async_shutdown()
+            self._debouncer.async_shutdown()
 
         return unsubscribe
 
