@@ -102,4 +102,5 @@ async def test_a_refused_request_is_a_spoken_error(
     response = await process(hass, "blah " * 500)  # over the 2000 characters
 
     assert response["response_type"] == "error"
-    assert speech(response) == "Sorry, the voice assistant can't be reached right now."
+    assert response["data"]["code"] == "failed_to_handle"
+    assert speech(response) == "Sorry, I couldn't handle that."

@@ -22,6 +22,7 @@ from .entity import RtvoiceEntity
 
 EVENT_TIMEOUT_S = 10.0  # the handle service gives up on a silent LLM after 5 s
 UNREACHABLE = "Sorry, the voice assistant can't be reached right now."
+REFUSED = "Sorry, I couldn't handle that."
 NO_TARGET = "Sorry, I couldn't find that device."
 ErrorCode = intent.IntentResponseErrorCode
 
@@ -36,7 +37,11 @@ async def async_setup_entry(
 
 
 class HandleError(Exception):
-    """The handle service broke off or answered with an error."""
+    """The handle service broke off."""
+
+
+class HandleRefused(Exception):
+    """The handle service answered with an `error` event."""
 
 
 class RtvoiceConversationEntity(RtvoiceEntity, conversation.ConversationEntity):
@@ -73,6 +78,10 @@ class RtvoiceConversationEntity(RtvoiceEntity, conversation.ConversationEntity):
             LOGGER.debug("Handle service failed: %s", err or type(err).__name__)
             response = intent.IntentResponse(language=user_input.language)
             response.async_set_error(ErrorCode.UNKNOWN, UNREACHABLE)
+        except HandleRefused as err:
+            LOGGER.warning("The handle service refused a request: %s", err)
+            response = intent.IntentResponse(language=user_input.language)
+            response.async_set_error(ErrorCode.FAILED_TO_HANDLE, REFUSED)
         await self.coordinator.async_request_refresh()
         return conversation.ConversationResult(
             response=response,
@@ -108,7 +117,7 @@ class RtvoiceConversationEntity(RtvoiceEntity, conversation.ConversationEntity):
                 response.async_set_error(ErrorCode.FAILED_TO_HANDLE, text)
                 return response
             if event.type == "error":
-                raise HandleError(text)
+                raise HandleRefused(text)
 
     async def _stream(
         self, client: AsyncTcpClient, chat_log: conversation.ChatLog
