@@ -109,6 +109,7 @@ class Stack:
     ports: dict[str, int]
     http: int
     id: str = ""
+    zeroconf_name: str = f"hatest-{os.getpid()}"
 
     @property
     def data(self) -> dict[str, Any]:
@@ -153,7 +154,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_llm: str) -> Iterator[S
     stack = Stack({name: free_port() for name in SERVICES}, free_port())
     argv = [PYTHON, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
     argv += [f"--{name}-port={port}" for name, port in stack.ports.items()]
-    argv += [f"--http-uri=http://127.0.0.1:{stack.http}", "--zeroconf", "hatest"]
+    argv += [
+        f"--http-uri=http://127.0.0.1:{stack.http}",
+        "--zeroconf",
+        stack.zeroconf_name,
+    ]
     argv += [f"--anthropic-base-url={fake_llm}"]
     env = {"ANTHROPIC_API_KEY": "sk-ant-test-0123456789", "RTVOICE_HTTP_TOKEN": TOKEN}
     log = tmp_path_factory.mktemp("stack") / "stack.log"

@@ -37,9 +37,14 @@ async def _user_flow(hass: HomeAssistant, data: dict[str, Any]) -> ConfigFlowRes
 
 
 async def test_user_creates_one_entry_per_stack(
-    hass: HomeAssistant, stack: Stack
+    hass: HomeAssistant, stack: Stack, fake_llm: str
 ) -> None:
     result = await _user_flow(hass, {**stack.data, CONF_PORT: free_port()})
+    assert result["errors"] == {"base": "cannot_connect"}
+    other_server = int(fake_llm.rsplit(":", 1)[1])  # HTTP, but 404 on /api/info
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**stack.data, CONF_PORT: other_server}
+    )
     assert result["errors"] == {"base": "cannot_connect"}
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {**stack.data, CONF_TOKEN: "wrong"}
@@ -99,7 +104,7 @@ async def _discover(name: str) -> ZeroconfServiceInfo:
 
 
 async def test_zeroconf_discovers_the_stack(hass: HomeAssistant, stack: Stack) -> None:
-    discovery = await asyncio.wait_for(_discover("hatest"), 15)
+    discovery = await asyncio.wait_for(_discover(stack.zeroconf_name), 15)
 
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": SOURCE_ZEROCONF}, data=discovery
@@ -121,7 +126,7 @@ async def test_zeroconf_discovers_the_stack(hass: HomeAssistant, stack: Stack) -
 async def test_zeroconf_updates_a_known_stack_and_ignores_others(
     hass: HomeAssistant, stack: Stack
 ) -> None:
-    discovery = await asyncio.wait_for(_discover("hatest"), 15)
+    discovery = await asyncio.wait_for(_discover(stack.zeroconf_name), 15)
     entry = MockConfigEntry(
         domain=DOMAIN,
         data={**stack.data, CONF_HOST: "192.0.2.1", CONF_PORT: 1},

@@ -26,8 +26,12 @@ async def test_registry_changes_are_sent_and_understood(
     )
     garage = ar.async_get(hass).async_create("Garage")
     entities = er.async_get(hass)
+    too_long = "Lights " * 40  # the handle service takes names up to 200
     entities.async_update_entity(
-        house, name="Pantry Lights", aliases={"Larder Lights"}, area_id=kitchen.id
+        house,
+        name="Pantry Lights",
+        aliases={"Larder Lights", too_long},
+        area_id=kitchen.id,
     )
     # An entity without an area of its own is in its device's area.
     device = dr.async_get(hass).async_get_or_create(

@@ -18,6 +18,10 @@ class RtvoiceAuthError(RtvoiceError):
     """The stack refused the token."""
 
 
+class RtvoiceRejected(RtvoiceError):
+    """The stack refused the request itself (HTTP 4xx)."""
+
+
 class RtvoiceClient:
     """The HTTP API of one rtvoice stack."""
 
@@ -57,8 +61,12 @@ class RtvoiceClient:
                 if response.status == 401:
                     raise RtvoiceAuthError("token refused")
                 if response.status >= 400:
-                    reason = await response.text()
-                    raise RtvoiceError(f"{method} {path}: {response.status} {reason}")
+                    reason = (
+                        f"{method} {path}: {response.status} {await response.text()}"
+                    )
+                    if response.status < 500:
+                        raise RtvoiceRejected(reason)
+                    raise RtvoiceError(reason)
                 return await response.json()
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as err:
             raise RtvoiceError(f"{method} {path}: {err or type(err).__name__}") from err

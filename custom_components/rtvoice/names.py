@@ -3,7 +3,8 @@ knows the entities, areas and floors that are exposed to Assist."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from homeassistant.components import conversation
@@ -19,9 +20,11 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import floor_registry as fr
 from homeassistant.helpers.debounce import Debouncer
 
-from .api import RtvoiceClient, RtvoiceError
+from .api import RtvoiceClient, RtvoiceError, RtvoiceRejected
 from .const import LOGGER, NAME_SYNC_COOLDOWN
 
+MAX_NAME = 200
+DOMAIN_RE = re.compile(r"[a-z_]+")
 REGISTRY_EVENTS = (
     er.EVENT_ENTITY_REGISTRY_UPDATED,
     dr.EVENT_DEVICE_REGISTRY_UPDATED,
@@ -40,6 +43,8 @@ def exposed_house(hass: HomeAssistant) -> dict[str, Any]:
     for state in hass.states.async_all():
         if not async_should_expose(hass, conversation.DOMAIN, state.entity_id):
             continue
+        if not _fits(state.name) or not DOMAIN_RE.fullmatch(state.domain):
+            continue
         entry = entities.async_get(state.entity_id)
         area_id = entry.area_id if entry else None
         if entry and not area_id and entry.device_id:
@@ -51,7 +56,7 @@ def exposed_house(hass: HomeAssistant) -> dict[str, Any]:
                 "name": state.name,
                 "domain": state.domain,
                 "area": area.name if area else None,
-                "aliases": sorted(entry.aliases) if entry else [],
+                "aliases": _fitting(entry.aliases) if entry else [],
             }
         )
     return {
@@ -62,7 +67,16 @@ def exposed_house(hass: HomeAssistant) -> dict[str, Any]:
 
 
 def _names(items: Any) -> list[str]:
-    return [name for item in items for name in (item.name, *sorted(item.aliases))]
+    return [n for item in items for n in _fitting([item.name, *item.aliases])]
+
+
+def _fitting(names: Iterable[str]) -> list[str]:
+    return sorted(name for name in names if _fits(name))
+
+
+def _fits(name: str) -> bool:
+    """What the handle service takes (it refuses the whole house otherwise)."""
+    return 0 < len(name.strip()) <= MAX_NAME
 
 
 class NameSync:
@@ -96,6 +110,10 @@ class NameSync:
             house = exposed_house(self.hass)
             try:
                 await self.client.put_house(house)
+            except RtvoiceRejected as err:  # not retried: a change may fix it
+                LOGGER.warning("The stack refused the names: %s", err)
+                self.in_sync = True
+                return
             except RtvoiceError as err:
                 LOGGER.debug("Names not sent: %s", err)
                 self.in_sync = False
