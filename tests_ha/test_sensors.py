@@ -68,5 +68,5 @@ async def test_diagnostics_redact_the_token(
     assert TOKEN not in json.dumps(diagnostics)
     assert diagnostics["entry"]["data"]["token"] == "**REDACTED**"
     assert diagnostics["available"] is True
-    assert set(diagnostics["info"]["ports"]) == {"tts", "asr", "wake", "handle"}
+    assert set(diagnostics["info"]["ports"]) >= {"tts", "asr", "wake", "handle"}
     assert diagnostics["exposed"]["entities"] >= 1
