@@ -153,6 +153,9 @@ async def test_failing_synthesis_plays_the_rendered_apology(
     events, _, turn = await run_turn(pipeline, "How far away is the moon?")
     assert "tts failed: apology" in turn.trace.notes
     assert bytes(turn.audio) == pipeline.phrases[APOLOGY]
+    marks = turn.trace.marks  # heard within the TTS budget of the first clause
+    tts_budget_s = pipeline.budgets_ms["tts"] / 1000
+    assert marks["first_audio"] - marks["first_clause"] < tts_budget_s
     assert "handled" in types(events)
 
 

@@ -198,3 +198,22 @@ def test_trace_waterfall_flags_stages_over_budget() -> None:
     assert trace.over_budget() == ["tts"]
     assert trace.waterfall().startswith(f"tts turn {trace.turn_id}: request=+0")
     assert "tts=" in trace.waterfall() and "!" in trace.waterfall()
+
+
+def test_stats_merge_services_and_time_first_audio_from_speech_end() -> None:
+    metrics = Metrics()
+    assert metrics.stats() == {"last_turn": None, "stages": {}}
+    for service, elapsed in (("tts", 40.0), ("turn", 60.0), ("tts", 50.0)):
+        trace = Trace(service)
+        trace.marks["first_clause"] = trace.start
+        trace.marks["first_audio"] = trace.start + elapsed / 1000
+        trace.stage("tts", "first_clause", "first_audio")
+        metrics.record(trace)
+    spoken = Trace("turn")
+    spoken.marks["speech_end"] = spoken.start + 1.0
+    spoken.marks["first_audio"] = spoken.start + 1.3
+    metrics.record(spoken)
+    stats = metrics.stats()
+    assert stats["stages"]["tts"] == {"p50_ms": 50.0, "p95_ms": 60.0, "count": 3}
+    assert stats["last_turn"]["service"] == "turn"
+    assert abs(stats["last_turn"]["first_audio_ms"] - 300.0) < 0.01

@@ -186,6 +186,8 @@ async def converse_once(port: int, text: str) -> list[Event]:
 PATHS = [
     ("GET", "/metrics"),
     ("GET", "/api/turns"),
+    ("GET", "/api/stats"),
+    ("GET", "/api/info"),
     ("GET", "/api/entities"),
     ("PUT", "/api/entities"),
     ("GET", "/api/names"),
@@ -205,7 +207,7 @@ async def test_every_path_but_health_needs_the_token(stack: Stack) -> None:
                     method, stack.http + path, headers=headers, json=[]
                 ) as response:
                     assert response.status == 401, (method, path, headers)
-        for method, path in PATHS[:3]:
+        for method, path in PATHS[:5]:
             async with session.request(
                 method, stack.http + path, headers=bearer
             ) as response:
@@ -241,6 +243,8 @@ async def test_secrets_never_leave_the_process(stack: Stack) -> None:
             "/health",
             "/metrics",
             "/api/turns",
+            "/api/stats",
+            "/api/info",
             "/api/entities",
             "/api/names",
         ):

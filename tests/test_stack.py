@@ -17,7 +17,7 @@ from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize
 from zeroconf import IPVersion, ServiceStateChange
-from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from wyoming_rtvoice.bench.fake_llm import FakeLlm
 from wyoming_rtvoice.bench.speech import speak, stream_audio
@@ -106,6 +106,57 @@ async def test_one_http_api_for_all(stack: dict[str, int]) -> None:
             assert await response.json() == []
 
 
+async def test_stats_and_info_as_json(stack: dict[str, int]) -> None:
+    async with AsyncTcpClient("127.0.0.1", stack["tts"]) as client:
+        await client.write_event(Synthesize(text="Stats check.").event())
+        while (event := await asyncio.wait_for(client.read_event(), 30)) is not None:
+            if event.type == "audio-stop":
+                break
+    base = f"http://127.0.0.1:{stack['http']}"
+    async with ClientSession() as session:
+        async with session.get(f"{base}/api/stats") as response:
+            stats = await response.json()
+        async with session.get(f"{base}/api/info") as response:
+            info = await response.json()
+    assert stats["last_turn"]["service"] == "tts"
+    assert 0 < stats["last_turn"]["first_audio_ms"] < 10_000
+    tts = stats["stages"]["tts"]
+    assert tts["count"] >= 1 and 0 < tts["p50_ms"] <= tts["p95_ms"]
+    assert info["ports"].items() >= {name: stack[name] for name in SERVICES}.items()
+    assert len(info["id"]) == 12 and info["version"]
+
+
+async def test_http_api_is_advertised_with_ports(stack: dict[str, int]) -> None:
+    zeroconf = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
+    names: asyncio.Queue[str] = asyncio.Queue()
+
+    def on_change(
+        zeroconf: object, service_type: str, name: str, state_change: ServiceStateChange
+    ) -> None:
+        if state_change is ServiceStateChange.Added:
+            names.put_nowait(name)
+
+    browser = AsyncServiceBrowser(
+        zeroconf.zeroconf, "_rtvoice._tcp.local.", handlers=[on_change]
+    )
+    try:
+        async with asyncio.timeout(15):  # ours is the one on our HTTP port
+            while True:
+                info = AsyncServiceInfo("_rtvoice._tcp.local.", await names.get())
+                if await info.async_request(zeroconf.zeroconf, 3000):
+                    if info.port == stack["http"]:
+                        break
+    finally:
+        await browser.async_cancel()
+        await zeroconf.async_close()
+    assert info.parsed_addresses() == ["127.0.0.1"]
+    properties = {k.decode(): (v or b"").decode() for k, v in info.properties.items()}
+    assert {name: int(properties[name]) for name in SERVICES} == {
+        name: stack[name] for name in SERVICES
+    }
+    assert properties["version"] and len(properties["id"]) == 12
+
+
 async def test_every_service_is_advertised(stack: dict[str, int]) -> None:
     browser_zc = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
     seen: set[str] = set()
@@ -130,9 +181,12 @@ async def test_every_service_is_advertised(stack: dict[str, int]) -> None:
     assert seen == {f"{PREFIX}-{name}" for name in SERVICES}
 
 
-async def converse_over(port: int, audio: bytes, turns: int = 1) -> list[Event]:
+async def converse_over(
+    port: int, audio: bytes, turns: int = 1, arrivals: list[float] | None = None
+) -> list[Event]:
     """Stream `audio` to the pipeline endpoint the way a satellite does (the
-    microphone stays open) and collect events until `turns` replies ended."""
+    microphone stays open) and collect events until `turns` replies ended;
+    `arrivals` gets the moment each event arrived."""
     events: list[Event] = []
     async with AsyncTcpClient("127.0.0.1", port) as client:
         streaming = asyncio.create_task(stream_audio(client, audio, send_stop=False))
@@ -140,6 +194,8 @@ async def converse_over(port: int, audio: bytes, turns: int = 1) -> list[Event]:
             event = await asyncio.wait_for(client.read_event(), 30)
             assert event is not None
             events.append(event)
+            if arrivals is not None:
+                arrivals.append(time.monotonic())
         streaming.cancel()
     return events
 
@@ -177,11 +233,18 @@ async def test_pipeline_endpoint_answers_a_command(stack: dict[str, int]) -> Non
 async def test_pipeline_endpoint_barge_in(stack: dict[str, int]) -> None:
     question = speak("How far away is the moon?", tail_s=1.2).audio
     command = speak("Turn on the office lamp.").audio
-    events = await converse_over(stack["pipeline"], question + command, turns=2)
-    kinds = without_chunks(events)
-    first_stop = kinds.index("audio-stop")
-    # The answer was cut before it was complete; the command was the next turn.
-    assert "handled" not in kinds[:first_stop]
-    assert kinds[first_stop + 1] == "voice-started"
+    arrivals: list[float] = []
+    events = await converse_over(
+        stack["pipeline"], question + command, turns=2, arrivals=arrivals
+    )
+    kinds = [event.type for event in events]
+    start, stop = kinds.index("audio-start"), kinds.index("audio-stop")
+    sent_s = sum(len(event.payload or b"") for event in events[start:stop]) / (
+        2 * events[start].data["rate"]
+    )
+    # The next turn began while the answer sent so far was still playing
+    # (a satellite stops playing at that voice-started); the command was it.
+    next_turn = kinds.index("voice-started", stop)
+    assert arrivals[next_turn] - arrivals[start] < sent_s
     intent = next(event for event in events if event.type == "intent")
     assert intent.data["name"] == "HassTurnOn"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,15 +149,22 @@ async def serve(
     args: argparse.Namespace,
     services: list[tuple[argparse.Namespace, Service]],
     metrics: Metrics,
+    extra: Sequence[Part] = (),
 ) -> None:
-    """Serve until SIGINT/SIGTERM: each service's socket and zeroconf, one HTTP API."""
+    """Serve until SIGINT/SIGTERM: each service's socket and zeroconf, one HTTP
+    API, and any `extra` parts."""
     parts = [
         part
         for service_args, service in services
         for part in service_parts(service_args, service)
     ]
+    parts += extra
     http = http_api(args, "+".join(service.name for _, service in services), metrics)
     if http is not None:
+        http.ports = {
+            service.name: urlparse(service_args.uri).port
+            for service_args, service in services
+        }
         for _, service in services:
             if service.add_routes is not None:
                 service.add_routes(http.app)

@@ -1,4 +1,5 @@
-"""Zeroconf advertisement of a Wyoming service (`_wyoming._tcp.local.`)."""
+"""Zeroconf advertisement of a Wyoming service (`_wyoming._tcp.local.`) and of
+the stack's HTTP API (`_rtvoice._tcp.local.`, for the Home Assistant integration)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,18 @@ from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 _LOGGER = logging.getLogger(__name__)
 
 SERVICE_TYPE = "_wyoming._tcp.local."
+RTVOICE_TYPE = "_rtvoice._tcp.local."
 _MDNS_GROUP = "224.0.0.251"
+
+
+def machine_id() -> str:
+    """This machine's MAC address as hex: the stack's unique id."""
+    return f"{uuid.getnode():012x}"
 
 
 def default_name(service: str) -> str:
     """A name that is stable for this machine and service."""
-    return f"rtvoice-{service}-{uuid.getnode():012x}"
+    return f"rtvoice-{service}-{machine_id()}"
 
 
 def advertised_address(bound_host: str) -> str:
@@ -41,7 +48,14 @@ def advertised_address(bound_host: str) -> str:
 class Advertisement:
     """One registered service: `start()` announces it, `stop()` withdraws it."""
 
-    def __init__(self, name: str, host: str, port: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        service_type: str = SERVICE_TYPE,
+        properties: dict[str, str] | None = None,
+    ) -> None:
         self.address = advertised_address(host)
         # Bound to loopback means reachable on loopback only: announce there only.
         interfaces = [self.address] if ip_address(self.address).is_loopback else None
@@ -49,10 +63,11 @@ class Advertisement:
             interfaces=interfaces or "all", ip_version=IPVersion.V4Only
         )
         self._info = AsyncServiceInfo(
-            SERVICE_TYPE,
-            f"{name}.{SERVICE_TYPE}",
+            service_type,
+            f"{name}.{service_type}",
             addresses=[socket.inet_aton(self.address)],
             port=port,
+            properties=properties or {},
             server=f"{socket.gethostname()}.local.",
         )
 

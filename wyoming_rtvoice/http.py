@@ -1,4 +1,5 @@
-"""The HTTP side of a service: /health, /metrics (Prometheus text), /api/turns."""
+"""The HTTP side of a service: /health, /metrics (Prometheus text), /api/turns,
+/api/stats (the same figures as JSON) and /api/info (id, version, ports)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp.web import StreamResponse
 
+from . import __version__
+from .discovery import machine_id
 from .server import runtime_gauges
 from .trace import Metrics
 
@@ -48,6 +51,7 @@ class HttpApi:
         self.host, self.port = parsed.hostname, parsed.port
         self.service = service
         self.metrics = metrics
+        self.ports: dict[str, int | None] = {}  # each service's Wyoming port
         self._token = token
         self.app = web.Application(
             client_max_size=1024 * 1024, middlewares=[self._authorize]
@@ -55,6 +59,8 @@ class HttpApi:
         self.app.router.add_get("/health", self._health)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/api/turns", self._turns)
+        self.app.router.add_get("/api/stats", self._stats)
+        self.app.router.add_get("/api/info", self._info)
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -91,3 +97,16 @@ class HttpApi:
 
     async def _turns(self, request: web.Request) -> web.Response:
         return web.json_response([trace.as_dict() for trace in self.metrics.traces])
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.metrics.stats())
+
+    async def _info(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "id": machine_id(),
+                "service": self.service,
+                "version": __version__,
+                "ports": self.ports,
+            }
+        )

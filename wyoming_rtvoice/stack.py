@@ -2,22 +2,29 @@
 
 Each keeps its own port and zeroconf advertisement, so Home Assistant finds
 and chains them as usual; they share one HTTP API (/health, /metrics,
-/api/turns, /api/entities, /api/names) and one set of metrics. The pipeline
-endpoint (--pipeline-port) runs the whole turn in process on the same
-models, for satellites that talk to the stack directly.
+/api/turns, /api/stats, /api/info, /api/entities, /api/names) and one set of
+metrics. With --zeroconf the HTTP API is advertised too, as
+`_rtvoice._tcp.local.` with the Wyoming ports in its properties, for the
+Home Assistant integration `rtvoice`. The pipeline endpoint
+(--pipeline-port) runs the whole turn in process on the same models, for
+satellites that talk to the stack directly.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+from urllib.parse import urlparse
 
 from wyoming.info import Info
 
+from . import __version__
 from .cli import Service, add_shared_arguments, limits_from, serve
+from .discovery import RTVOICE_TYPE, Advertisement, default_name, machine_id
 from .hass import HomeAssistant, add_hass_arguments
 from .pipeline import Pipeline
 from .pipeline_handler import PipelineEventHandler
+from .server import Part
 from .trace import Metrics, add_budget_arguments, budgets_from
 
 PORTS = {"tts": 10200, "asr": 10300, "wake": 10400, "handle": 10500}
@@ -130,4 +137,19 @@ async def run(args: argparse.Namespace) -> None:
         services.append((own, await module.load(own, metrics)))
     loaded = [service for _, service in services]
     services.append(await pipeline_service(args, loaded, metrics))
-    await serve(args, services, metrics)
+    await serve(args, services, metrics, http_advertisement(args))
+
+
+def http_advertisement(args: argparse.Namespace) -> list[Part]:
+    """With --zeroconf, the HTTP API as `_rtvoice._tcp.local.`."""
+    http = urlparse(args.http_uri or "")
+    if args.zeroconf is None or http.hostname is None or http.port is None:
+        return []
+    properties = {name: str(getattr(args, f"{name}_port")) for name in PORTS}
+    properties |= {
+        "pipeline": str(args.pipeline_port),
+        "id": machine_id(),
+        "version": __version__,
+    }
+    name = args.zeroconf or default_name("stack")
+    return [Advertisement(name, http.hostname, http.port, RTVOICE_TYPE, properties)]

@@ -12,6 +12,7 @@ import argparse
 import itertools
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +111,17 @@ class Trace:
         }
 
 
+def _quantile(samples: Iterable[float], q: float) -> float | None:
+    ordered = sorted(samples)
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _rounded(ms: float | None) -> float | None:
+    return None if ms is None else round(ms, 2)
+
+
 class Metrics:
     """Recent traces and running stage statistics, rendered as Prometheus text."""
 
@@ -131,10 +143,38 @@ class Metrics:
             self._over[key] += stage in over
 
     def quantile(self, service: str, stage: str, q: float) -> float | None:
-        samples = sorted(self._samples.get((service, stage), ()))
-        if not samples:
-            return None
-        return samples[min(len(samples) - 1, int(q * len(samples)))]
+        return _quantile(self._samples.get((service, stage), ()), q)
+
+    def stats(self) -> dict[str, Any]:
+        """Per stage (over every service that records it) p50/p95 in ms, and
+        the last turn's time to first audio (from the end of speech when the
+        turn heard it, else from the request)."""
+        by_stage: dict[str, list[float]] = defaultdict(list)
+        counts: dict[str, int] = defaultdict(int)
+        for (service, stage), samples in self._samples.items():
+            by_stage[stage].extend(samples)
+            counts[stage] += self._counts[(service, stage)]
+        stages = {
+            stage: {
+                "p50_ms": _rounded(_quantile(samples, 0.5)),
+                "p95_ms": _rounded(_quantile(samples, 0.95)),
+                "count": counts[stage],
+            }
+            for stage, samples in sorted(by_stage.items())
+        }
+        last = next(
+            (trace for trace in reversed(self.traces) if "first_audio" in trace.marks),
+            None,
+        )
+        last_turn = None
+        if last is not None:
+            begin = last.marks.get("speech_end", last.start)
+            last_turn = {
+                "service": last.service,
+                "turn": last.turn_id,
+                "first_audio_ms": round((last.marks["first_audio"] - begin) * 1000, 2),
+            }
+        return {"last_turn": last_turn, "stages": stages}
 
     def prometheus(self) -> str:
         lines = [

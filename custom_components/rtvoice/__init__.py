@@ -1,0 +1,55 @@
+"""The rtvoice integration: the whole wyoming-rtvoice stack as one entry."""
+
+from __future__ import annotations
+
+from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN, Platform
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.start import async_at_started
+
+from .api import RtvoiceAuthError, RtvoiceClient, RtvoiceError
+from .coordinator import RtvoiceConfigEntry, RtvoiceCoordinator, RuntimeData
+from .names import NameSync
+
+PLATFORMS = [Platform.CONVERSATION, Platform.SENSOR]
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: RtvoiceConfigEntry) -> bool:
+    """Connect to the stack, start the stats poll and the name sync."""
+    client = RtvoiceClient(
+        async_get_clientsession(hass),
+        entry.data[CONF_HOST],
+        entry.data[CONF_PORT],
+        entry.data.get(CONF_TOKEN),
+    )
+    try:
+        info = await client.info()
+    except RtvoiceAuthError as err:
+        raise ConfigEntryAuthFailed(str(err)) from err
+    except RtvoiceError as err:
+        raise ConfigEntryNotReady(str(err)) from err
+
+    coordinator = RtvoiceCoordinator(hass, entry, client)
+    await coordinator.async_config_entry_first_refresh()
+    names = NameSync(hass, client)
+    entry.runtime_data = RuntimeData(client, info, coordinator, names)
+
+    @callback
+    def stack_seen() -> None:
+        names.async_stack_seen(coordinator.last_update_success)
+
+    @callback
+    def started(hass: HomeAssistant) -> None:
+        names.async_changed()
+
+    entry.async_on_unload(coordinator.async_add_listener(stack_seen))
+    entry.async_on_unload(names.async_listen())
+    entry.async_on_unload(async_at_started(hass, started))
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: RtvoiceConfigEntry) -> bool:
+    """Unload the platforms; the entry's unsubscribers stop the rest."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)

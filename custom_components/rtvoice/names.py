@@ -1,0 +1,168 @@
+"""Pushes the house's names to the handle service, so early intent matching
+knows the entities, areas and floors that are exposed to Assist."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from homeassistant.components import conversation
+from homeassistant.components.homeassistant.exposed_entities import (
+    async_listen_entity_updates,
+    async_should_expose,
+)
+from homeassistant.const import ATTR_FRIENDLY_NAME, EVENT_STATE_CHANGED
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.helpers import area_registry as ar
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import floor_registry as fr
+from homeassistant.helpers.debounce import Debouncer
+
+from .api import RtvoiceClient, RtvoiceError, RtvoiceRejected
+from .const import LOGGER, NAME_SYNC_COOLDOWN
+
+MAX_NAME = 200
+DOMAIN_RE = re.compile(r"[a-z_]+")
+REGISTRY_EVENTS = (
+    er.EVENT_ENTITY_REGISTRY_UPDATED,
+    dr.EVENT_DEVICE_REGISTRY_UPDATED,
+    ar.EVENT_AREA_REGISTRY_UPDATED,
+    fr.EVENT_FLOOR_REGISTRY_UPDATED,
+)
+
+
+def exposed_house(hass: HomeAssistant) -> dict[str, Any]:
+    """The exposed entities (name, aliases, domain, area), areas and floors,
+    in the JSON the handle service takes."""
+    entities = er.async_get(hass)
+    devices = dr.async_get(hass)
+    areas = ar.async_get(hass)
+    house_entities = []
+    for state in hass.states.async_all():
+        if not async_should_expose(hass, conversation.DOMAIN, state.entity_id):
+            continue
+        if not _fits(state.name) or not DOMAIN_RE.fullmatch(state.domain):
+            continue
+        entry = entities.async_get(state.entity_id)
+        area_id = entry.area_id if entry else None
+        if entry and not area_id and entry.device_id:
+            device = devices.async_get(entry.device_id)
+            area_id = device.area_id if device else None
+        area = areas.async_get_area(area_id) if area_id else None
+        house_entities.append(
+            {
+                "name": state.name,
+                "domain": state.domain,
+                "area": area.name if area else None,
+                "aliases": _fitting(entry.aliases) if entry else [],
+            }
+        )
+    return {
+        "entities": house_entities,
+        "areas": _names(areas.async_list_areas()),
+        "floors": _names(fr.async_get(hass).async_list_floors()),
+    }
+
+
+def _names(items: Any) -> list[str]:
+    return [n for item in items for n in _fitting([item.name, *item.aliases])]
+
+
+def _fitting(names: Iterable[str]) -> list[str]:
+    return sorted(name for name in names if _fits(name))
+
+
+def _fits(name: str) -> bool:
+    """What the handle service takes (it refuses the whole house otherwise)."""
+    return 0 < len(name.strip()) <= MAX_NAME
+
+
+class NameSync:
+    """Sends the house at start, whenever it changes (debounced), and again
+    when the stack returns after being down (it may have restarted)."""
+
+    def __init__(self, hass: HomeAssistant, client: RtvoiceClient) -> None:
+        self.hass = hass
+        self.client = client
+        self.in_sync = False
+        self._changed = False
+        self._debouncer = Debouncer(
+            hass,
+            LOGGER,
+            cooldown=NAME_SYNC_COOLDOWN,
+            immediate=False,
+            function=self.async_push,
+        )
+
+    @callback
+    def async_changed(self) -> None:
+        """Send the house soon."""
+        self._changed = True
+        self._debouncer.async_schedule_call()
+
+    async def async_push(self) -> None:
+        # The debouncer drops calls while this runs: a change made during a
+        # PUT is caught by going round again.
+        while self._changed:
+            self._changed = False
+            house = exposed_house(self.hass)
+            try:
+                await self.client.put_house(house)
+            except RtvoiceRejected as err:  # not retried: a change may fix it
+                LOGGER.warning("The stack refused the names: %s", err)
+                self.in_sync = True
+                return
+            except RtvoiceError as err:
+                LOGGER.debug("Names not sent: %s", err)
+                self.in_sync = False
+                return
+            self.in_sync = True
+            LOGGER.debug("Sent %d exposed entities", len(house["entities"]))
+
+    @callback
+    def async_stack_seen(self, available: bool) -> None:
+        """From the stats poll: a stack that comes back gets the house again."""
+        if not available:
+            self.in_sync = False
+        elif not self.in_sync:
+            self.async_changed()
+
+    @callback
+    def async_listen(self) -> Callable[[], None]:
+        """Schedule a push on every change; returns the unsubscriber."""
+
+        @callback
+        def changed(event: Event[Any] | None = None) -> None:
+            self.async_changed()
+
+        unsubscribers = [
+            self.hass.bus.async_listen(event, changed) for event in REGISTRY_EVENTS
+        ]
+        unsubscribers.append(
+            self.hass.bus.async_listen(
+                EVENT_STATE_CHANGED, changed, event_filter=_renamed_or_new
+            )
+        )
+        unsubscribers.append(
+            async_listen_entity_updates(self.hass, conversation.DOMAIN, changed)
+        )
+
+        @callback
+        def unsubscribe() -> None:
+            for unsubscriber in unsubscribers:
+                unsubscriber()
+            self._debouncer.async_shutdown()
+
+        return unsubscribe
+
+
+@callback
+def _renamed_or_new(data: EventStateChangedData) -> bool:
+    old, new = data["old_state"], data["new_state"]
+    if old is None or new is None:
+        return True
+    return old.attributes.get(ATTR_FRIENDLY_NAME) != new.attributes.get(
+        ATTR_FRIENDLY_NAME
+    )

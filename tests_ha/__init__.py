@@ -1,0 +1,1 @@
+"""Tests of the rtvoice integration inside a real Home Assistant."""

@@ -1,0 +1,254 @@
+"""The project's real servers for the Home Assistant tests.
+
+They run as subprocesses of the project's own `.venv` (Python 3.11, the
+models, wyoming>=1.10) on free loopback ports, exactly like tests/test_stack.py;
+Home Assistant and these tests run in `.venv-ha` (Python 3.13).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_socket
+from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+import custom_components  # noqa: F401  ours, before the plugin's testing_config one
+from tests.conftest import free_port
+
+REPO = Path(__file__).parent.parent
+PYTHON = str(REPO / ".venv" / "bin" / "python")
+TOKEN = "rtvoice-test-token-0123456789"
+DOMAIN = "rtvoice"
+SERVICES = ("tts", "asr", "wake", "handle")
+FAKE_LLM = """
+import sys, time
+from wyoming_rtvoice.bench.fake_llm import FakeLlm
+FakeLlm(port=int(sys.argv[1])).start_in_thread()
+print("Ready", flush=True)
+time.sleep(3600)
+"""
+
+
+def loopback_sockets() -> None:
+    """Sockets on, connections to loopback only: the servers are real.
+
+    (pytest-homeassistant-custom-component turns sockets off before each test.)
+    """
+    pytest_socket.enable_socket()
+    pytest_socket.socket_allow_hosts(["127.0.0.1"], allow_unix_socket=True)
+
+
+@pytest.fixture(autouse=True)
+def auto_loopback_sockets() -> None:
+    loopback_sockets()
+
+
+@dataclass
+class Server:
+    """A project server running as a subprocess."""
+
+    argv: list[str]
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, startup_s: float = 180) -> None:
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        with open(self.log, "a", encoding="utf-8") as out:
+            self.process = subprocess.Popen(
+                self.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+            )
+        deadline = time.monotonic() + startup_s
+        while "Ready" not in self.log.read_text()[offset:]:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError(f"did not start:\n{self.log.read_text()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        assert self.process.wait(timeout=20) == 0
+        with open(self.log, "a", encoding="utf-8") as out:
+            out.write("--- stopped ---\n")
+
+
+@contextmanager
+def running(server: Server) -> Iterator[Server]:
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.stop()
+        assert "Traceback" not in server.log.read_text(), server.log.read_text()
+
+
+@dataclass
+class Stack:
+    """The running stack: Wyoming ports, HTTP API port, its id."""
+
+    ports: dict[str, int]
+    http: int
+    id: str = ""
+    zeroconf_name: str = f"hatest-{os.getpid()}"
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """Config entry data for it."""
+        return {CONF_HOST: "127.0.0.1", CONF_PORT: self.http, CONF_TOKEN: TOKEN}
+
+    async def get(self, path: str) -> Any:
+        return await self.request("GET", path)
+
+    async def put(self, path: str, body: Any) -> Any:
+        return await self.request("PUT", path, body)
+
+    async def request(self, method: str, path: str, body: Any = None) -> Any:
+        async with aiohttp.ClientSession() as session:
+            async with session.request(
+                method,
+                f"http://127.0.0.1:{self.http}{path}",
+                json=body,
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            ) as response:
+                response.raise_for_status()
+                return await response.json()
+
+
+@pytest.fixture(scope="session")
+def fake_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The project's fake Anthropic Messages API."""
+    loopback_sockets()
+    port = free_port()
+    log = tmp_path_factory.mktemp("fake_llm") / "fake_llm.log"
+    with running(Server([PYTHON, "-c", FAKE_LLM, str(port)], log)) as server:
+        yield f"http://127.0.0.1:{port}"
+        assert server.process is not None
+        server.process.kill()  # it sleeps; nothing to shut down cleanly
+        server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, fake_llm: str) -> Iterator[Stack]:
+    """`python -m wyoming_rtvoice stack` with zeroconf, a token and the fake LLM."""
+    loopback_sockets()
+    stack = Stack({name: free_port() for name in SERVICES}, free_port())
+    argv = [PYTHON, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
+    argv += [f"--{name}-port={port}" for name, port in stack.ports.items()]
+    argv += [
+        f"--http-uri=http://127.0.0.1:{stack.http}",
+        "--zeroconf",
+        stack.zeroconf_name,
+    ]
+    argv += [f"--anthropic-base-url={fake_llm}"]
+    env = {"ANTHROPIC_API_KEY": "sk-ant-test-0123456789", "RTVOICE_HTTP_TOKEN": TOKEN}
+    log = tmp_path_factory.mktemp("stack") / "stack.log"
+    with running(Server(argv, log, env)):
+        stack.id = _info(stack)["id"]
+        yield stack
+
+
+def _info(stack: Stack) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{stack.http}/api/info",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        info: dict[str, Any] = json.load(response)
+    return info
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Load custom_components/rtvoice."""
+
+
+@pytest.fixture
+async def house(hass: HomeAssistant) -> AsyncIterator[str]:
+    """A real light (template over an input_boolean), exposed to Assist;
+    yields its entity id."""
+    assert await async_setup_component(hass, "homeassistant", {})
+    assert await async_setup_component(
+        hass, "input_boolean", {"input_boolean": {"kitchen_power": {}}}
+    )
+    power = "input_boolean.kitchen_power"
+    action = {"target": {"entity_id": power}}
+    light = {
+        "friendly_name": "Kitchen Lights",
+        "unique_id": "kitchen-lights",
+        "value_template": f"{{{{ is_state('{power}', 'on') }}}}",
+        "turn_on": {"action": "input_boolean.turn_on", **action},
+        "turn_off": {"action": "input_boolean.turn_off", **action},
+    }
+    assert await async_setup_component(
+        hass,
+        "light",
+        {"light": [{"platform": "template", "lights": {"kitchen_lights": light}}]},
+    )
+    assert await async_setup_component(hass, "conversation", {})
+    await hass.async_block_till_done()
+    yield "light.kitchen_lights"
+
+
+@pytest.fixture
+async def entry(hass: HomeAssistant, house: str, stack: Stack) -> MockConfigEntry:
+    """A loaded entry for the stack."""
+    entry = MockConfigEntry(domain=DOMAIN, data=stack.data, unique_id=stack.id)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
+async def synced(get: Any, name: str, present: bool = True) -> dict[str, Any]:
+    """The house on the handle service once `name` is (or is no longer) in it."""
+    async with asyncio.timeout(15):
+        while True:
+            house: dict[str, Any] = await get("/api/entities")
+            names = {entity["name"] for entity in house["entities"]}
+            if (name in names) is present:
+                return house
+            await asyncio.sleep(0.1)
+
+
+def state(hass: HomeAssistant, entity_id: str) -> str:
+    """The entity's state; it must exist."""
+    current = hass.states.get(entity_id)
+    assert current is not None, entity_id
+    return current.state
+
+
+async def process(hass: HomeAssistant, text: str) -> dict[str, Any]:
+    """`conversation.process` with the rtvoice agent; the intent response."""
+    result = await hass.services.async_call(
+        "conversation",
+        "process",
+        {"text": text, "agent_id": "conversation.rtvoice"},
+        blocking=True,
+        return_response=True,
+    )
+    assert isinstance(result, dict) and isinstance(result["response"], dict)
+    return result["response"]
+
+
+def speech(response: dict[str, Any]) -> str:
+    return str(response["speech"]["plain"]["speech"])

@@ -1,0 +1,62 @@
+"""Name sync: registry changes reach the handle service, and the new names
+work at once as commands through the agent."""
+
+from __future__ import annotations
+
+from homeassistant.components.homeassistant.exposed_entities import (
+    async_expose_entity,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import area_registry as ar
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import floor_registry as fr
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from .conftest import Stack, process, speech, state, synced
+
+
+async def test_registry_changes_are_sent_and_understood(
+    hass: HomeAssistant, house: str, entry: MockConfigEntry, stack: Stack
+) -> None:
+    await synced(stack.get, "Kitchen Lights")
+    floor = fr.async_get(hass).async_create("Downstairs", aliases={"Ground Floor"})
+    kitchen = ar.async_get(hass).async_create(
+        "Kitchen", aliases={"Cookery"}, floor_id=floor.floor_id
+    )
+    garage = ar.async_get(hass).async_create("Garage")
+    entities = er.async_get(hass)
+    too_long = "Lights " * 40  # the handle service takes names up to 200
+    entities.async_update_entity(
+        house,
+        name="Pantry Lights",
+        aliases={"Larder Lights", too_long},
+        area_id=kitchen.id,
+    )
+    # An entity without an area of its own is in its device's area.
+    device = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, identifiers={("test", "switch")}
+    )
+    dr.async_get(hass).async_update_device(device.id, area_id=garage.id)
+    entities.async_update_entity("input_boolean.kitchen_power", device_id=device.id)
+    async_expose_entity(hass, "conversation", "input_boolean.kitchen_power", True)
+
+    sent = await synced(stack.get, "Pantry Lights")
+
+    by_name = {entity["name"]: entity for entity in sent["entities"]}
+    assert by_name["Pantry Lights"] == {
+        "name": "Pantry Lights",
+        "domain": "light",
+        "area": "Kitchen",
+        "aliases": ["Larder Lights"],
+    }
+    assert by_name["kitchen power"]["area"] == "Garage"
+    assert {"Kitchen", "Cookery", "Garage"} <= set(sent["areas"])
+    assert {"Downstairs", "Ground Floor"} <= set(sent["floors"])
+    assert "Kitchen Lights" not in by_name
+
+    response = await process(hass, "turn on the larder lights")
+    assert state(hass, house) == "on", response
+    response = await process(hass, "turn off the lights in the kitchen")
+    assert state(hass, house) == "off", response
+    assert speech(response) == "Turned off the lights"

@@ -1,0 +1,126 @@
+"""The unmodified built-in `wyoming` integration with the project's servers:
+a real Assist pipeline inside Home Assistant, from audio to audio."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import subprocess
+import wave
+from collections.abc import AsyncIterator
+
+import imageio_ffmpeg
+from homeassistant.components import stt, tts
+from homeassistant.components.assist_pipeline import (
+    PipelineEvent,
+    PipelineEventType,
+    PipelineStage,
+    WakeWordSettings,
+    async_get_pipeline,
+    async_pipeline_from_audio_stream,
+    async_update_pipeline,
+)
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.helpers import entity_registry as er
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from .conftest import PYTHON, SERVICES, Stack, state, synced
+
+RATE, WIDTH = 16000, 2
+CHUNK = RATE * WIDTH // 50  # 20 ms
+SPEAK = """
+import sys
+from wyoming_rtvoice.bench.speech import speak
+sys.stdout.buffer.write(speak(sys.argv[1], lead_s=0.5, tail_s=float(sys.argv[2])).audio)
+"""
+
+
+def spoken(text: str, tail_s: float) -> bytes:
+    """`text` in the project's Piper voice, 16 kHz mono (deterministic)."""
+    return subprocess.run(
+        [PYTHON, "-c", SPEAK, text, str(tail_s)], check=True, capture_output=True
+    ).stdout
+
+
+async def realtime(audio: bytes) -> AsyncIterator[bytes]:
+    """The audio as a microphone delivers it."""
+    for offset in range(0, len(audio), CHUNK):
+        await asyncio.sleep(0.02)
+        yield audio[offset : offset + CHUNK]
+
+
+async def test_assist_pipeline_with_the_builtin_wyoming_integration(
+    hass: HomeAssistant, house: str, stack: Stack
+) -> None:
+    audio = spoken("Okay Nabu.", 0.3) + spoken("Turn on the kitchen lights.", 1.5)
+    # The built-in integration does not send names: give the handle the house.
+    house_json = {"entities": [{"name": "Kitchen Lights", "domain": "light"}]}
+    await stack.put("/api/entities", house_json)
+    await synced(stack.get, "Kitchen Lights")
+
+    # Home Assistant's TTS converts with the ffmpeg binary that every install
+    # has; here it comes from a pip package.
+    ffmpeg = {"ffmpeg": {"ffmpeg_bin": imageio_ffmpeg.get_ffmpeg_exe()}}
+    assert await async_setup_component(hass, "ffmpeg", ffmpeg)
+    entities = {}
+    for name in SERVICES:
+        entry = MockConfigEntry(
+            domain="wyoming", data={"host": "127.0.0.1", "port": stack.ports[name]}
+        )
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        [entity] = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+        entities[name] = entity.entity_id
+    assert await async_setup_component(hass, "assist_pipeline", {})
+    await hass.async_block_till_done()
+    await async_update_pipeline(
+        hass,
+        async_get_pipeline(hass),
+        language="en",
+        stt_engine=entities["asr"],
+        stt_language="en",
+        conversation_engine=entities["handle"],
+        conversation_language="en",
+        tts_engine=entities["tts"],
+        tts_language="en_US",
+        wake_word_entity=entities["wake"],
+        wake_word_id="okay_nabu",
+    )
+
+    events: list[PipelineEvent] = []
+    await asyncio.wait_for(
+        async_pipeline_from_audio_stream(
+            hass,
+            context=Context(),
+            event_callback=events.append,
+            stt_metadata=stt.SpeechMetadata(
+                language="",
+                format=stt.AudioFormats.WAV,
+                codec=stt.AudioCodecs.PCM,
+                bit_rate=stt.AudioBitRates.BITRATE_16,
+                sample_rate=stt.AudioSampleRates.SAMPLERATE_16000,
+                channel=stt.AudioChannels.CHANNEL_MONO,
+            ),
+            stt_stream=realtime(audio),
+            start_stage=PipelineStage.WAKE_WORD,
+            tts_audio_output="wav",
+            wake_word_settings=WakeWordSettings(timeout=10),
+        ),
+        60,
+    )
+
+    data = {event.type: event.data or {} for event in events}
+    assert PipelineEventType.ERROR not in data, data[PipelineEventType.ERROR]
+    wake = data[PipelineEventType.WAKE_WORD_END]["wake_word_output"]
+    assert wake["wake_word_id"] == "okay_nabu"
+    text = data[PipelineEventType.STT_END]["stt_output"]["text"]
+    assert "kitchen light" in text.lower()
+    assert state(hass, house) == "on"  # the intent was executed
+    response = data[PipelineEventType.INTENT_END]["intent_output"]["response"]
+    assert response["speech"]["plain"]["speech"] == "Turned on the light"
+    media_id = data[PipelineEventType.TTS_END]["tts_output"]["media_id"]
+    extension, wav = await tts.async_get_media_source_audio(hass, media_id)
+    with wave.open(io.BytesIO(wav)) as reply:
+        seconds = reply.getnframes() / reply.getframerate()
+    assert extension == "wav" and 0.5 < seconds < 5
