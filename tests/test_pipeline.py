@@ -172,7 +172,7 @@ async def test_home_assistant_unreachable_is_said_not_confirmed(
 async def test_speech_over_the_reply_stops_it(
     pipeline: Pipeline, fake_llm: FakeLlm
 ) -> None:
-    fake_llm.token_s = 0.05  # the reply is still being made when the user speaks
+    fake_llm.token_s = 0.1  # the answer is still coming when the user speaks
     interruption = speak("Turn on the kitchen lights.", lead_s=0.6).audio
     events, _, turn = await run_turn(
         pipeline, "How far away is the moon?", interruption
