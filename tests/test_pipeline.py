@@ -64,6 +64,7 @@ async def pipeline(loaded: Pipeline, fake_llm: FakeLlm) -> AsyncIterator[Pipelin
     fresh = Pipeline(
         loaded.whisper, loaded.voice, loaded.matcher, llm, phrases=loaded.phrases
     )
+    await fresh.warm()  # as at start-up: the phrases are there, the LLM warms
     yield fresh
     await close_pipeline(fresh)
 

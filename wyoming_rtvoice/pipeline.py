@@ -168,7 +168,10 @@ class Pipeline:
     )
 
     async def warm(self) -> None:
-        """Render the fallback phrases now, while nothing waits for them."""
+        """Render the fallback phrases and warm the LLM client now, while
+        nothing waits for them."""
+        if self.llm is not None and self.llm.available:
+            await self.llm.warm()
         for phrase in PHRASES:
             if phrase not in self.phrases:
                 audio = bytearray()

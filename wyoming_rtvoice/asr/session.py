@@ -206,7 +206,9 @@ class AsrSession:
             self._in_speech = False
 
     def _partial_due(self) -> bool:
-        if self._partial is not None and not self._partial.task.done():
+        if self.whisper.in_flight:
+            # Partials are a head start, final decodes are what is awaited:
+            # with streams sharing the cores, partials wait for an idle decoder.
             return False
         if self._partial is None:
             speech = len(self.audio) - self._speech_start_bytes

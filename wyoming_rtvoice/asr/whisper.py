@@ -11,6 +11,7 @@ by the audio's length, and a repetition of the transcript's start is cut.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import ctranslate2
@@ -66,6 +67,8 @@ class Whisper:
             language=self.language if multilingual else None,
         )
         self.beam_size = beam_size
+        self.in_flight = 0  # decodes running now, across every stream
+        self._counting = threading.Lock()
         warm = np.random.default_rng(0).normal(0, 0.01, RATE).astype(np.float32)
         self.transcribe(warm)
         _LOGGER.info(
@@ -83,6 +86,15 @@ class Whisper:
 
     def transcribe(self, audio: np.ndarray, prompt: str | None = None) -> str:
         """Text of `audio` (float32, 16 kHz mono); '' when there is no speech."""
+        with self._counting:
+            self.in_flight += 1
+        try:
+            return self._transcribe(audio, prompt)
+        finally:
+            with self._counting:
+                self.in_flight -= 1
+
+    def _transcribe(self, audio: np.ndarray, prompt: str | None) -> str:
         lead = int(LEAD_S * RATE)
         audio = audio[: int(MAX_WINDOW_S * RATE) - lead]
         window = np.zeros(window_samples(lead + len(audio)), dtype=np.float32)

@@ -150,6 +150,8 @@ async def load(args: argparse.Namespace, metrics: Metrics) -> Service:
         args.anthropic_base_url,
         LlmSettings(model=args.llm_model, timeout_s=args.llm_timeout_ms / 1000),
     )
+    if llm.available:
+        await llm.warm()
     settings = HandleSettings(
         ack_after_s=args.ack_after_ms / 1000,
         first_token_timeout_s=args.llm_timeout_ms / 1000,

@@ -100,5 +100,20 @@ class Llm:
                 yield delta
         self.conversations.remember(conversation_id, text, "".join(answer))
 
+    async def warm(self) -> None:
+        """The SDK's first streamed answer in a process costs ~140 ms of lazy
+        set-up (measured); pay it at start-up, against the local fake
+        Messages API, rather than on the user's first question."""
+        from ..bench.fake_llm import FakeLlm
+
+        fake = FakeLlm(answer="Ready.", first_token_s=0.0, token_s=0.0)
+        warming = Llm("warm-up", await fake.start(), self.settings)
+        try:
+            async for _ in warming.stream("warm-up", "Ready?"):
+                pass
+        finally:
+            await warming.close()
+            await fake.stop()
+
     async def close(self) -> None:
         await self._client.close()
