@@ -24,7 +24,7 @@ from wyoming.info import Info
 from wyoming.pipeline import RunPipeline
 from wyoming.snd import Played
 
-from .audio import MONO, RATE_16K, WIDTH, checked_chunk
+from .audio import MONO, RATE_16K, WIDTH
 from .pipeline import AudioSource, Pipeline
 from .server import EventHandler, Limits
 
@@ -65,12 +65,9 @@ class PipelineEventHandler(EventHandler):
             if self._source is None:
                 await self.write_error("audio-chunk before audio-start", "bad-order")
                 return True
-            try:
-                chunk = self._converter.convert(checked_chunk(event))
-            except Exception as err:  # audioop: odd-length buffer, bad width...
-                await self.write_error(f"audio chunk not usable: {err}", "bad-audio")
-                return True
-            await self._put(self._source, chunk.audio)
+            audio = await self.audio_of(event, self._converter)
+            if audio is not None:
+                await self._put(self._source, audio)
             return True
 
         if AudioStop.is_type(event.type):

@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlparse
 
+from wyoming.audio import AudioChunkConverter
 from wyoming.error import Error
 from wyoming.event import Event, async_write_event
 from wyoming.info import Describe, Info
 from wyoming.ping import Ping, Pong
 from wyoming.server import AsyncEventHandler
+
+from .audio import checked_chunk
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -171,6 +174,17 @@ class EventHandler(AsyncEventHandler):
                 await self.write_event(Pong(text=Ping.from_event(event).text).event())
             elif not await self.handle_event(event):
                 return
+
+    async def audio_of(
+        self, event: Event, converter: AudioChunkConverter
+    ) -> bytes | None:
+        """An `audio-chunk`'s audio, converted; None (the client is told why)
+        when it cannot be."""
+        try:
+            return converter.convert(checked_chunk(event)).audio
+        except Exception as err:  # audioop: odd-length buffer, bad width...
+            await self.write_error(f"audio chunk not usable: {err}", "bad-audio")
+            return None
 
     async def write_error(self, text: str, code: str) -> None:
         """Tell the client what was wrong with its request; the connection stays."""

@@ -20,7 +20,7 @@ from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart, AudioStop
 from wyoming.event import Event
 from wyoming.info import Info
 
-from ..audio import MONO, RATE_16K, WIDTH, checked_chunk, is_names
+from ..audio import MONO, RATE_16K, WIDTH, is_names
 from ..server import EventHandler, Limits
 from ..trace import Metrics, Trace
 from .session import AsrSession, AsrSettings
@@ -104,12 +104,10 @@ class AsrEventHandler(EventHandler):
             if self._session is None:
                 await self.write_error("audio-chunk before audio-start", "bad-order")
                 return True
-            try:
-                chunk = self._converter.convert(checked_chunk(event))
-            except Exception as err:  # audioop: odd-length buffer, bad width...
-                await self.write_error(f"audio chunk not usable: {err}", "bad-audio")
+            audio = await self.audio_of(event, self._converter)
+            if audio is None:
                 return True
-            new_words = self._session.add(chunk.audio)
+            new_words = self._session.add(audio)
             if new_words:
                 await self._send_words(new_words)
             return True

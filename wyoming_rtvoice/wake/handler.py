@@ -11,7 +11,7 @@ from wyoming.event import Event
 from wyoming.info import Info
 from wyoming.wake import Detect, Detection, NotDetected
 
-from ..audio import MONO, RATE_16K, WIDTH, checked_chunk, is_names
+from ..audio import MONO, RATE_16K, WIDTH, is_names
 from ..server import EventHandler, Limits
 from ..trace import Metrics, Trace
 from .engines import Stream, WakeModel
@@ -82,10 +82,8 @@ class WakeEventHandler(EventHandler):
             if self._stream is None:
                 await self.write_error("audio-chunk before audio-start", "bad-order")
                 return True
-            try:
-                audio = self._converter.convert(checked_chunk(event)).audio
-            except Exception as err:  # audioop: odd-length buffer, bad width...
-                await self.write_error(f"audio chunk not usable: {err}", "bad-audio")
+            audio = await self.audio_of(event, self._converter)
+            if audio is None:
                 return True
             if self._stream.samples >= self.settings.max_seconds * RATE_16K:
                 await self.write_error(
