@@ -228,6 +228,7 @@ class Pipeline:
                     await sink(AudioStop().event())
                     self._finished(turn)
             await asyncio.gather(replying, return_exceptions=True)
+            self._finished(turn)
             failure = None if replying.cancelled() else replying.exception()
             if isinstance(failure, ConnectionError):
                 turn.trace.notes.append("client went away")
@@ -242,6 +243,8 @@ class Pipeline:
 
     def _finished(self, turn: Turn) -> None:
         """The reply is sent (or stopped): the turn's trace is complete."""
+        if "done" in turn.trace.marks:
+            return
         turn.trace.mark("done")
         self._stages(turn.trace)
         if self.metrics is not None:

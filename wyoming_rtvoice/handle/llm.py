@@ -106,10 +106,10 @@ class Llm:
         Messages API, rather than on the user's first question."""
         from ..bench.fake_llm import FakeLlm
 
-        fake = FakeLlm(answer="Ready.", first_token_s=0.0, token_s=0.0)
+        fake = FakeLlm(answer="Warm.", first_token_s=0.0, token_s=0.0)
         warming = Llm("warm-up", await fake.start(), self.settings)
         try:
-            async for _ in warming.stream("warm-up", "Ready?"):
+            async for _ in warming.stream("warm-up", "Warm up."):
                 pass
         finally:
             await warming.close()
