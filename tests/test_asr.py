@@ -16,10 +16,10 @@ from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Describe, Info
 
+from bench.speech import Spoken, speak, stream_audio
+from bench.wer import normalize, word_errors
 from wyoming_rtvoice.asr.session import stable_prefix
 from wyoming_rtvoice.asr.whisper import trim_repetition, window_samples
-from wyoming_rtvoice.bench.speech import Spoken, speak, stream_audio
-from wyoming_rtvoice.bench.wer import normalize, word_errors
 
 from .conftest import RunningService, free_port, start_service
 from .test_tts import cpu_seconds

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from bench.fake_llm import FakeLlm
+from bench.speech import speak
 from wyoming_rtvoice.audio import read_wav, write_wav
-from wyoming_rtvoice.bench.fake_llm import FakeLlm
-from wyoming_rtvoice.bench.speech import speak
 
 
 def converse(

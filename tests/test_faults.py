@@ -31,11 +31,11 @@ from wyoming.ping import Ping
 from wyoming.satellite import RunSatellite
 from wyoming.tts import Synthesize
 
+from bench.fake_llm import FakeLlm
+from bench.soak import cpu_s, fds, gauges, rss_mb, settle
+from bench.speech import speak, stream_audio
 from wyoming_rtvoice.__main__ import build_parser
 from wyoming_rtvoice.audio import MONO, RATE_16K, WIDTH, write_wav
-from wyoming_rtvoice.bench.fake_llm import FakeLlm
-from wyoming_rtvoice.bench.soak import cpu_s, fds, gauges, rss_mb, settle
-from wyoming_rtvoice.bench.speech import speak, stream_audio
 from wyoming_rtvoice.server import Server
 from wyoming_rtvoice.trace import Metrics
 

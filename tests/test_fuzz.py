@@ -43,9 +43,9 @@ from wyoming.satellite import RunSatellite
 from wyoming.tts import Synthesize
 from wyoming.wake import Detect
 
+from bench.fake_llm import FakeLlm
+from bench.speech import speak, stream_audio
 from wyoming_rtvoice.audio import RATE_16K, WIDTH, write_wav
-from wyoming_rtvoice.bench.fake_llm import FakeLlm
-from wyoming_rtvoice.bench.speech import speak, stream_audio
 from wyoming_rtvoice.server import Limits, ProtocolError, read_event
 
 from .conftest import free_port, start_service
@@ -593,7 +593,7 @@ def test_atheris_short_run() -> None:
     """`script/fuzz` for a few seconds: the handlers in process, coverage-guided
     where atheris installs (random inputs elsewhere); no finding."""
     done = subprocess.run(
-        [sys.executable, "-m", "wyoming_rtvoice.bench.fuzz", "12"],
+        [sys.executable, "-m", "bench.fuzz", "12"],
         capture_output=True,
         text=True,
         timeout=120,

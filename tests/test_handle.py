@@ -20,7 +20,7 @@ from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.intent import Recognize
 
-from wyoming_rtvoice.bench.fake_llm import FakeLlm
+from bench.fake_llm import FakeLlm
 from wyoming_rtvoice.handle.house import House
 from wyoming_rtvoice.handle.llm import Conversations
 from wyoming_rtvoice.handle.matcher import Matcher

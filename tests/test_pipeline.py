@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from wyoming.event import Event
 
-from wyoming_rtvoice.bench.fake_llm import FakeLlm
-from wyoming_rtvoice.bench.speech import speak
+from bench.fake_llm import FakeLlm
+from bench.speech import speak
 from wyoming_rtvoice.converse import (
     add_pipeline_arguments,
     close_pipeline,

@@ -27,9 +27,9 @@ from wyoming.info import Describe, Info
 from wyoming.satellite import PauseSatellite, RunSatellite
 from wyoming.vad import VoiceStarted, VoiceStopped
 
+from bench.fake_llm import FakeLlm
+from bench.speech import speak
 from wyoming_rtvoice.audio import RATE_16K, read_wav, write_wav
-from wyoming_rtvoice.bench.fake_llm import FakeLlm
-from wyoming_rtvoice.bench.speech import speak
 
 from .conftest import RunningService, free_port, start_service
 

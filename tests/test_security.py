@@ -25,10 +25,10 @@ from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
 from wyoming.info import Describe
 
+from bench.fake_llm import FakeLlm
+from bench.speech import speak, stream_audio
 from wyoming_rtvoice.__main__ import build_parser
 from wyoming_rtvoice.audio import RATE_16K, write_wav
-from wyoming_rtvoice.bench.fake_llm import FakeLlm
-from wyoming_rtvoice.bench.speech import speak, stream_audio
 from wyoming_rtvoice.http import HttpApi, _is_loopback
 from wyoming_rtvoice.stack import PORTS
 from wyoming_rtvoice.trace import Metrics

@@ -19,8 +19,8 @@ from wyoming.tts import Synthesize
 from zeroconf import IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from wyoming_rtvoice.bench.fake_llm import FakeLlm
-from wyoming_rtvoice.bench.speech import speak, stream_audio
+from bench.fake_llm import FakeLlm
+from bench.speech import speak, stream_audio
 
 from .conftest import free_port
 

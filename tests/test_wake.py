@@ -15,7 +15,7 @@ from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.wake import Detect
 
-from wyoming_rtvoice.bench.speech import SPEEDS, Spoken, speak, stream_audio
+from bench.speech import SPEEDS, Spoken, speak, stream_audio
 
 from .conftest import RunningService, start_service
 

@@ -37,7 +37,7 @@ DOMAIN = "rtvoice"
 SERVICES = ("tts", "asr", "wake", "handle")
 FAKE_LLM = """
 import sys, time
-from wyoming_rtvoice.bench.fake_llm import FakeLlm
+from bench.fake_llm import FakeLlm
 FakeLlm(port=int(sys.argv[1])).start_in_thread()
 print("Ready", flush=True)
 time.sleep(3600)

@@ -31,7 +31,7 @@ RATE, WIDTH = 16000, 2
 CHUNK = RATE * WIDTH // 50  # 20 ms
 SPEAK = """
 import sys
-from wyoming_rtvoice.bench.speech import speak
+from bench.speech import speak
 sys.stdout.buffer.write(speak(sys.argv[1], lead_s=0.5, tail_s=float(sys.argv[2])).audio)
 """
 

@@ -101,19 +101,12 @@ class Llm:
         self.conversations.remember(conversation_id, text, "".join(answer))
 
     async def warm(self) -> None:
-        """The SDK's first streamed answer in a process costs ~140 ms of lazy
-        set-up (measured); pay it at start-up, against the local fake
-        Messages API, rather than on the user's first question."""
-        from ..bench.fake_llm import FakeLlm
-
-        fake = FakeLlm(answer="Warm.", first_token_s=0.0, token_s=0.0)
-        warming = Llm("warm-up", await fake.start(), self.settings)
+        """Open the connection to the Messages API now, while nothing waits
+        for it: the first question then finds it ready."""
         try:
-            async for _ in warming.stream("warm-up", "Warm up."):
-                pass
-        finally:
-            await warming.close()
-            await fake.stop()
+            await self._client.models.list(limit=1)
+        except Exception as err:  # noqa: BLE001  a warm-up never fails start-up
+            _LOGGER.info("LLM warm-up failed: %s", type(err).__name__)
 
     async def close(self) -> None:
         await self._client.close()

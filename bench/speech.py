@@ -17,11 +17,11 @@ import numpy as np
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
 
-from ..audio import MONO, RATE_16K, WIDTH, convert
-from ..tts import DEFAULT_VOICE
+from wyoming_rtvoice.audio import MONO, RATE_16K, WIDTH, convert
+from wyoming_rtvoice.tts import DEFAULT_VOICE
 
 if TYPE_CHECKING:
-    from ..tts.voice import Voice
+    from wyoming_rtvoice.tts.voice import Voice
 
 SPEEDS = (0.85, 1.0, 1.2)  # Piper length_scale: < 1 faster, > 1 slower
 
@@ -39,7 +39,7 @@ class Spoken:
 
 @lru_cache(maxsize=1)
 def _voice() -> Voice:
-    from ..tts.voice import Voice, resolve_voice
+    from wyoming_rtvoice.tts.voice import Voice, resolve_voice
 
     return Voice(resolve_voice(DEFAULT_VOICE), cache_bytes=0)
 

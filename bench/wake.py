@@ -20,9 +20,9 @@ import time
 from wyoming.client import AsyncTcpClient
 from wyoming.wake import Detect, Detection
 
-from ..wake.engines import Stream, WakeModel, builtin_models
-from .speech import SPEEDS, Spoken, speak, stream_audio, summary_ms
-from .tts import free_port, wait_ready
+from bench.speech import SPEEDS, Spoken, speak, stream_audio, summary_ms
+from bench.tts import free_port, wait_ready
+from wyoming_rtvoice.wake.engines import Stream, WakeModel, builtin_models
 
 VARIANTS = {"okay_nabu": ["Okay Nabu.", "OK, Nabu."]}
 ACTIONS = ["Turn on", "Turn off", "Switch off", "Dim", "Check"]

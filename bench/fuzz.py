@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
-    from ..server import EventHandler
+    from wyoming_rtvoice.server import EventHandler
 
 SERVICES = ("tts", "asr", "wake", "handle")
 SEEDS = [
@@ -90,8 +90,8 @@ class Failures(logging.Handler):
 
 async def load_factories() -> dict[str, Any]:
     """Each service's handler factory, with its real models."""
-    from ..__main__ import build_parser
-    from ..trace import Metrics
+    from wyoming_rtvoice.__main__ import build_parser
+    from wyoming_rtvoice.trace import Metrics
 
     factories = {}
     for name in SERVICES:
@@ -102,7 +102,7 @@ async def load_factories() -> dict[str, Any]:
 
 
 async def one_input(factories: dict[str, Any], data: bytes) -> None:
-    from ..server import Limits, ProtocolError, read_event
+    from wyoming_rtvoice.server import Limits, ProtocolError, read_event
 
     if not data:
         return

@@ -23,13 +23,13 @@ from typing import Any
 from wyoming.asr import Transcript
 from wyoming.client import AsyncTcpClient
 
-from ..handle.house import House
-from ..handle.matcher import Matcher
-from .fake_llm import FakeLlm
-from .speech import summary_ms
-from .tts import free_port, wait_ready
+from bench.fake_llm import FakeLlm
+from bench.speech import summary_ms
+from bench.tts import free_port, wait_ready
+from wyoming_rtvoice.handle.house import House
+from wyoming_rtvoice.handle.matcher import Matcher
 
-DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 
 
 def matching(rounds: int) -> None:

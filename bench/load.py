@@ -33,10 +33,10 @@ from wyoming.event import Event
 from wyoming.tts import Synthesize
 from wyoming.wake import Detect
 
-from .speech import Spoken, speak, stream_audio
-from .tts import free_port, wait_ready
+from bench.speech import Spoken, speak, stream_audio
+from bench.tts import free_port, wait_ready
 
-HOUSE = Path(__file__).parents[1] / "data" / "demo_house.json"
+HOUSE = Path(__file__).parents[1] / "wyoming_rtvoice" / "data" / "demo_house.json"
 # Doubling from a few ms is noise nobody hears: the p95 must also have grown
 # by this much to count.
 MIN_GROWTH_MS = 20.0

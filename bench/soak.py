@@ -26,9 +26,9 @@ from wyoming.ping import Ping
 from wyoming.tts import Synthesize
 from wyoming.wake import Detect
 
-from .load import HOUSE, running, until
-from .speech import speak, stream_audio
-from .tts import free_port, wait_ready
+from bench.load import HOUSE, running, until
+from bench.speech import speak, stream_audio
+from bench.tts import free_port, wait_ready
 
 # --- the process seen from outside ------------------------------------------------
 

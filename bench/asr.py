@@ -22,10 +22,10 @@ import numpy as np
 from wyoming.asr import Transcribe, Transcript
 from wyoming.client import AsyncTcpClient
 
-from ..audio import to_float
-from .speech import SPEEDS, Spoken, speak, stream_audio, summary_ms
-from .tts import free_port, wait_ready
-from .wer import word_errors
+from bench.speech import SPEEDS, Spoken, speak, stream_audio, summary_ms
+from bench.tts import free_port, wait_ready
+from bench.wer import word_errors
+from wyoming_rtvoice.audio import to_float
 
 COMMANDS = [
     "Turn on the kitchen lights.",
@@ -107,7 +107,7 @@ class Measured:
 async def bench(rounds: int) -> None:
     from faster_whisper import WhisperModel
 
-    from ..asr import model_path
+    from wyoming_rtvoice.asr import model_path
 
     corpus = [
         speak(text, length_scale=speed, seed=index)

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 
 from piper import PiperVoice
 
-from ..asr.session import AsrSettings
-from ..audio import RATE_16K, WIDTH, to_float
-from ..converse import CHUNK_MS
-from ..pipeline import AudioSource, Pipeline
-from .fake_llm import FakeLlm
-from .speech import SPEEDS, Spoken, speak, summary_ms
+from bench.fake_llm import FakeLlm
+from bench.speech import SPEEDS, Spoken, speak, summary_ms
+from wyoming_rtvoice.asr.session import AsrSettings
+from wyoming_rtvoice.audio import RATE_16K, WIDTH, to_float
+from wyoming_rtvoice.converse import CHUNK_MS
+from wyoming_rtvoice.pipeline import AudioSource, Pipeline
 
 COMMANDS = [
     "Turn on the kitchen lights.",
@@ -138,7 +138,7 @@ async def run_usual(
 
 
 async def bench(rounds: int, pipeline_argv: list[str]) -> None:
-    from ..converse import add_pipeline_arguments, load_pipeline
+    from wyoming_rtvoice.converse import add_pipeline_arguments, load_pipeline
 
     fake = FakeLlm(answer=ANSWER)
     fake.first_token_s, fake.token_s = FIRST_TOKEN_S, 0.02
@@ -150,7 +150,7 @@ async def bench(rounds: int, pipeline_argv: list[str]) -> None:
         ["--llm-model", "fake", "--anthropic-base-url", fake.url, *pipeline_argv]
     )
     pipeline = await load_pipeline(args)
-    from ..tts.voice import resolve_voice
+    from wyoming_rtvoice.tts.voice import resolve_voice
 
     piper = PiperVoice.load(resolve_voice(args.voice))
     list(piper.synthesize("Warm up."))

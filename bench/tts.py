@@ -27,10 +27,10 @@ from wyoming.event import Event
 from wyoming.server import AsyncEventHandler, AsyncServer
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
 
-from ..tts import DEFAULT_VOICE
-from ..tts.clauses import split_clauses
-from ..tts.voice import resolve_voice
-from .speech import summary_ms
+from bench.speech import summary_ms
+from wyoming_rtvoice.tts import DEFAULT_VOICE
+from wyoming_rtvoice.tts.clauses import split_clauses
+from wyoming_rtvoice.tts.voice import resolve_voice
 
 CONFIRMATIONS = [
     "Turned on the kitchen lights.",
@@ -190,9 +190,7 @@ async def bench(repeats: int) -> None:
                 f"tcp://127.0.0.1:{ports['rtvoice cached']}",
             ]
         ),
-        start(
-            ["wyoming_rtvoice.bench.tts", "--serve-baseline", str(ports["whole text"])]
-        ),
+        start(["bench.tts", "--serve-baseline", str(ports["whole text"])]),
     ]
     try:
         for port in ports.values():

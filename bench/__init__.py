@@ -1,0 +1,1 @@
+"""Benchmarks: `script/bench NAME` runs `python -m bench.NAME`."""

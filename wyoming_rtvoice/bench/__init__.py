@@ -1,1 +1,0 @@
-"""Benchmarks: `script/bench NAME` runs `python -m wyoming_rtvoice.bench.NAME`."""
