@@ -77,7 +77,12 @@ def add_shared_arguments(
         "0 never (%(default)s)",
     )
     group = parser.add_argument_group("logging")
-    group.add_argument("--debug", action="store_true", help="Log DEBUG messages")
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        help="Log DEBUG messages, which include what users said and full LLM "
+        "requests (transcripts, conversation history); INFO logs neither",
+    )
     group.add_argument(
         "--log-format", default=logging.BASIC_FORMAT, help="Format for log messages"
     )
