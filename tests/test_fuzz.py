@@ -36,11 +36,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wyoming.asr import Transcript
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
+from wyoming.info import Describe
 from wyoming.ping import Ping
-from wyoming.satellite import RunSatellite
-from wyoming.tts import Synthesize
+from wyoming.satellite import PauseSatellite, RunSatellite
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
+from wyoming.vad import VoiceStarted
 from wyoming.wake import Detect
 
 from bench.fake_llm import FakeLlm
@@ -601,6 +604,16 @@ def test_events_in_any_order_then_ping(
 
 PING_BOUND_S = 0.1
 PUNCTUATION = ("?!. ,;: …\"') " * 1000)[:10_000]
+HOUR_OF_8KHZ = 3600 * 8000  # bytes of 8 kHz 8-bit audio
+MAX_CHUNK = AudioChunk(8000, 1, 1, bytes([128]) * (1 << 20))  # at the payload cap
+
+
+@lru_cache(maxsize=1)
+def speech_at_the_cap() -> AudioChunk:
+    """1 MiB of speech (the payload cap): 33 s at 16 kHz."""
+    speech = spoken("Turn on the kitchen lights, then tell me the weather.")
+    audio = (speech * (1 + (1 << 20) // len(speech)))[: 1 << 20]
+    return AudioChunk(RATE_16K, WIDTH, 1, audio)
 
 
 async def sent_until(port: int, events: list[Event], last: str) -> None:
@@ -619,6 +632,73 @@ MAXIMA: dict[str, dict[str, tuple[list[Event], str]]] = {
         "10,000 characters of punctuation": (
             [Synthesize(text=PUNCTUATION).event()],
             "audio-stop",
+        ),
+        "1,500 one-dot chunks": (
+            [SynthesizeStart().event()]
+            + [SynthesizeChunk(text=".").event()] * 1500
+            + [SynthesizeStop().event()],
+            "synthesize-stopped",
+        ),
+        "5,000 pings at once": ([Ping().event()] * 5000 + [Describe().event()], "info"),
+    },
+    "asr": {
+        "ten chunks of speech at the cap": (
+            [AudioStart(RATE_16K, WIDTH, 1).event()]
+            + [speech_at_the_cap().event()] * 10
+            + [AudioStop().event()],
+            "transcript",
+        ),
+        "5,000 chunks of 20 ms at once": (
+            [AudioStart(RATE_16K, WIDTH, 1).event()]
+            + [AudioChunk(RATE_16K, WIDTH, 1, bytes(640)).event()] * 5000
+            + [AudioStop().event()],
+            "transcript",
+        ),
+    },
+    "wake": {
+        "4,500 copies of a name": (
+            [Detect(names=["okay_nabu"] * 4500).event()]
+            + [AudioStart(RATE_16K, WIDTH, 1).event()]
+            + [AudioChunk(RATE_16K, WIDTH, 1, bytes(32000)).event()]
+            + [Describe().event()],
+            "info",
+        ),
+        "a chunk of speech at the cap": (
+            [
+                Detect(names=["okay_nabu"]).event(),
+                AudioStart(RATE_16K, WIDTH, 1).event(),
+            ]
+            + [speech_at_the_cap().event(), Describe().event()],
+            "info",
+        ),
+    },
+    "handle": {
+        "500 questions at once": (
+            [Transcript(text=f"Tell me story number {n}.").event() for n in range(500)]
+            + [Describe().event()],
+            "info",
+        ),
+    },
+    "pipeline": {
+        "ten chunks of speech at the cap": (
+            [AudioStart(RATE_16K, WIDTH, 1).event()]
+            + [speech_at_the_cap().event()] * 10
+            + [Describe().event()],
+            "info",
+        ),
+    },
+    "satellite": {
+        "an hour of reply audio in 1 MiB chunks": (
+            [RunSatellite().event(), AudioStart(8000, 1, 1).event()]
+            + [MAX_CHUNK.event()] * (HOUR_OF_8KHZ // len(MAX_CHUNK.audio))
+            + [PauseSatellite().event(), Describe().event()],
+            "info",
+        ),
+        "5,000 voice-started at once": (
+            [RunSatellite().event()]
+            + [VoiceStarted().event()] * 5000
+            + [PauseSatellite().event(), Describe().event()],
+            "info",
         ),
     },
 }
