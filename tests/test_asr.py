@@ -19,6 +19,7 @@ from wyoming.info import Describe, Info
 from bench.speech import Spoken, speak, stream_audio
 from bench.wer import normalize, word_errors
 from wyoming_rtvoice.asr.session import stable_prefix
+from wyoming_rtvoice.converse import DEMO_HOUSE
 from wyoming_rtvoice.asr.whisper import trim_repetition, window_samples
 
 from .conftest import RunningService, free_port, start_service
@@ -40,6 +41,8 @@ def asr(
         "asr",
         "--max-seconds",
         "8",
+        "--entities",
+        str(DEMO_HOUSE),
         "--http-uri",
         f"http://127.0.0.1:{http_port}",
         log_dir=tmp_path_factory.mktemp("asr"),
@@ -108,11 +111,16 @@ async def test_spoken_command_gives_the_right_words(
     assert words(text)[-2:] == words(transcript_of(events))[-2:]
 
 
-async def test_non_streaming_client_gets_just_the_transcript(
+async def test_a_clip_sent_at_once_is_framed_as_a_stream(
     asr: RunningService,
 ) -> None:
     events = await transcribe(asr.port, speak("Open the garage door."))
-    assert [e.type for e in events] == ["transcript"]
+    assert [e.type for e in events] == [
+        "transcript-start",
+        "transcript-chunk",
+        "transcript",
+        "transcript-stop",
+    ]
 
 
 async def test_partials_arrive_before_audio_stop_at_real_time_pace(

@@ -17,18 +17,14 @@ from wyoming.info import Info
 from wyoming.ping import Ping
 
 from wyoming_rtvoice.http import HttpApi
-from wyoming_rtvoice.server import (
-    EventHandler,
-    Limits,
-    ProtocolError,
-    Server,
-    read_event,
-)
+from wyoming_rtvoice.reader import Limits, ProtocolError, read_event
+from wyoming_rtvoice.server import EventHandler, Server
 from wyoming_rtvoice.trace import Metrics, Trace
 
 from .conftest import free_port
 
 TIMEOUT = 10
+INFO = {"service": "test", "id": "test", "ports": {}}
 
 
 class EchoHandler(EventHandler):
@@ -45,7 +41,7 @@ async def server() -> AsyncIterator[Server]:
     running = Server(
         f"tcp://127.0.0.1:{free_port()}",
         lambda r, w: EchoHandler(r, w, Info(), limits),
-        max_connections=limits.max_connections,
+        limits,
     )
     await running.start()
     yield running
@@ -154,8 +150,8 @@ async def test_lengths_are_checked_before_reading() -> None:
 
 def test_http_beyond_loopback_requires_a_token() -> None:
     with pytest.raises(ValueError, match="bearer token"):
-        HttpApi("http://0.0.0.0:10580", "test", Metrics())
-    HttpApi("http://127.0.0.1:10580", "test", Metrics())  # loopback: no token needed
+        HttpApi("http://0.0.0.0:10580", INFO, Metrics())
+    HttpApi("http://127.0.0.1:10580", INFO, Metrics())  # loopback: no token needed
 
 
 async def test_http_token_guards_everything_but_health() -> None:
@@ -166,7 +162,7 @@ async def test_http_token_guards_everything_but_health() -> None:
     trace.mark("b")
     trace.stage("tts", "a", "b")
     metrics.record(trace)
-    api = HttpApi(f"http://127.0.0.1:{port}", "test", metrics, token="s3cret")
+    api = HttpApi(f"http://127.0.0.1:{port}", INFO, metrics, token="s3cret")
     await api.start()
     base = f"http://127.0.0.1:{port}"
     try:

@@ -17,7 +17,8 @@ from wyoming.info import Attribution, Info, Satellite
 
 from .. import __version__
 from .. import wake as wake_service
-from ..cli import Service, add_common_arguments, limits_from
+from ..config import ServerConfig
+from ..service import Listener, Service, serve
 from ..trace import Metrics
 from ..wake.engines import ENGINES, find_model
 from .detect import LocalWake, RemoteWake, Wake
@@ -30,7 +31,9 @@ BARGE_IN = ("vad", "wake", "off")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser, "tcp://0.0.0.0:10700")
+    # Home Assistant keeps its connection to a satellite open for hours with
+    # nothing but pings: no idle timeout here by default.
+    ServerConfig.add_arguments(parser, "tcp://0.0.0.0:10700", idle_timeout_s=0)
     group = parser.add_argument_group("satellite")
     group.add_argument("--name", default="rtvoice satellite", help="(%(default)s)")
     group.add_argument("--area", help="Area Home Assistant puts the satellite in")
@@ -128,7 +131,9 @@ def wake_factory(
     return model.name, functools.partial(LocalWake.open, model)
 
 
-async def load(args: argparse.Namespace, metrics: Metrics) -> Service:
+async def run(args: argparse.Namespace) -> None:
+    server = ServerConfig.from_args(args)
+    metrics = Metrics()
     wake_word, open_wake = wake_factory(args)
     if not args.wake_uri:
         await (await open_wake()).close()  # fail at start-up, not at the first turn
@@ -149,20 +154,18 @@ async def load(args: argparse.Namespace, metrics: Metrics) -> Service:
     if args.pipeline_uri:
         direct = asyncio.create_task(run_direct(room, args.pipeline_uri))
     info = describe(args, wake_word)
-    limits = limits_from(args)
-
-    async def close() -> None:
+    service = Service(
+        "satellite",
+        lambda reader, writer, limits: SatelliteEventHandler(
+            reader, writer, info, limits, room, direct is not None
+        ),
+    )
+    try:
+        await serve(server, [(service, Listener(server.uri, server.zeroconf))], metrics)
+    finally:
         if direct is not None:
             direct.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await direct
         await room.stop_listening()
         speaker.close()
-
-    return Service(
-        "satellite",
-        lambda reader, writer: SatelliteEventHandler(
-            reader, writer, info, limits, room, direct is not None
-        ),
-        close=close,
-    )

@@ -27,7 +27,9 @@ from wyoming.vad import VoiceStarted, VoiceStopped
 from wyoming.wake import Detection
 
 from ..audio import MONO, RATE_16K, WIDTH, check_format, checked_chunk
-from ..server import EventHandler, Limits
+from ..errors import ErrorCode
+from ..reader import Limits
+from ..server import EventHandler
 from .room import Room
 
 _LOGGER = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ class SatelliteEventHandler(EventHandler):
             if self.direct:
                 await self.write_error(
                     "this satellite talks to the pipeline (--pipeline-uri)",
-                    "direct-mode",
+                    ErrorCode.DIRECT_MODE,
                 )
                 return True
             _LOGGER.info("Listening for %s", self.peer)
@@ -95,7 +97,9 @@ class SatelliteEventHandler(EventHandler):
             try:
                 check_format(event.data)
             except ValueError as err:
-                await self.write_error(f"reply audio not usable: {err}", "bad-audio")
+                await self.write_error(
+                    f"reply audio not usable: {err}", ErrorCode.BAD_AUDIO
+                )
                 return True
             await self.room.reply_start(AudioStart.from_event(event))
             return True
@@ -104,7 +108,9 @@ class SatelliteEventHandler(EventHandler):
             try:
                 self.room.reply_chunk(checked_chunk(event))
             except Exception as err:  # audioop: a format change mid-reply...
-                await self.write_error(f"reply audio not usable: {err}", "bad-audio")
+                await self.write_error(
+                    f"reply audio not usable: {err}", ErrorCode.BAD_AUDIO
+                )
             return True
 
         if AudioStop.is_type(event.type):
