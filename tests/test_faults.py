@@ -213,7 +213,9 @@ async def test_disconnect_mid_work_cancels_it(
         cpu_after = cpu_s(pid)
         await asyncio.sleep(0.5)
         cpu_idle = cpu_s(pid) - cpu_after
-        assert fds(pid) == fds_before
+        # None left open (fewer is fine: a pooled connection, onnxruntime's
+        # own database files, close in their own time).
+        assert fds(pid) <= fds_before
         idle_after = await idle(pid)
     print(
         f"{name}: cancelled in {elapsed * 1000:.1f} ms; "
@@ -274,9 +276,7 @@ async def in_process() -> AsyncIterator[Callable[..., Coroutine[Any, Any, Server
         service, models = await load_service(args, Metrics())
         loaded.append(models)
         limits = Limits()
-        server = Server(
-            uri, lambda r, w: service.handler_factory(r, w, limits), limits
-        )
+        server = Server(uri, lambda r, w: service.handler_factory(r, w, limits), limits)
         await server.start()
         servers.append(server)
         return server
@@ -412,7 +412,9 @@ def test_parser_has_the_limits_of_every_service() -> None:
         args = parser.parse_args([name, *rest])
         assert isinstance(args, argparse.Namespace)
         assert args.max_connections > 0 and args.max_payload_bytes > 0
-        assert args.idle_timeout > 0
+        assert args.max_connections_per_client > 0
+        # Home Assistant holds a satellite's connection with pings only.
+        assert args.idle_timeout > 0 or name == "satellite"
     assert parser.parse_args(["asr"]).max_seconds == 30
     assert parser.parse_args(["wake"]).max_seconds == 3600
 

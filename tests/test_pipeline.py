@@ -43,9 +43,7 @@ def fake_llm() -> Iterator[FakeLlm]:
 
 
 @pytest.fixture
-async def engines(
-    demo_matcher: Matcher, fake_llm: FakeLlm
-) -> AsyncIterator[Engines]:
+async def engines(demo_matcher: Matcher, fake_llm: FakeLlm) -> AsyncIterator[Engines]:
     fake_llm.first_token_s, fake_llm.token_s, fake_llm.failure = 0.0, 0.0, "none"
     llm = Llm("sk-pipeline-test", fake_llm.url, LlmSettings())
     house = HouseStore(Snapshot(demo_matcher), None)

@@ -49,7 +49,9 @@ def _asr_arguments(parser: argparse.ArgumentParser) -> None:
 async def _load_asr(args: argparse.Namespace, metrics: Metrics) -> Loaded:
     config = AsrConfig.from_args(args)
     models = await build(
-        asr=config, house=HouseConfig.from_args(args), state_dir=args.state_dir
+        asr=config,
+        house=HouseConfig.from_args(args),
+        state_dir=ServerConfig.from_args(args).state_dir,
     )
     service = asr.service(
         config,
@@ -79,7 +81,9 @@ def _handle_arguments(parser: argparse.ArgumentParser) -> None:
 async def _load_handle(args: argparse.Namespace, metrics: Metrics) -> Loaded:
     config = HandleConfig.from_args(args)
     models = await build(
-        house=HouseConfig.from_args(args), handle=config, state_dir=args.state_dir
+        house=HouseConfig.from_args(args),
+        handle=config,
+        state_dir=ServerConfig.from_args(args).state_dir,
     )
     return handle.service(config, _loaded(models.responder), metrics), models
 

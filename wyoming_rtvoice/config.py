@@ -128,9 +128,8 @@ class ServerConfig:
         group.add_argument(
             "--state-dir",
             type=Path,
-            default=default_state_dir(),
             help="Where the stack id and the house pushed to it are kept "
-            "(%(default)s)",
+            "($XDG_STATE_HOME/wyoming-rtvoice, else ~/.local/state/wyoming-rtvoice)",
         )
         group.add_argument(
             "--stack-id",
@@ -160,7 +159,7 @@ class ServerConfig:
                 max_connections_per_client=args.max_connections_per_client,
                 idle_timeout_s=args.idle_timeout,
             ),
-            state_dir=args.state_dir,
+            state_dir=args.state_dir or default_state_dir(),
             stack_id=args.stack_id,
             debug=args.debug,
             log_format=args.log_format,

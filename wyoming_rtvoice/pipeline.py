@@ -214,7 +214,7 @@ class Pipeline:
             self._frames,
             AsrSettings(),
             self.engines.rule,
-            ", ".join(house.snapshot.prompt_names()) or None,
+            lambda heard: house.snapshot.prompt(heard),
             trace,
             self._classify,
         )

@@ -6,7 +6,9 @@ The end of a turn depends on what was said: a complete device command ends
 at the first silent frame, a sentence that cannot end where it stopped
 ("turn on the ...") waits for a long pause, anything else for a short one.
 A command whose target needs a confirmation (a lock, a door) waits the
-short silence too, so "open the garage door... no wait" is heard whole.
+short silence too, so "open the garage door... no wait" is heard whole, and
+so does one whose last name begins a longer one ("turn on the office" in a
+house with an "Office Lamp").
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Ending(enum.Enum):
 
     COMMAND = "command"  # a complete device command
     CONFIRM = "confirm"  # a command on a lock, door, alarm...
+    PREFIX = "prefix"  # a command on "the office" in a house with an office lamp
     OPEN = "open"  # stops where a sentence cannot end
     OTHER = "other"
 

@@ -35,7 +35,7 @@ from ..server import EventHandler
 from ..state import HouseStore
 from ..trace import Metrics, Trace
 from ..turn import Frames, SpeechFrames, TurnRule
-from .session import AsrSession, AsrSettings, Decoder
+from .session import AsrSession, AsrSettings, Decoder, Prompt
 
 if TYPE_CHECKING:
     from . import AsrConfig
@@ -46,16 +46,10 @@ _LOGGER = logging.getLogger(__name__)
 SENSITIVITY = {"aggressive": 0.5, "default": 1.0, "relaxed": 2.0}
 
 
-def prompt_of(request: Transcribe, house: HouseStore) -> str | None:
-    """Names the decoder is biased towards: the house's, then the request's
-    (last, so that they are kept when the prompt is cut to its budget)."""
-    names = (
-        house.snapshot.prompt_names()
-        + (request.transcript_terms or [])
-        + (request.transcript_names or [])
-    )
-    kept_last = list(dict.fromkeys(reversed(names)))[::-1]
-    return ", ".join(kept_last) or None
+def prompt_for(request: Transcribe, house: HouseStore) -> Prompt:
+    """Names the decoder is biased towards: the house's, and the request's."""
+    asked = (request.transcript_names or []) + (request.transcript_terms or [])
+    return lambda heard: house.snapshot.prompt(heard, asked)
 
 
 def rule_for(rule: TurnRule, request: Transcribe) -> TurnRule:
@@ -168,7 +162,7 @@ class AsrEventHandler(EventHandler):
             self._frames,
             self.settings,
             rule_for(self.rule, self._request),
-            prompt_of(self._request, self.house),
+            prompt_for(self._request, self.house),
             trace,
             self.house.ending,
         )

@@ -44,6 +44,11 @@ class Decoder(Protocol):
 
 
 Classify = Callable[[str], Awaitable[Ending]]
+Prompt = Callable[[str | None], str | None]  # what was heard -> names to bias
+
+
+def no_prompt(heard: str | None) -> str | None:
+    return None
 
 
 async def by_text(text: str) -> Ending:
@@ -101,7 +106,7 @@ class AsrSession:
         frames: Frames,
         settings: AsrSettings,
         rule: TurnRule,
-        prompt: str | None,
+        prompt: Prompt,
         trace: Trace,
         classify: Classify = by_text,
     ) -> None:
@@ -286,7 +291,8 @@ class AsrSession:
 
     def _decode(self) -> Decode:
         audio = to_float(bytes(self.audio))
-        task = asyncio.ensure_future(self.decoder.decode(audio, self._prompt))
+        prompt = self._prompt(self.latest_partial())
+        task = asyncio.ensure_future(self.decoder.decode(audio, prompt))
         task.add_done_callback(_log_failure)
         return Decode(len(self.audio), task)
 
