@@ -19,8 +19,8 @@ from wyoming.info import Describe, Info
 from bench.speech import Spoken, speak, stream_audio
 from bench.wer import normalize, word_errors
 from wyoming_rtvoice.asr.session import stable_prefix
-from wyoming_rtvoice.converse import DEMO_HOUSE
 from wyoming_rtvoice.asr.whisper import trim_repetition, window_samples
+from wyoming_rtvoice.converse import DEMO_HOUSE
 
 from .conftest import RunningService, free_port, start_service
 from .test_tts import cpu_seconds

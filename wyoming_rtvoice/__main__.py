@@ -98,7 +98,7 @@ LOADERS = {
 
 async def load_service(args: argparse.Namespace, metrics: Metrics) -> Loaded:
     """One service with its models, as its command serves it (tests and
-    benchmarks run services in process this way)."""
+    measurements run services in process this way)."""
     return await LOADERS[args.service](args, metrics)
 
 

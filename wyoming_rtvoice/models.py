@@ -1,5 +1,5 @@
 """One place that loads the models: the service commands, the stack,
-`converse`, the add-on, tests and benchmarks all build them here.
+`converse`, the add-on, tests and measurements all build them here.
 
 Models load in parallel threads (so start-up takes about as long as the
 slowest one) and are warmed before anything is served.

@@ -231,6 +231,7 @@ class AsrSession:
         return final.text
 
     def cancel(self) -> None:
+        self._final_due = False
         for decode in (self._partial, self._final):
             if decode is not None:
                 decode.task.cancel()
@@ -274,7 +275,7 @@ class AsrSession:
         self._final.task.add_done_callback(self._final_done)
 
     def _final_done(self, task: asyncio.Task[str]) -> None:
-        if self._final_due and self._silence_s > 0:
+        if self._final_due and self._silence_s > 0 and not task.cancelled():
             self._want_final()
 
     def _partial_due(self) -> bool:
