@@ -15,6 +15,7 @@ from .converse import ConverseConfig
 from .handle import HandleConfig
 from .http import HttpApi
 from .models import Models, build
+from .satellite import SatelliteConfig
 from .service import Listener, Service, serve
 from .stack import StackConfig
 from .state import HouseConfig
@@ -122,6 +123,10 @@ def _loaded(model: T | None) -> T:
     return model
 
 
+async def _run_satellite(args: argparse.Namespace) -> None:
+    await satellite.run(ServerConfig.from_args(args), SatelliteConfig.from_args(args))
+
+
 async def _run_stack(args: argparse.Namespace) -> None:
     await stack.run(StackConfig.from_args(args))
 
@@ -153,8 +158,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Run]] 
     ),
     "satellite": (
         "Microphone and speaker for Home Assistant (or the pipeline directly)",
-        satellite.add_arguments,
-        satellite.run,
+        SatelliteConfig.add_arguments,
+        _run_satellite,
     ),
     "stack": (
         "All four services in one process, each on its default port",

@@ -31,11 +31,13 @@ def option(args: argparse.Namespace, prefix: str, name: str) -> Any:
 
 
 def read_secret(path: str | None, env: str) -> str | None:
-    """A secret from a file, else from the environment; empty is none."""
+    """A secret from the file at `path`, else the environment variable `env`
+    (never a flag's value: the command line is visible to every user); an
+    empty one is none (it would let anyone in)."""
     if path:
         try:
             return Path(path).read_text(encoding="utf-8").strip() or None
-        except OSError as err:
+        except (OSError, ValueError) as err:
             raise SystemExit(f"{path}: {err}") from err
     return os.environ.get(env, "").strip() or None
 
@@ -139,8 +141,8 @@ class ServerConfig:
         group.add_argument(
             "--debug",
             action="store_true",
-            help="Log DEBUG messages (these include transcripts, answers and "
-            "the LLM's requests)",
+            help="Log DEBUG messages, which include what users said and full LLM "
+            "requests (transcripts, conversation history); INFO logs neither",
         )
         group.add_argument(
             "--log-format", default=logging.BASIC_FORMAT, help="Format for log messages"

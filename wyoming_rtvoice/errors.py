@@ -16,6 +16,7 @@ class ErrorCode(StrEnum):
     BUSY = "busy"
     INTERNAL = "internal"
     UNAUTHORIZED = "unauthorized"
+    NOT_ALLOWED = "not-allowed"
     # A request the service cannot take (the connection stays).
     BAD_ORDER = "bad-order"
     BAD_AUDIO = "bad-audio"

@@ -29,6 +29,7 @@ from .config import option, write_atomically
 from .handle.house import House, describe_error
 from .handle.matcher import Match, Matcher
 from .handle.safety import needs_confirmation
+from .http import read_json
 from .turn import Ending, open_ending
 
 _LOGGER = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ class HouseStore:
 
     async def _put_house(self, request: web.Request) -> web.Response:
         try:
-            house = House.from_json(await _json_body(request))
+            house = House.from_json(await read_json(request, "a JSON house"))
         except vol.Invalid as err:
             raise web.HTTPBadRequest(text=describe_error(err))
         snapshot = await self.replace(house=house)
@@ -244,7 +245,7 @@ class HouseStore:
 
     async def _put_names(self, request: web.Request) -> web.Response:
         try:
-            names = NAMES_SCHEMA(await _json_body(request))
+            names = NAMES_SCHEMA(await read_json(request, "a JSON list of names"))
         except vol.Invalid:
             raise web.HTTPBadRequest(text="body must be a JSON list of names")
         snapshot = await self.replace(names=[name for name in names if name])
@@ -259,10 +260,3 @@ def _compiled(matcher: Matcher, house: House) -> Matcher:
     new = copy.copy(matcher)
     new.update(house)
     return new
-
-
-async def _json_body(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except (ValueError, RecursionError) as err:
-        raise web.HTTPBadRequest(text=f"body is not usable JSON: {err}")
