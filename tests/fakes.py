@@ -63,6 +63,7 @@ class FakeDecoder:
         self.prompts: list[str | None] = []
         self.decodes = 0
         self.running = 0
+        self.most_running = 0
 
     @property
     def busy(self) -> bool:
@@ -72,6 +73,7 @@ class FakeDecoder:
         self.prompts.append(prompt)
         self.decodes += 1
         self.running += 1
+        self.most_running = max(self.most_running, self.running)
         try:
             await asyncio.sleep(self.delay_s)
         finally:

@@ -239,3 +239,14 @@ async def test_the_rule_is_configurable(engines: Engines) -> None:
     )
     _, turn = await run_turn(quick, speech(6) + silence(0.4))
     assert "turn over: other after 224 ms of silence" in notes(turn)
+
+
+async def test_speech_and_silence_in_turn_cannot_multiply_decodes(
+    engines: Engines,
+) -> None:
+    decoder = said(engines, "one two three four five six seven eight nine ten")
+    decoder.delay_s = 0.05
+    choppy = (speech(1) + silence(0.15)) * 30
+    await run_turn(engines, choppy, Pipeline(engines, False, frames=FakeFrames))
+    # 30 ends of speech; never more than one partial and two finals at once.
+    assert decoder.most_running <= 3

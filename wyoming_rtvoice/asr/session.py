@@ -7,8 +7,9 @@ starts; speech that resumes drops it. Whether the turn is over is decided
 by `turn.TurnRule` from what that decode says. The ASR service's handler
 and the in-process pipeline both drive a session.
 
-At most one partial and one final decode of a session run at a time, so a
-client cannot multiply the work by what it sends.
+At most one partial and two final decodes of a session run at a time (a
+final that speech made stale, and the current one), so a client cannot
+multiply the work by what it sends.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..turn import FRAME_BYTES, FRAME_S, Ending, Frames, TurnRule, open_ending
 _LOGGER = logging.getLogger(__name__)
 
 BYTES_PER_SECOND = RATE_16K * WIDTH
+FINALS_AT_ONCE = 2  # a stale final decode need not delay the current one
 
 
 class Decoder(Protocol):
@@ -128,7 +130,8 @@ class AsrSession:
         self._cut = False
         self._partial: Decode | None = None
         self._final: Decode | None = None
-        self._final_due = False  # wanted while the last final still runs
+        self._finals_running = 0
+        self._final_due = False  # wanted while FINALS_AT_ONCE run
         self._previous_words: list[str] = []
         self._compared: asyncio.Task[str] | None = None
 
@@ -264,17 +267,18 @@ class AsrSession:
             self._in_speech = False
 
     def _want_final(self) -> None:
-        """Decode everything so far; if the last final decode still runs, as
-        soon as it ends (one final decode at a time)."""
-        running = self._final
-        if running is not None and not running.task.done():
+        """Decode everything so far, now, or as soon as a running final
+        decode ends."""
+        if self._finals_running >= FINALS_AT_ONCE:
             self._final_due = True
             return
         self._final_due = False
+        self._finals_running += 1
         self._final = self._decode()
         self._final.task.add_done_callback(self._final_done)
 
     def _final_done(self, task: asyncio.Task[str]) -> None:
+        self._finals_running -= 1
         if self._final_due and self._silence_s > 0 and not task.cancelled():
             self._want_final()
 
