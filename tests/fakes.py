@@ -12,7 +12,11 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import numpy as np
+import pytest
 
+from wyoming_rtvoice.converse import DEMO_HOUSE
+from wyoming_rtvoice.handle.house import House
+from wyoming_rtvoice.handle.matcher import Matcher
 from wyoming_rtvoice.turn import FRAME_BYTES
 
 RATE = 16000
@@ -114,3 +118,9 @@ class FakeVoice:
 
     def close(self) -> None:
         pass
+
+
+@pytest.fixture(scope="session")
+def demo_matcher() -> Matcher:
+    """The demo house's matcher, compiled once (a house store copies it)."""
+    return Matcher("en", House.from_file(DEMO_HOUSE))

@@ -43,7 +43,14 @@ from wyoming_rtvoice.tts.speaker import Speaker
 from wyoming_rtvoice.turn import TurnRule
 
 from .conftest import free_port
-from .fakes import FakeDecoder, FakeFrames, FakeVoice, chunks, silence, speech
+from .fakes import (
+    FakeDecoder,
+    FakeFrames,
+    FakeVoice,
+    chunks,
+    silence,
+    speech,
+)
 
 TIMEOUT = 10
 ANSWER = "It is about four hundred thousand kilometres away."
@@ -130,7 +137,7 @@ async def both(reply_by: Responder, sentence: str) -> list[list[tuple[str, objec
 async def test_a_late_first_token_is_acknowledged_alike(
     house: HouseStore, fake_llm: FakeLlm
 ) -> None:
-    fake_llm.first_token_s, fake_llm.failure = 0.5, "none"
+    fake_llm.first_token_s, fake_llm.failure = 1.0, "none"
     reply_by = responder(house, fake_llm.url)
     service, _ = await both(reply_by, "how far away is the moon")
     assert service[:2] == [("handled-start", None), ("handled-chunk", ACK + " ")]

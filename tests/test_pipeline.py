@@ -29,7 +29,14 @@ from wyoming_rtvoice.tts.speaker import APOLOGY, Speaker
 from wyoming_rtvoice.turn import TurnRule
 
 from .conftest import free_port
-from .fakes import FakeDecoder, FakeFrames, FakeVoice, chunks, silence, speech
+from .fakes import (
+    FakeDecoder,
+    FakeFrames,
+    FakeVoice,
+    chunks,
+    silence,
+    speech,
+)
 
 ANSWER = "The moon is far away. About a second at the speed of light."
 
@@ -141,7 +148,7 @@ async def test_a_late_first_token_is_acknowledged(
     engines: Engines, fake_llm: FakeLlm
 ) -> None:
     said(engines, "how far away is the moon")
-    fake_llm.first_token_s = 0.6
+    fake_llm.first_token_s = 1.0
     events, turn = await run_turn(engines, speech(6) + silence(1))
     assert "llm late: acknowledged" in notes(turn)
     chunks_said = [e.data["text"] for e in events if e.type == "handled-chunk"]
