@@ -74,6 +74,7 @@ class Server:
                 self.argv,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                cwd=REPO,  # bench/ (the fake LLM, spoken material) is not installed
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
             )
         deadline = time.monotonic() + startup_s

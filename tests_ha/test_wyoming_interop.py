@@ -25,7 +25,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from .conftest import PYTHON, SERVICES, Stack, state, synced
+from .conftest import PYTHON, REPO, SERVICES, Stack, state, synced
 
 RATE, WIDTH = 16000, 2
 CHUNK = RATE * WIDTH // 50  # 20 ms
@@ -39,7 +39,10 @@ sys.stdout.buffer.write(speak(sys.argv[1], lead_s=0.5, tail_s=float(sys.argv[2])
 def spoken(text: str, tail_s: float) -> bytes:
     """`text` in the project's Piper voice, 16 kHz mono (deterministic)."""
     return subprocess.run(
-        [PYTHON, "-c", SPEAK, text, str(tail_s)], check=True, capture_output=True
+        [PYTHON, "-c", SPEAK, text, str(tail_s)],
+        check=True,
+        capture_output=True,
+        cwd=REPO,
     ).stdout
 
 
