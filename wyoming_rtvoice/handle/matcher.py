@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -96,11 +97,15 @@ def spoken_variants(name: str, language: str) -> list[str]:
     if not NUMBER.search(name):
         return []
     try:
-        engine = get_rbnf_engine(language)
-    except ValueError:
+        words = NUMBER.sub(lambda m: number_words(int(m.group()), language), name)
+    except ValueError:  # no number words for the language
         return []
-    words = NUMBER.sub(lambda m: engine.format_number(int(m.group())).text, name)
     return list(dict.fromkeys([words, words.replace("-", " ")]))
+
+
+@lru_cache(maxsize=4096)
+def number_words(number: int, language: str) -> str:
+    return str(get_rbnf_engine(language).format_number(number).text)
 
 
 class Matcher:
@@ -108,6 +113,14 @@ class Matcher:
         data = load_intents(language)
         self.language = language
         self._all_intents = Intents.from_dict(data)
+        for intent in self._all_intents.intents.values():
+            for intent_data in intent.data:
+                rules = {
+                    **self._all_intents.expansion_rules,
+                    **intent_data.expansion_rules,
+                }
+                for sentence in intent_data.sentences:  # parsed here, not in a request
+                    sentence.get_required_clauses(rules)
         self._skip_words = data.get("skip_words", [])
         environment = SandboxedEnvironment()
         self._responses: dict[tuple[str, str], Template] = {
@@ -168,16 +181,12 @@ class Matcher:
         )
 
     def _intents_for(self, domains: frozenset[str]) -> Intents:
-        """The sentences that can name something in the house (kept while the
-        house's domains stay the same, so their parsed templates are reused)."""
+        """The sentences that can name something in the house."""
         if self._narrowed is None or self._narrowed[0] != domains:
-            intents = filter_intents(self._all_intents, domains=domains)
-            for intent in intents.intents.values():
-                for data in intent.data:
-                    rules = {**intents.expansion_rules, **data.expansion_rules}
-                    for sentence in data.sentences:  # parsed on first use
-                        sentence.get_required_clauses(rules)
-            self._narrowed = (domains, intents)
+            self._narrowed = (
+                domains,
+                filter_intents(self._all_intents, domains=domains),
+            )
         return self._narrowed[1]
 
     def match(self, text: str) -> Match | None:
