@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -129,69 +130,102 @@ def scale_texts(house: dict[str, Any], rng: random.Random) -> list[str]:
     return texts
 
 
+@dataclass
+class Figures:
+    """One matcher's figures at one house size (ms)."""
+
+    validate: list[float] = field(default_factory=list)
+    first_push: list[float] = field(default_factory=list)
+    re_push: list[float] = field(default_factory=list)
+    cold: list[float] = field(default_factory=list)
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+
 def scale(entities: list[int], rounds: int, baseline: str) -> None:
     from wyoming_rtvoice.handle import house as house_module
 
-    implementations = {"this": (Matcher, house_module.House)}
     old = load_baseline(baseline)
-    implementations[baseline] = (
-        old.Matcher,
-        sys.modules["baseline_handle.house"].House,
-    )
+    implementations = {
+        "this": (Matcher, house_module.House),
+        baseline: (old.Matcher, sys.modules["baseline_handle.house"].House),
+    }
     print(
-        "Scale: generated houses. update: validation as PUT /api/entities does "
-        "it + Matcher.update, on a new matcher (1st push) and again with one name "
-        "changed (re-push); cold: the first match of each text after the 1st push; "
-        f"match: {rounds} more rounds. Medians of 3 matchers."
+        "Scale: generated houses, the two matchers interleaved (the machine's load "
+        "falls on both alike). update: validation as PUT /api/entities does it, "
+        "then Matcher.update on a new matcher (1st push) and again with one name "
+        "changed (re-push), medians of 3; cold: the first match of each text after "
+        f"a 1st push; match: {rounds} more rounds, wall and CPU (thread) time."
     )
     print(
         f"  {'entities':>8} {'matcher':>8} {'validate':>9} {'1st push':>9} "
-        f"{'re-push':>8} {'cold p95':>9} {'cold max':>9}   match latency"
-        f"{'max':>21}   labelled"
+        f"{'re-push':>8} {'cold p95':>9}   match wall{'':23}max   "
+        f"match CPU{'':16}labelled"
     )
     for count in entities:
         data = house_json(count)
         renamed = json.loads(json.dumps(data))
         renamed["entities"][-1]["name"] += " Renamed"
         texts = scale_texts(data, random.Random(count))
-        for label, (matcher_class, house_class) in implementations.items():
-            validate, first, again, cold_p95, cold_max = [], [], [], [], []
-            for _ in range(3):
-                payload = json.loads(json.dumps(data))
-                started = time.perf_counter()
-                house = house_class.from_json(payload)
-                validate.append(time.perf_counter() - started)
-                matcher = matcher_class("en", house_class())
-                started = time.perf_counter()
-                matcher.update(house)
-                first.append(time.perf_counter() - started)
-                cold = sorted(timed(matcher, texts))
-                cold_p95.append(cold[round(0.95 * (len(cold) - 1))])
-                cold_max.append(cold[-1])
-                started = time.perf_counter()
-                matcher.update(house_class.from_json(json.loads(json.dumps(renamed))))
-                again.append(time.perf_counter() - started)
-            matcher.update(house)
-            times = [ms for _ in range(rounds) for ms in timed(matcher, texts)]
+        figures = {label: Figures() for label in implementations}
+        matchers: dict[str, Any] = {}
+        for _ in range(3):
+            for label, (matcher_class, house_class) in implementations.items():
+                matchers[label] = pushed(
+                    matcher_class, house_class, data, renamed, texts, figures[label]
+                )
+        for label, (_, house_class) in implementations.items():
+            matchers[label].update(house_class.from_json(json.loads(json.dumps(data))))
+        labels = list(implementations)
+        for round_ in range(rounds):
+            for index, text in enumerate(texts):
+                for label in labels[:: 1 if (round_ + index) % 2 else -1]:
+                    wall, cpu = timed(matchers[label], text)
+                    figures[label].wall.append(wall)
+                    figures[label].cpu.append(cpu)
+        for label, got in figures.items():
+            cold = sorted(got.cold)
             print(
                 f"  {len(data['entities']):8} {label:>8} "
-                f"{1000 * statistics.median(validate):7.1f}ms "
-                f"{1000 * statistics.median(first):7.0f}ms "
-                f"{1000 * statistics.median(again):6.0f}ms "
-                f"{statistics.median(cold_p95):7.1f}ms "
-                f"{statistics.median(cold_max):7.1f}ms   {summary_ms(times)} "
-                f"{max(times):6.1f}   {labelled_right(matcher)}"
+                f"{statistics.median(got.validate):7.1f}ms "
+                f"{statistics.median(got.first_push):7.0f}ms "
+                f"{statistics.median(got.re_push):6.0f}ms "
+                f"{cold[round(0.95 * (len(cold) - 1))]:7.1f}ms   "
+                f"{summary_ms(got.wall)} {max(got.wall):6.1f}   "
+                f"{summary_ms(got.cpu)}   {labelled_right(matchers[label])}"
             )
 
 
-def timed(matcher: Any, texts: list[str]) -> list[float]:
-    """ms per match, one per text."""
-    times = []
-    for text in texts:
-        started = time.perf_counter()
-        matcher.match(text)
-        times.append((time.perf_counter() - started) * 1000)
-    return times
+def pushed(
+    matcher_class: Any,
+    house_class: Any,
+    data: dict[str, Any],
+    renamed: dict[str, Any],
+    texts: list[str],
+    figures: Figures,
+) -> Any:
+    """A new matcher given the house as a PUT gives it, timed; then the first
+    match of each text, and a re-push with one name changed."""
+    payload = json.loads(json.dumps(data))
+    started = time.perf_counter()
+    house = house_class.from_json(payload)
+    figures.validate.append(1000 * (time.perf_counter() - started))
+    matcher = matcher_class("en", house_class())
+    started = time.perf_counter()
+    matcher.update(house)
+    figures.first_push.append(1000 * (time.perf_counter() - started))
+    figures.cold += [timed(matcher, text)[0] for text in texts]
+    started = time.perf_counter()
+    matcher.update(house_class.from_json(json.loads(json.dumps(renamed))))
+    figures.re_push.append(1000 * (time.perf_counter() - started))
+    return matcher
+
+
+def timed(matcher: Any, text: str) -> tuple[float, float]:
+    """Wall and CPU ms of one match."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    matcher.match(text)
+    return 1000 * (time.perf_counter() - wall), 1000 * (time.thread_time() - cpu)
 
 
 def labelled_right(matcher: Any) -> str:
