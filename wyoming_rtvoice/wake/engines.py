@@ -172,6 +172,7 @@ class Stream:
         ]
         self.samples = 0
         self._recent = bytearray()  # what a second opinion hears
+        self.second_opinions = 0  # times one was asked
         self._recent_max = 0
         if any(model.second_opinion for model in models):
             self._recent_max = int(SECOND_OPINION_SECONDS * 16000) * 2
@@ -200,6 +201,7 @@ class Stream:
         if not listener.unsure:
             return False
         listener.unsure = False
+        self.second_opinions += 1
         if not Stream([opinion], None, 1, 0.0).process(bytes(self._recent)):
             return False
         listener.quiet_until = position + listener.refractory_samples
