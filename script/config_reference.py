@@ -40,6 +40,11 @@ ENVIRONMENT_VARIABLES = [
     ),
     ("RTVOICE_HTTP_TOKEN", "any HTTP API", "its bearer token (or `--http-token-file`)"),
     (
+        "RTVOICE_PIPELINE_TOKEN",
+        "satellite `--pipeline-uri`",
+        "the pipeline endpoint's shared secret (or `--pipeline-token-file`)",
+    ),
+    (
         "HASS_TOKEN",
         "`--hass-url`",
         "a long-lived access token (or `--hass-token-file`)",
