@@ -109,7 +109,12 @@ class Server:
         while "Ready" not in self.log.read_text()[offset:]:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.process.kill()
-                raise RuntimeError(f"did not start:\n{self.log.read_text()}")
+                code = self.process.wait()
+                raise RuntimeError(
+                    f"{self.argv[1:4]} did not start in {startup_s} s (exit code "
+                    f"{code}; negative: killed by that signal):\n"
+                    + self.log.read_text()[offset:]
+                )
             time.sleep(0.1)
 
     def stop(self) -> None:
