@@ -11,9 +11,10 @@ what one connection may legitimately hold, about 1 MiB), and what the
 attacker got (bound: nothing).
 
 Attacks "from the network" come from this machine's primary (non-loopback)
-address, as another machine on the LAN would. `--source DIR` runs the stack
-and the satellite from another checkout (e.g. `git archive COMMIT | tar -x
--C DIR`), for before/after figures of the same attacks.
+address, as another machine on the LAN would. `--baseline DIR` runs the
+same attacks first on another checkout (e.g. `git archive COMMIT | tar -x
+-C DIR`) and prints both side by side; `--source DIR` runs the stack and the
+satellite from another checkout instead of this one.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +56,7 @@ from bench.soak import cpu_s, rss_mb
 from bench.speech import speak, stream_audio
 from bench.tts import free_port
 from wyoming_rtvoice.audio import RATE_16K, WIDTH, write_wav
-from wyoming_rtvoice.discovery import advertised_address, machine_id
+from wyoming_rtvoice.discovery import advertised_address
 
 PING_BOUND_MS = 100.0
 RSS_BOUND_MB = 64.0
@@ -367,7 +369,7 @@ async def stack_id_is_the_mac(ctx: Ctx) -> Outcome:
     async with ClientSession(headers=headers) as session:
         async with session.get(f"{ctx.http}/api/info") as response:
             stack_id = (await response.json())["id"]
-    mac = machine_id()
+    mac = f"{uuid.getnode():012x}"
     return stack_id == mac, f"id {'is' if stack_id == mac else 'is not'} the MAC"
 
 
@@ -666,11 +668,20 @@ ATTACKS: list[tuple[str, Attack, str, str]] = [
 # --- running it all ----------------------------------------------------------
 
 
-async def run_attacks(ctx: Ctx, only: list[str]) -> list[str]:
-    rows = [
-        "| attack | worst ping ms | RSS growth MB | attacker got | within bounds |",
-        "|---|---|---|---|---|",
-    ]
+@dataclass
+class Measured:
+    worst_ms: float
+    growth_mb: float
+    outcome: str
+    ok: bool  # within both bounds, and the attacker got nothing
+
+    def cells(self) -> str:
+        ok = "yes" if self.ok else "**no**"
+        return f"{self.worst_ms:.0f} | {self.growth_mb:.1f} | {self.outcome} | {ok}"
+
+
+async def run_attacks(ctx: Ctx, only: list[str]) -> dict[str, Measured]:
+    measured: dict[str, Measured] = {}
     for name, attack, where, port_name in ATTACKS:
         if only and not any(word in name for word in only):
             continue
@@ -692,21 +703,18 @@ async def run_attacks(ctx: Ctx, only: list[str]) -> list[str]:
             and not achieved
             and not watch.failure
         )
-        row = f"| {name} | {watch.worst_ms:.0f} | {growth:.1f} | {outcome} | "
-        rows.append(row + ("yes" if ok else "**no**") + " |")
-        print(rows[-1], flush=True)
+        measured[name] = Measured(watch.worst_ms, growth, outcome, ok)
+        print(f"| {name} | {measured[name].cells()} |", flush=True)
         await asyncio.sleep(1)  # let the process settle before the next
-    return rows
+    return measured
 
 
-async def main(args: argparse.Namespace) -> None:
-    source = Path(args.source).resolve() if args.source else None
+async def measure(
+    source: Path | None, lan: str, hass: FakeHass, llm: FakeLlm, only: list[str]
+) -> dict[str, Measured]:
+    """Start the stack and a satellite from `source` (this checkout if None)
+    and run the attacks on them."""
     folder = Path(tempfile.mkdtemp(prefix="rtvoice-abuse-"))
-    lan = advertised_address("0.0.0.0")
-    hass = FakeHass()
-    await hass.start()
-    llm = FakeLlm(answer="A short answer.", first_token_s=0.01, token_s=0.0)
-    llm.start_in_thread()
     (folder / "token").write_text(HTTP_TOKEN)
     ports = {name: free_port() for name in (*SERVICES, "http")}
     stack_argv = ["stack"] + [
@@ -721,29 +729,44 @@ async def main(args: argparse.Namespace) -> None:
     satellite_argv = ["satellite", "--uri", f"tcp://0.0.0.0:{satellite_port}"]
     satellite_argv += ["--mic-wav", str(folder / "mic.wav")]
     env = {"ANTHROPIC_API_KEY": "sk-abuse", "HASS_TOKEN": "hass-abuse"}
-    print(
-        f"load average before: {os.getloadavg()[0]:.2f}; "
-        f"code: {source or 'this checkout'}"
-    )
-    print(f"this machine on the network: {lan}; logs in {folder}")
+    print(f"\n{source or 'this checkout'}: logs in {folder}")
+    with (
+        started("stack", stack_argv, folder, source, env) as stack,
+        started("satellite", satellite_argv, folder, source, env) as satellite,
+    ):
+        print(f"stack listens on: {', '.join(listening(stack.pid))}")
+        print(f"satellite listens on: {', '.join(listening(satellite.pid))}")
+        ctx = Ctx(
+            ports,
+            f"http://127.0.0.1:{ports['http']}",
+            satellite_port,
+            lan,
+            hass,
+            llm,
+            stack,
+            satellite,
+        )
+        return await run_attacks(ctx, only)
+
+
+async def main(args: argparse.Namespace) -> None:
+    codes = {
+        "baseline": Path(args.baseline).resolve() if args.baseline else None,
+        "this": Path(args.source).resolve() if args.source else None,
+    }
+    if args.baseline is None:
+        del codes["baseline"]
+    lan = advertised_address("0.0.0.0")
+    print(f"load average before: {os.getloadavg()[0]:.2f}; this machine: {lan}")
+    hass = FakeHass()
+    await hass.start()
+    llm = FakeLlm(answer="A short answer.", first_token_s=0.01, token_s=0.0)
+    llm.start_in_thread()
     try:
-        with (
-            started("stack", stack_argv, folder, source, env) as stack,
-            started("satellite", satellite_argv, folder, source, env) as satellite,
-        ):
-            print(f"stack listens on: {', '.join(listening(stack.pid))}")
-            print(f"satellite listens on: {', '.join(listening(satellite.pid))}")
-            ctx = Ctx(
-                ports,
-                f"http://127.0.0.1:{ports['http']}",
-                satellite_port,
-                lan,
-                hass,
-                llm,
-                stack,
-                satellite,
-            )
-            rows = await run_attacks(ctx, args.only)
+        results = {
+            label: await measure(source, lan, hass, llm, args.only)
+            for label, source in codes.items()
+        }
     finally:
         llm.stop_thread()
         await hass.stop()
@@ -751,13 +774,23 @@ async def main(args: argparse.Namespace) -> None:
         f"\nping bound {PING_BOUND_MS:.0f} ms, RSS bound {RSS_BOUND_MB:.0f} MB; "
         f"load average after: {os.getloadavg()[0]:.2f}\n"
     )
-    print("\n".join(rows))
+    header = "| attack |"
+    for label in results:
+        header += f" {label}: worst ping ms | RSS growth MB | attacker got | ok |"
+    print(header)
+    print("|---" * (1 + 4 * len(results)) + "|")
+    for name in results["this"]:
+        cells = " | ".join(measured[name].cells() for measured in results.values())
+        print(f"| {name} | {cells} |")
 
 
 def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--source", help="Run the stack and satellite from this checkout"
+    )
+    parser.add_argument(
+        "--baseline", help="Run the same attacks on this checkout first, side by side"
     )
     parser.add_argument(
         "--only",
