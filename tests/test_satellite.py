@@ -2,7 +2,8 @@
 
 The real satellite runs as a subprocess with a spoken WAV as its microphone
 ("okay nabu", a command, a pause, more speech) and a WAV file as its
-speaker; the test speaks the events Home Assistant speaks.
+speaker; the test speaks the events Home Assistant speaks. Other machines
+on the network are other loopback addresses (127.0.0.2, ...).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from wyoming.satellite import PauseSatellite, RunSatellite
 from wyoming.vad import VoiceStarted, VoiceStopped
 
 from bench.fake_llm import FakeLlm
+from bench.soak import rss_mb
 from bench.speech import speak
 from wyoming_rtvoice.audio import RATE_16K, read_wav, write_wav
 
@@ -36,6 +38,7 @@ from .conftest import RunningService, free_port, start_service
 TIMEOUT = 15.0
 BYTES_PER_S = RATE_16K * 2
 SND_RATE = 22050
+PIPELINE_TOKEN = "pipeline-secret-6a1f93"
 DEMO_HOUSE = (
     Path(__file__).parent.parent / "wyoming_rtvoice" / "data" / "demo_house.json"
 )
@@ -78,6 +81,21 @@ def satellite(
     assert "Traceback" not in running.log and "exception" not in running.log
 
 
+@pytest.fixture(scope="module")
+def guarded(
+    room: Room, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningService]:
+    """A satellite that serves two addresses only, with turns of 1.5 s at most."""
+    tmp = tmp_path_factory.mktemp("guarded")
+    write_wav(tmp / "mic.wav", room.audio, RATE_16K)
+    args = ["--mic-wav", str(tmp / "mic.wav"), "--max-turn-seconds", "1.5"]
+    args += ["--allow-peer", "127.0.0.2", "--allow-peer", "127.0.0.3/32"]
+    with start_service("satellite", *args, log_dir=tmp) as running:
+        yield running
+    assert running.process.returncode == 0
+    assert "Traceback" not in running.log
+
+
 def played_bytes(snd: Path) -> bytes:
     return read_wav(snd)[0]
 
@@ -85,6 +103,19 @@ def played_bytes(snd: Path) -> bytes:
 def tone(seconds: float, rate: int) -> bytes:
     t = np.arange(int(seconds * rate)) / rate
     return (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16).tobytes()
+
+
+class ClientFrom(AsyncTcpClient):
+    """A client on loopback whose connection comes from `source` (127.0.0.2...)."""
+
+    def __init__(self, source: str, port: int) -> None:
+        super().__init__("127.0.0.1", port)
+        self.source = source
+
+    async def connect(self) -> None:
+        self._reader, self._writer = await asyncio.open_connection(
+            "127.0.0.1", self.port, local_addr=(self.source, 0)
+        )
 
 
 class Hass:
@@ -143,11 +174,19 @@ class Hass:
 
 
 @asynccontextmanager
-async def connect(port: int) -> AsyncIterator[Hass]:
+async def connect(port: int, source: str = "127.0.0.1") -> AsyncIterator[Hass]:
     """Connect and send run-satellite, as Home Assistant does."""
-    async with AsyncTcpClient("127.0.0.1", port) as client:
+    async with ClientFrom(source, port) as client:
         await client.write_event(RunSatellite().event())
         yield Hass(client)
+
+
+async def refused(port: int, source: str, code: str) -> None:
+    """`run-satellite` from `source` gets an error `code` and the connection ends."""
+    async with connect(port, source) as hass:
+        _, event = await hass.next()
+        assert event.type == "error" and event.data["code"] == code, event
+        assert await asyncio.wait_for(hass.client.read_event(), TIMEOUT) is None
 
 
 async def test_describe_is_a_satellite_with_its_wake_word(
@@ -194,6 +233,8 @@ async def test_wake_then_stream_then_play(
         assert "audio-stop" in types and types[-1] == "played"
         assert types.index("audio-stop") <= 2  # chunks already in flight only
         assert played_bytes(snd)[len(before) :] == reply
+        # What was said stays out of the log (INFO by default).
+        assert "turn on the lights" not in service.log
 
         # Speech without the wake word is not streamed.
         quiet_until = room.later_s + 1.5 - (time.monotonic() - hass.started)
@@ -218,7 +259,7 @@ async def test_pause_stops_streaming_until_run_satellite(
         assert [e.type for e in events] == ["detection"] and at > room.wake_end_s
 
 
-async def test_a_new_connection_takes_over(
+async def test_the_same_address_reconnecting_takes_over(
     satellite: tuple[RunningService, Path],
 ) -> None:
     async with connect(satellite[0].port) as first:
@@ -228,6 +269,78 @@ async def test_a_new_connection_takes_over(
             assert await asyncio.wait_for(first.client.read_event(), TIMEOUT) is None
             _, events = await hass.until("detection")
             assert events[0].type == "detection"
+
+
+async def test_the_first_address_served_is_the_only_one(
+    satellite: tuple[RunningService, Path],
+) -> None:
+    """By default the first address to send run-satellite (Home Assistant, at
+    start-up) keeps the microphone: another machine on the network cannot
+    take it over, or have it once Home Assistant went away."""
+    port = satellite[0].port
+    async with connect(port) as hass:
+        await refused(port, "127.0.0.2", "not-allowed")
+        _, events = await hass.until("detection")  # still served
+        assert events[0].type == "detection"
+    await refused(port, "127.0.0.2", "not-allowed")
+    async with AsyncTcpClient("127.0.0.1", port) as client:  # ping stays open
+        await client.write_event(Describe().event())
+        assert (await asyncio.wait_for(client.read_event(), TIMEOUT)) is not None
+
+
+async def test_only_allowed_addresses_one_at_a_time(guarded: RunningService) -> None:
+    port = guarded.port
+    await refused(port, "127.0.0.1", "not-allowed")  # even when nobody is served
+    async with connect(port, "127.0.0.2") as first:
+        await refused(port, "127.0.0.3", "busy")  # allowed, but 127.0.0.2 is live
+        async with connect(port, "127.0.0.2") as again:  # its own reconnection
+            assert await asyncio.wait_for(first.client.read_event(), TIMEOUT) is None
+            _, events = await again.until("detection")
+    async with connect(port, "127.0.0.3") as hass:  # free again
+        _, events = await hass.until("detection")
+    assert "Refused run-satellite from ('127.0.0.1'" in guarded.log
+
+
+async def test_a_turn_has_a_hard_cap_whatever_the_client_says(
+    guarded: RunningService,
+) -> None:
+    """`voice-started` over and over (each used to add 30 s) cannot keep the
+    microphone streaming past --max-turn-seconds."""
+    async with connect(guarded.port, "127.0.0.2") as hass:
+        started, _ = await hass.until("audio-start")
+        stopped = None
+        while stopped is None:
+            await hass.client.write_event(VoiceStarted().event())
+            at, event = await hass.next(timeout=5.0)
+            if event.type == "audio-stop":
+                stopped = at
+            else:
+                assert event.type == "audio-chunk", event.type
+        assert 1.4 < stopped - started < 2.5
+
+
+async def test_a_reply_is_bounded_whatever_the_client_sends(
+    satellite: tuple[RunningService, Path],
+) -> None:
+    """An hour of reply audio sent at once (159 MB at the speaker's format)
+    is not buffered: what is past the longest reply is dropped."""
+    service, _ = satellite
+    async with connect(service.port) as hass:
+        await hass.client.write_event(
+            AudioStart(rate=8000, width=1, channels=1).event()
+        )
+        await hass.client.write_event(Describe().event())
+        await hass.until("info")
+        before = rss_mb(service.process.pid)
+        chunk = AudioChunk(8000, 1, 1, bytes([128]) * (1 << 20)).event()
+        for _ in range(3600 * 8000 >> 20):
+            await hass.client.write_event(chunk)
+        await hass.client.write_event(Describe().event())
+        await hass.until("info")
+        grown = rss_mb(service.process.pid) - before
+        await hass.client.write_event(PauseSatellite().event())
+    assert grown < 30, grown
+    assert "Reply over 180 s: the rest is dropped" in service.log
 
 
 async def test_home_assistant_going_away_mid_stream(
@@ -310,16 +423,21 @@ async def test_direct_mode_streams_through_the_reply_and_stops_it_on_speech(
     port = server.sockets[0].getsockname()[1]
     write_wav(tmp_path / "mic.wav", room.audio, RATE_16K)
     snd = tmp_path / "snd.wav"
+    (tmp_path / "token").write_text(PIPELINE_TOKEN + "\n")
     args = ["--mic-wav", str(tmp_path / "mic.wav"), "--snd-wav", str(snd)]
-    args += ["--pipeline-uri", f"tcp://127.0.0.1:{port}"]
+    args += ["--pipeline-uri", f"tcp://127.0.0.1:{port}", "--debug"]
+    args += ["--pipeline-token-file", str(tmp_path / "token")]
     with ExitStack() as stack:
-        await asyncio.to_thread(
+        satellite = await asyncio.to_thread(
             stack.enter_context, start_service("satellite", *args, log_dir=tmp_path)
         )
         await asyncio.wait_for(pipeline.connected.wait(), TIMEOUT)
         # Nothing before the wake word; then the turn and the microphone.
-        first = [(await pipeline.next()).type for _ in range(2)]
-        assert first == ["run-pipeline", "audio-start"]
+        first = [await pipeline.next() for _ in range(2)]
+        assert [e.type for e in first] == ["run-pipeline", "audio-start"]
+        # The shared secret comes first on the connection, and only there.
+        assert first[0].data["token"] == PIPELINE_TOKEN
+        assert PIPELINE_TOKEN not in satellite.log
         heard = b""
 
         async def hear_until(seconds: float) -> None:

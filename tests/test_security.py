@@ -214,6 +214,51 @@ async def test_every_path_but_health_needs_the_token(stack: Stack) -> None:
                 assert response.status == 200, (method, path)
 
 
+async def raw_http(url: str, request: bytes) -> bytes:
+    """Bytes no HTTP client library would send; the status line of the answer."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request)
+        await writer.drain()
+        return (await asyncio.wait_for(reader.readline(), TIMEOUT)).strip()
+    finally:
+        writer.close()
+
+
+async def test_a_header_that_is_not_utf8_is_refused_not_a_crash(stack: Stack) -> None:
+    for offered in (b"Bearer \xff\xfe", b"\xc3\x28", b"Bearer " + HTTP_TOKEN.encode()):
+        request = b"GET /api/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        status = await raw_http(
+            stack.http, request + b"Authorization: %s\r\n\r\n" % offered
+        )
+        assert status == (
+            b"HTTP/1.1 200 OK"
+            if HTTP_TOKEN.encode() in offered
+            else b"HTTP/1.1 401 Unauthorized"
+        ), offered
+
+
+@pytest.mark.parametrize("path", ["/api/entities", "/api/names"])
+async def test_bodies_deep_undecodable_or_too_big_are_refused(
+    stack: Stack, path: str
+) -> None:
+    bearer = {"Authorization": f"Bearer {HTTP_TOKEN}"}
+    bodies = {
+        b"[" * 100_000: 400,  # the parser's recursion limit: was a 500
+        b'{"entities": ' + b"[" * 50_000 + b"]" * 50_000 + b"}": 400,
+        b'["\xff\xfe"]': 400,  # not UTF-8: was a 500 on /api/entities
+        b'["' + b"x" * (1 << 20) + b'"]': 413,
+    }
+    async with ClientSession(headers=bearer) as session:
+        for body, status in bodies.items():
+            async with session.put(stack.http + path, data=body) as response:
+                assert response.status == status, (body[:20], await response.text())
+        async with session.get(stack.http + path) as response:
+            assert response.status == 200
+    assert "Error handling request" not in stack.log
+
+
 async def test_secrets_never_leave_the_process(stack: Stack) -> None:
     seen: list[str] = []  # everything a client or an operator can read
     handle = stack.ports["handle"]

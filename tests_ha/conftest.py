@@ -3,6 +3,9 @@
 They run as subprocesses of the project's own `.venv` (Python 3.11, the
 models, wyoming>=1.10) on free loopback ports, exactly like tests/test_stack.py;
 Home Assistant and these tests run in `.venv-ha` (Python 3.13).
+
+Home Assistant's detection of blocking calls in its event loop is on, as in a
+real Home Assistant: starting and stopping servers happens in executors.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import os
 import subprocess
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +26,11 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_socket
+from aiohttp import web
+from homeassistant import block_async_io
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -53,9 +60,30 @@ def loopback_sockets() -> None:
     pytest_socket.socket_allow_hosts(["127.0.0.1"], allow_unix_socket=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def blocking_call_detection() -> Iterator[None]:
+    """Home Assistant's detection of blocking calls in its event loop's thread,
+    on as its bootstrap turns it on; off again before pytest's own teardown."""
+    block_async_io.enable()
+    yield
+    calls = block_async_io._BLOCKED_CALLS.calls
+    for call in calls:
+        setattr(call.object, call.function, call.original_func)
+    calls.clear()
+
+
 @pytest.fixture(autouse=True)
 def auto_loopback_sockets() -> None:
     loopback_sockets()
+
+
+@pytest.fixture(autouse=True)
+def no_blocking_calls(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail a test in which anything blocked Home Assistant's event loop (the
+    detection raises for some calls and only logs others)."""
+    yield
+    blocking = [r.getMessage() for r in caplog.records if "blocking call" in r.message]
+    assert not blocking, blocking
 
 
 @dataclass
@@ -74,13 +102,19 @@ class Server:
                 self.argv,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                cwd=REPO,  # bench/ (the fake LLM, spoken material) is not installed
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
             )
         deadline = time.monotonic() + startup_s
         while "Ready" not in self.log.read_text()[offset:]:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.process.kill()
-                raise RuntimeError(f"did not start:\n{self.log.read_text()}")
+                code = self.process.wait()
+                raise RuntimeError(
+                    f"{self.argv[1:4]} did not start in {startup_s} s (exit code "
+                    f"{code}; negative: killed by that signal):\n"
+                    + self.log.read_text()[offset:]
+                )
             time.sleep(0.1)
 
     def stop(self) -> None:
@@ -90,16 +124,46 @@ class Server:
         with open(self.log, "a", encoding="utf-8") as out:
             out.write("--- stopped ---\n")
 
+    async def async_start(self, hass: HomeAssistant) -> None:
+        """start() from a test running in Home Assistant's event loop."""
+        await hass.async_add_executor_job(self.start)
+
+    async def async_stop(self, hass: HomeAssistant) -> None:
+        await hass.async_add_executor_job(self.stop)
+
+
+def off_loop[T](function: Callable[..., T], *args: Any) -> T:
+    """Blocking set-up work, in a thread: this thread is the one Home
+    Assistant's event loop runs in, and blocking calls in it are refused."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(function, *args).result()
+
 
 @contextmanager
 def running(server: Server) -> Iterator[Server]:
-    server.start()
+    """The server, for a session fixture."""
+    off_loop(server.start)
     try:
         yield server
     finally:
-        if server.process is not None and server.process.poll() is None:
-            server.stop()
-        assert "Traceback" not in server.log.read_text(), server.log.read_text()
+        off_loop(_finish, server)
+
+
+def _finish(server: Server) -> None:
+    """Stop it if it runs; it must not have logged a traceback."""
+    if server.process is not None and server.process.poll() is None:
+        server.stop()
+    assert "Traceback" not in server.log.read_text(), server.log.read_text()
+
+
+@asynccontextmanager
+async def async_running(hass: HomeAssistant, server: Server) -> AsyncIterator[Server]:
+    """running() for a test in Home Assistant's event loop."""
+    await server.async_start(hass)
+    try:
+        yield server
+    finally:
+        await hass.async_add_executor_job(_finish, server)
 
 
 @dataclass
@@ -111,10 +175,27 @@ class Stack:
     id: str = ""
     zeroconf_name: str = f"hatest-{os.getpid()}"
 
+    token: str | None = TOKEN
+
     @property
     def data(self) -> dict[str, Any]:
         """Config entry data for it."""
-        return {CONF_HOST: "127.0.0.1", CONF_PORT: self.http, CONF_TOKEN: TOKEN}
+        data = {CONF_HOST: "127.0.0.1", CONF_PORT: self.http}
+        return {**data, CONF_TOKEN: self.token} if self.token else data
+
+    @property
+    def title(self) -> str:
+        """What the config flow names its entry and device."""
+        return f"rtvoice 127.0.0.1:{self.http}"
+
+    def entry(self, unique_id: str | None = None) -> MockConfigEntry:
+        """A config entry for it, as the config flow makes one."""
+        return MockConfigEntry(
+            domain=DOMAIN,
+            title=self.title,
+            data=self.data,
+            unique_id=unique_id or self.id,
+        )
 
     async def get(self, path: str) -> Any:
         return await self.request("GET", path)
@@ -128,10 +209,66 @@ class Stack:
                 method,
                 f"http://127.0.0.1:{self.http}{path}",
                 json=body,
-                headers={"Authorization": f"Bearer {TOKEN}"},
+                headers={"Authorization": f"Bearer {self.token}"} if self.token else {},
             ) as response:
                 response.raise_for_status()
                 return await response.json()
+
+
+class Proxy:
+    """A stack's HTTP API through a loopback forwarder that can change what
+    the stack says: edit the JSON of an answer (a field left out, a boot id
+    the stack does not report yet) or hold `/api/stats` until released."""
+
+    def __init__(self, upstream: int) -> None:
+        self.upstream = upstream
+        self.port = free_port()
+        self.edit: dict[str, Callable[[Any], Any]] = {}
+        self.hold_stats = False
+        self.stats_held = asyncio.Event()
+        self.release = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Proxy:
+        self._session = aiohttp.ClientSession()
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", self._forward)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release.set()
+        assert self._runner is not None and self._session is not None
+        await self._runner.cleanup()
+        await self._session.close()
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        if request.path == "/api/stats" and self.hold_stats:
+            self.stats_held.set()
+            await self.release.wait()
+        assert self._session is not None
+        try:
+            async with self._session.request(
+                request.method,
+                f"http://127.0.0.1:{self.upstream}{request.path_qs}",
+                data=await request.read(),
+                headers={
+                    k: v
+                    for k, v in request.headers.items()
+                    if k in ("Authorization", "Content-Type")
+                },
+            ) as upstream:
+                body = await upstream.read()
+                status, content_type = upstream.status, upstream.content_type
+        except aiohttp.ClientError:
+            return web.Response(status=502, text="the stack does not answer")
+        edit = self.edit.get(request.path)
+        if edit is None or status != 200:
+            return web.Response(status=status, body=body, content_type=content_type)
+        return web.json_response(edit(json.loads(body)))
 
 
 @pytest.fixture(scope="session")
@@ -144,7 +281,7 @@ def fake_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
         assert server.process is not None
         server.process.kill()  # it sleeps; nothing to shut down cleanly
-        server.process.wait()
+        off_loop(server.process.wait)
 
 
 @pytest.fixture(scope="session")
@@ -163,7 +300,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_llm: str) -> Iterator[S
     env = {"ANTHROPIC_API_KEY": "sk-ant-test-0123456789", "RTVOICE_HTTP_TOKEN": TOKEN}
     log = tmp_path_factory.mktemp("stack") / "stack.log"
     with running(Server(argv, log, env)):
-        stack.id = _info(stack)["id"]
+        stack.id = off_loop(_info, stack)["id"]
         yield stack
 
 
@@ -212,7 +349,7 @@ async def house(hass: HomeAssistant) -> AsyncIterator[str]:
 @pytest.fixture
 async def entry(hass: HomeAssistant, house: str, stack: Stack) -> MockConfigEntry:
     """A loaded entry for the stack."""
-    entry = MockConfigEntry(domain=DOMAIN, data=stack.data, unique_id=stack.id)
+    entry = stack.entry()
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -237,12 +374,27 @@ def state(hass: HomeAssistant, entity_id: str) -> str:
     return current.state
 
 
-async def process(hass: HomeAssistant, text: str) -> dict[str, Any]:
-    """`conversation.process` with the rtvoice agent; the intent response."""
+def agent(hass: HomeAssistant, stack_id: str | None = None) -> str:
+    """The entity id of the rtvoice agent (of the stack with this id)."""
+    agents = [
+        entity.entity_id
+        for entity in er.async_get(hass).entities.values()
+        if entity.platform == DOMAIN
+        and entity.domain == "conversation"
+        and (stack_id is None or entity.unique_id == f"{stack_id}-conversation")
+    ]
+    assert len(agents) == 1, agents
+    return agents[0]
+
+
+async def process(
+    hass: HomeAssistant, text: str, agent_id: str | None = None
+) -> dict[str, Any]:
+    """`conversation.process` with an rtvoice agent; the intent response."""
     result = await hass.services.async_call(
         "conversation",
         "process",
-        {"text": text, "agent_id": "conversation.rtvoice"},
+        {"text": text, "agent_id": agent_id or agent(hass)},
         blocking=True,
         return_response=True,
     )

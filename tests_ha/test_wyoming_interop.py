@@ -10,6 +10,7 @@ import wave
 from collections.abc import AsyncIterator
 
 import imageio_ffmpeg
+import pytest
 from homeassistant.components import stt, tts
 from homeassistant.components.assist_pipeline import (
     PipelineEvent,
@@ -25,21 +26,24 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from .conftest import PYTHON, SERVICES, Stack, state, synced
+from .conftest import PYTHON, REPO, SERVICES, Stack, off_loop, state, synced
 
 RATE, WIDTH = 16000, 2
 CHUNK = RATE * WIDTH // 50  # 20 ms
 SPEAK = """
 import sys
 from bench.speech import speak
-sys.stdout.buffer.write(speak(sys.argv[1], lead_s=0.5, tail_s=float(sys.argv[2])).audio)
+for text, tail_s in zip(sys.argv[1::2], sys.argv[2::2]):
+    sys.stdout.buffer.write(speak(text, lead_s=0.5, tail_s=float(tail_s)).audio)
 """
 
 
-def spoken(text: str, tail_s: float) -> bytes:
-    """`text` in the project's Piper voice, 16 kHz mono (deterministic)."""
+def spoken(*phrases: tuple[str, float]) -> bytes:
+    """The phrases in the project's Piper voice, 16 kHz mono (deterministic),
+    each followed by its silence."""
+    args = [str(part) for phrase in phrases for part in phrase]
     return subprocess.run(
-        [PYTHON, "-c", SPEAK, text, str(tail_s)], check=True, capture_output=True
+        [PYTHON, "-c", SPEAK, *args], check=True, capture_output=True, cwd=REPO
     ).stdout
 
 
@@ -50,10 +54,16 @@ async def realtime(audio: bytes) -> AsyncIterator[bytes]:
         yield audio[offset : offset + CHUNK]
 
 
+@pytest.fixture(scope="module")
+def command_audio() -> bytes:
+    """The wake word, then a command (made before the test's event loop runs)."""
+    return off_loop(spoken, ("Okay Nabu.", 0.3), ("Turn on the kitchen lights.", 1.5))
+
+
 async def test_assist_pipeline_with_the_builtin_wyoming_integration(
-    hass: HomeAssistant, house: str, stack: Stack
+    hass: HomeAssistant, house: str, stack: Stack, command_audio: bytes
 ) -> None:
-    audio = spoken("Okay Nabu.", 0.3) + spoken("Turn on the kitchen lights.", 1.5)
+    audio = command_audio
     # The built-in integration does not send names: give the handle the house.
     house_json = {"entities": [{"name": "Kitchen Lights", "domain": "light"}]}
     await stack.put("/api/entities", house_json)

@@ -77,7 +77,12 @@ def add_shared_arguments(
         "0 never (%(default)s)",
     )
     group = parser.add_argument_group("logging")
-    group.add_argument("--debug", action="store_true", help="Log DEBUG messages")
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        help="Log DEBUG messages, which include what users said and full LLM "
+        "requests (transcripts, conversation history); INFO logs neither",
+    )
     group.add_argument(
         "--log-format", default=logging.BASIC_FORMAT, help="Format for log messages"
     )
@@ -97,15 +102,22 @@ def limits_from(args: argparse.Namespace) -> Limits:
     )
 
 
-def http_token(args: argparse.Namespace) -> str | None:
-    """The bearer token; an empty one is none (it would let anyone in)."""
-    if args.http_token_file:
+def read_secret(path: str | None, env: str, flag: str) -> str | None:
+    """A secret from the file at `path` or else the environment variable `env`
+    (never a flag's value: the command line is visible to every user); an
+    empty one is none (it would let anyone in)."""
+    if path:
         try:
-            token = Path(args.http_token_file).read_text(encoding="utf-8")
-        except OSError as err:
-            raise SystemExit(f"--http-token-file: {err}") from err
-        return token.strip() or None
-    return os.environ.get(TOKEN_ENV, "").strip() or None
+            secret = Path(path).read_text(encoding="utf-8")
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"{flag}: {err}") from err
+        return secret.strip() or None
+    return os.environ.get(env, "").strip() or None
+
+
+def http_token(args: argparse.Namespace) -> str | None:
+    """The HTTP API's bearer token."""
+    return read_secret(args.http_token_file, TOKEN_ENV, "--http-token-file")
 
 
 def http_api(

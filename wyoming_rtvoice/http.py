@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 from ipaddress import ip_address
+from typing import Any
 from urllib.parse import urlparse
 
 from aiohttp import web
@@ -22,6 +24,18 @@ _LOGGER = logging.getLogger(__name__)
 
 TOKEN_ENV = "RTVOICE_HTTP_TOKEN"
 OPEN_PATHS = {"/health"}  # for health checks; it tells nothing about the house
+MAX_BODY_BYTES = 1024 * 1024  # over it: 413, before the rest is read
+
+
+async def read_json(request: web.Request, what: str) -> Any:
+    """The request's JSON body; 400 (`body must be WHAT`) when it is not JSON,
+    nests too deeply for the parser or is not UTF-8, 413 over MAX_BODY_BYTES."""
+    body = await request.read()
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as err:  # ValueError: also not UTF-8
+        reason = "nested too deeply" if isinstance(err, RecursionError) else err
+        raise web.HTTPBadRequest(text=f"body must be {what}: {reason}") from None
 
 
 def _is_loopback(host: str) -> bool:
@@ -54,7 +68,7 @@ class HttpApi:
         self.ports: dict[str, int | None] = {}  # each service's Wyoming port
         self._token = token
         self.app = web.Application(
-            client_max_size=1024 * 1024, middlewares=[self._authorize]
+            client_max_size=MAX_BODY_BYTES, middlewares=[self._authorize]
         )
         self.app.router.add_get("/health", self._health)
         self.app.router.add_get("/metrics", self._metrics)
@@ -78,9 +92,12 @@ class HttpApi:
         self, request: web.Request, handler: Handler
     ) -> StreamResponse:
         if self._token is not None and request.path not in OPEN_PATHS:
+            # Header bytes that are not UTF-8 arrive as lone surrogates: kept
+            # as such, they never equal a token (and never fail to encode).
             offered = request.headers.get("Authorization", "")
             if not hmac.compare_digest(
-                offered.encode(), f"Bearer {self._token}".encode()
+                offered.encode("utf-8", "surrogatepass"),
+                f"Bearer {self._token}".encode(),
             ):
                 raise web.HTTPUnauthorized(text="bearer token required")
         return await handler(request)

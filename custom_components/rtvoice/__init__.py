@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN, Platform
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.start import async_at_started
 
-from .api import RtvoiceAuthError, RtvoiceClient, RtvoiceError
+from .api import RtvoiceClient
 from .coordinator import RtvoiceConfigEntry, RtvoiceCoordinator, RuntimeData
 from .names import NameSync
 
@@ -16,28 +15,28 @@ PLATFORMS = [Platform.CONVERSATION, Platform.SENSOR]
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: RtvoiceConfigEntry) -> bool:
-    """Connect to the stack, start the stats poll and the name sync."""
+    """Connect to the stack, start the poll and the name sync.
+
+    The first poll raises ConfigEntryNotReady while the stack does not answer,
+    ConfigEntryAuthFailed (a reauthentication) when it refuses the token.
+    """
     client = RtvoiceClient(
         async_get_clientsession(hass),
         entry.data[CONF_HOST],
         entry.data[CONF_PORT],
         entry.data.get(CONF_TOKEN),
     )
-    try:
-        info = await client.info()
-    except RtvoiceAuthError as err:
-        raise ConfigEntryAuthFailed(str(err)) from err
-    except RtvoiceError as err:
-        raise ConfigEntryNotReady(str(err)) from err
-
     coordinator = RtvoiceCoordinator(hass, entry, client)
     await coordinator.async_config_entry_first_refresh()
-    names = NameSync(hass, client)
-    entry.runtime_data = RuntimeData(client, info, coordinator, names)
+    names = NameSync(hass, client, coordinator.data.info.get("boot_id"))
+    entry.runtime_data = RuntimeData(client, coordinator, names)
 
     @callback
     def stack_seen() -> None:
-        names.async_stack_seen(coordinator.last_update_success)
+        if coordinator.last_update_success:
+            names.async_stack_seen(coordinator.data.info.get("boot_id"))
+        else:
+            names.async_stack_lost()
 
     @callback
     def started(hass: HomeAssistant) -> None:

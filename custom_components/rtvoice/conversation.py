@@ -1,5 +1,6 @@
 """Conversation agent: the transcript goes to the stack's handle service; an
-intent is executed here, an LLM answer is streamed into the chat log."""
+intent is executed here (only on entities exposed to Assist), an LLM answer is
+streamed into the chat log."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from .const import DOMAIN, LOGGER
 from .coordinator import RtvoiceConfigEntry
 from .entity import RtvoiceEntity
 
+PARALLEL_UPDATES = 0  # turns run concurrently; each has its own connection
 EVENT_TIMEOUT_S = 10.0  # the handle service gives up on a silent LLM after 5 s
 UNREACHABLE = "Sorry, the voice assistant can't be reached right now."
 REFUSED = "Sorry, I couldn't handle that."
@@ -49,11 +51,11 @@ class RtvoiceConversationEntity(RtvoiceEntity, conversation.ConversationEntity):
 
     _attr_name = None
     _attr_supported_features = conversation.ConversationEntityFeature.CONTROL
+    _attr_supports_streaming = True  # read by Home Assistant 2025.6 and later
 
     def __init__(self, entry: RtvoiceConfigEntry) -> None:
         super().__init__(entry, "conversation")
-        self._host = entry.runtime_data.client.host
-        self._port = int(entry.runtime_data.info["ports"]["handle"])
+        self._entry = entry
 
     @property
     def supported_languages(self) -> Literal["*"]:
@@ -70,8 +72,12 @@ class RtvoiceConversationEntity(RtvoiceEntity, conversation.ConversationEntity):
                 "context": {"conversation_id": chat_log.conversation_id},
             },
         )
+        host = self._entry.runtime_data.client.host
+        port = self.coordinator.data.info["ports"].get("handle")
         try:
-            async with AsyncTcpClient(self._host, self._port) as client:
+            if not isinstance(port, int):
+                raise HandleError("the stack reports no handle service")
+            async with AsyncTcpClient(host, port) as client:
                 await client.write_event(transcript)
                 response = await self._answer(client, user_input, chat_log)
         except (OSError, TimeoutError, HandleError) as err:
@@ -82,7 +88,10 @@ class RtvoiceConversationEntity(RtvoiceEntity, conversation.ConversationEntity):
             LOGGER.warning("The handle service refused a request: %s", err)
             response = intent.IntentResponse(language=user_input.language)
             response.async_set_error(ErrorCode.FAILED_TO_HANDLE, REFUSED)
-        await self.coordinator.async_request_refresh()
+        # The sensors show this turn soon; the turn does not wait for them.
+        self._entry.async_create_background_task(
+            self.hass, self.coordinator.async_request_refresh(), "rtvoice stats"
+        )
         return conversation.ConversationResult(
             response=response,
             conversation_id=chat_log.conversation_id,
@@ -148,6 +157,13 @@ class RtvoiceConversationEntity(RtvoiceEntity, conversation.ConversationEntity):
             entity.name: {"value": _slot_value(entity.name, entity.value)}
             for entity in recognized.entities
         }
+        if not _targets_exposed(self.hass, slots):
+            # Never rely on every intent handler applying Assist's exposure.
+            LOGGER.debug("Refused %s: its targets are not exposed", recognized.name)
+            response = intent.IntentResponse(language=user_input.language)
+            response.async_set_error(ErrorCode.NO_VALID_TARGETS, NO_TARGET)
+            self._add_answer(chat_log, NO_TARGET)
+            return response
         try:
             response = await intent.async_handle(
                 self.hass,
@@ -185,6 +201,32 @@ async def _read(client: AsyncTcpClient) -> Event:
     if event is None:
         raise HandleError("connection closed")
     return event
+
+
+def _targets_exposed(hass: HomeAssistant, slots: dict[str, Any]) -> bool:
+    """Whether the entities the intent names (by name, area, floor, domain or
+    device class) include some exposed to Assist; True when it names none."""
+
+    def text(name: str) -> str | None:
+        value = slots.get(name, {}).get("value")
+        return value if isinstance(value, str) else None
+
+    def texts(name: str) -> list[str] | None:
+        value = slots.get(name, {}).get("value")
+        return [str(v) for v in value] if isinstance(value, list) else None
+
+    constraints = intent.MatchTargetsConstraints(
+        name=text("name"),
+        area_name=text("area"),
+        floor_name=text("floor"),
+        domains=texts("domain"),
+        device_classes=texts("device_class"),
+        assistant=conversation.DOMAIN,
+        allow_duplicate_names=True,
+    )
+    if not constraints.has_constraints:
+        return True
+    return intent.async_match_targets(hass, constraints).is_match
 
 
 def _slot_value(name: str, value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Polls the stack's latency figures; its availability is the stack's."""
+"""Polls the stack's info and latency figures; its availability is the stack's."""
 
 from __future__ import annotations
 
@@ -7,11 +7,20 @@ from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
-from .api import RtvoiceClient, RtvoiceError
+from .api import RtvoiceAuthError, RtvoiceClient, RtvoiceError
 from .const import DOMAIN, LOGGER, STATS_INTERVAL
 from .names import NameSync
+
+
+@dataclass
+class StackData:
+    """One poll: `/api/info` (id, boot id, version, ports) and `/api/stats`."""
+
+    info: dict[str, Any]
+    stats: dict[str, Any]
 
 
 @dataclass
@@ -19,7 +28,6 @@ class RuntimeData:
     """What a loaded entry holds."""
 
     client: RtvoiceClient
-    info: dict[str, Any]
     coordinator: RtvoiceCoordinator
     names: NameSync
 
@@ -27,10 +35,11 @@ class RuntimeData:
 type RtvoiceConfigEntry = ConfigEntry[RuntimeData]
 
 
-class RtvoiceCoordinator(DataUpdateCoordinator[dict[str, Any]]):
-    """`GET /api/stats` every STATS_INTERVAL.
+class RtvoiceCoordinator(DataUpdateCoordinator[StackData]):
+    """`GET /api/info` and `/api/stats` every STATS_INTERVAL.
 
-    The base class logs once when the stack goes and once when it returns.
+    The base class logs once when the stack goes and once when it returns,
+    and starts a reauthentication when the token is refused.
     """
 
     config_entry: RtvoiceConfigEntry
@@ -47,8 +56,18 @@ class RtvoiceCoordinator(DataUpdateCoordinator[dict[str, Any]]):
         )
         self.client = client
 
-    async def _async_update_data(self) -> dict[str, Any]:
+    async def _async_update_data(self) -> StackData:
         try:
-            return await self.client.stats()
+            return StackData(await self.client.info(), await self.client.stats())
+        except RtvoiceAuthError as err:
+            raise ConfigEntryAuthFailed(
+                translation_domain=DOMAIN,
+                translation_key="invalid_auth",
+                translation_placeholders={"host": self.client.host},
+            ) from err
         except RtvoiceError as err:
-            raise UpdateFailed(f"rtvoice stack at {self.client.host}: {err}") from err
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="update_failed",
+                translation_placeholders={"host": self.client.host, "error": str(err)},
+            ) from err

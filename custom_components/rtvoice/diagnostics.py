@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
@@ -20,14 +21,14 @@ async def async_get_config_entry_diagnostics(
     """What a bug report needs, without secrets."""
     runtime = entry.runtime_data
     house = exposed_house(hass)
-    return async_redact_data(
+    diagnostics: dict[str, Any] = async_redact_data(
         {
             "entry": entry.as_dict(),
-            "info": runtime.info,
-            "stats": runtime.coordinator.data,
+            **asdict(runtime.coordinator.data),
             "available": runtime.coordinator.last_update_success,
             "names_in_sync": runtime.names.in_sync,
             "exposed": {key: len(value) for key, value in house.items()},
         },
         TO_REDACT,
     )
+    return diagnostics

@@ -1,4 +1,4 @@
-"""Base entity: one device for the stack, available while the stack answers."""
+"""Base entity: one device per stack, available while the stack answers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from .coordinator import RtvoiceConfigEntry, RtvoiceCoordinator
 
 
 class RtvoiceEntity(CoordinatorEntity[RtvoiceCoordinator]):
-    """An entity of the stack's device."""
+    """An entity of the stack's device, named after the stack."""
 
     _attr_has_entity_name = True
 
@@ -20,9 +20,9 @@ class RtvoiceEntity(CoordinatorEntity[RtvoiceCoordinator]):
         self._attr_unique_id = f"{stack_id}-{key}"
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, stack_id)},
-            name="rtvoice",
+            name=entry.title,
             manufacturer="wyoming-rtvoice",
             model="stack",
-            sw_version=entry.runtime_data.info.get("version"),
+            sw_version=self.coordinator.data.info.get("version"),
             entry_type=DeviceEntryType.SERVICE,
         )

@@ -81,12 +81,16 @@ def _fits(name: str) -> bool:
 
 class NameSync:
     """Sends the house at start, whenever it changes (debounced), and again
-    when the stack returns after being down (it may have restarted)."""
+    when the stack returns after being down or reports a new boot id (it
+    restarted, and an older stack may have lost what it was sent)."""
 
-    def __init__(self, hass: HomeAssistant, client: RtvoiceClient) -> None:
+    def __init__(
+        self, hass: HomeAssistant, client: RtvoiceClient, boot_id: Any
+    ) -> None:
         self.hass = hass
         self.client = client
         self.in_sync = False
+        self._boot_id = boot_id
         self._changed = False
         self._debouncer = Debouncer(
             hass,
@@ -122,11 +126,19 @@ class NameSync:
             LOGGER.debug("Sent %d exposed entities", len(house["entities"]))
 
     @callback
-    def async_stack_seen(self, available: bool) -> None:
-        """From the stats poll: a stack that comes back gets the house again."""
-        if not available:
-            self.in_sync = False
-        elif not self.in_sync:
+    def async_stack_lost(self) -> None:
+        """From the poll: the stack did not answer."""
+        self.in_sync = False
+
+    @callback
+    def async_stack_seen(self, boot_id: Any) -> None:
+        """From the poll: a stack that came back or restarted gets the house
+        again. A stack that reports no boot id leaves it unknown."""
+        if boot_id is not None:
+            if boot_id != self._boot_id:
+                self.in_sync = False
+            self._boot_id = boot_id
+        if not self.in_sync:
             self.async_changed()
 
     @callback

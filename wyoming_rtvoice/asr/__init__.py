@@ -11,6 +11,7 @@ from wyoming.info import AsrModel, AsrProgram, Attribution, Info
 
 from .. import __version__
 from ..cli import Service, add_common_arguments, limits_from
+from ..http import read_json
 from ..trace import Metrics
 from .handler import AsrEventHandler
 from .session import AsrSettings
@@ -103,10 +104,7 @@ def add_names_routes(app: web.Application, settings: AsrSettings) -> None:
         return web.json_response(settings.names)
 
     async def put_names(request: web.Request) -> web.Response:
-        try:
-            names = await request.json()
-        except ValueError:
-            raise web.HTTPBadRequest(text="body must be a JSON list of names")
+        names = await read_json(request, "a JSON list of names")
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise web.HTTPBadRequest(text="body must be a JSON list of names")
         settings.names = [name.strip() for name in names if name.strip()]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 
 import voluptuous as vol
@@ -20,6 +19,7 @@ from wyoming.info import (
 
 from .. import __version__
 from ..cli import Service, add_common_arguments, limits_from
+from ..http import read_json
 from ..trace import Metrics
 from .handler import HandleEventHandler, HandleSettings
 from .house import House, describe_error
@@ -124,10 +124,9 @@ def add_house_routes(app: web.Application, matcher: Matcher) -> None:
         return web.json_response(matcher.house.as_json())
 
     async def put_house(request: web.Request) -> web.Response:
+        data = await read_json(request, "a JSON house")
         try:
-            house = House.from_json(await request.json())
-        except json.JSONDecodeError as err:
-            raise web.HTTPBadRequest(text=f"body is not JSON: {err}")
+            house = House.from_json(data)
         except vol.Invalid as err:
             raise web.HTTPBadRequest(text=describe_error(err))
         loop = asyncio.get_running_loop()

@@ -11,22 +11,31 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Awaitable, Callable
+from ipaddress import ip_network
 from pathlib import Path
 
 from wyoming.info import Attribution, Info, Satellite
 
 from .. import __version__
 from .. import wake as wake_service
-from ..cli import Service, add_common_arguments, limits_from
+from ..cli import Service, add_common_arguments, limits_from, read_secret
 from ..trace import Metrics
 from ..wake.engines import ENGINES, find_model
 from .detect import LocalWake, RemoteWake, Wake
 from .devices import Speaker, command_mic, wav_mic
 from .direct import run_direct
-from .handler import SatelliteEventHandler
-from .room import Room, RoomSettings
+from .handler import Network, Peers, SatelliteEventHandler
+from .room import MAX_TURN_S, Room, RoomSettings
 
 BARGE_IN = ("vad", "wake", "off")
+PIPELINE_TOKEN_ENV = "RTVOICE_PIPELINE_TOKEN"
+
+
+def network(value: str) -> Network:
+    try:
+        return ip_network(value, strict=False)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +47,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pipeline-uri",
         help="Direct mode: talk to the stack's pipeline at tcp://HOST:PORT "
         "instead of waiting for Home Assistant",
+    )
+    group.add_argument(
+        "--pipeline-token-file",
+        help="Direct mode: file holding the secret the stack's pipeline "
+        f"endpoint asks for (or set {PIPELINE_TOKEN_ENV})",
+    )
+    group.add_argument(
+        "--allow-peer",
+        action="append",
+        type=network,
+        default=[],
+        metavar="ADDRESS[/BITS]",
+        help="Accept run-satellite only from this address or network "
+        "(repeatable; default: the first address that sends it)",
+    )
+    group.add_argument(
+        "--max-turn-seconds",
+        type=float,
+        default=MAX_TURN_S,
+        help="Longest the microphone streams for one turn (%(default)s)",
     )
     group = parser.add_argument_group("microphone (16 kHz 16-bit mono)")
     mic = group.add_mutually_exclusive_group(required=True)
@@ -141,15 +170,21 @@ async def load(args: argparse.Namespace, metrics: Metrics) -> Service:
         args.snd_rate, args.snd_width, args.snd_channels, args.snd_command, args.snd_wav
     )
     room = Room(
-        RoomSettings(mic, open_wake, args.barge_in, args.vad_threshold),
+        RoomSettings(
+            mic, open_wake, args.barge_in, args.vad_threshold, args.max_turn_seconds
+        ),
         speaker,
         metrics,
     )
+    token = read_secret(
+        args.pipeline_token_file, PIPELINE_TOKEN_ENV, "--pipeline-token-file"
+    )
     direct = None
     if args.pipeline_uri:
-        direct = asyncio.create_task(run_direct(room, args.pipeline_uri))
+        direct = asyncio.create_task(run_direct(room, args.pipeline_uri, token))
     info = describe(args, wake_word)
     limits = limits_from(args)
+    peers = Peers(args.allow_peer)
 
     async def close() -> None:
         if direct is not None:
@@ -162,7 +197,7 @@ async def load(args: argparse.Namespace, metrics: Metrics) -> Service:
     return Service(
         "satellite",
         lambda reader, writer: SatelliteEventHandler(
-            reader, writer, info, limits, room, direct is not None
+            reader, writer, info, limits, room, peers, direct is not None
         ),
         close=close,
     )

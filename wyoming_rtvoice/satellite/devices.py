@@ -153,6 +153,10 @@ class Speaker:
             self._wav.setnchannels(channels)
             self._wav.writeframes(b"")
 
+    @property
+    def bytes_per_second(self) -> int:
+        return self.rate * self.width * self.channels
+
     def close(self) -> None:
         if self._wav is not None and self._file is not None:
             self._wav.close()
@@ -162,7 +166,7 @@ class Speaker:
     def sink(self) -> Sink:
         if self._command is not None:
             return CommandSink(shlex.split(self._command))
-        return WavSink(self._wav, self.rate * self.width * self.channels)
+        return WavSink(self._wav, self.bytes_per_second)
 
 
 class Playback:

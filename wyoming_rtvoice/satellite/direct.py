@@ -6,6 +6,10 @@ real-time pace, kept streaming while the reply plays so the server's VAD
 hears a barge-in; `voice-started` while a reply plays stops it at once
 (that speech is the next turn). After a reply was played: `played` and
 `audio-stop`, and the satellite listens for the wake word again.
+
+With a shared secret (`--pipeline-token-file`), every `run-pipeline` carries
+it as `token`, so the first event on each connection proves the satellite is
+one the stack may take commands from.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from wyoming.pipeline import PipelineStage, RunPipeline
 from wyoming.snd import Played
 from wyoming.vad import VoiceStarted, VoiceStopped
 
-from ..audio import MONO, RATE_16K, WIDTH
+from ..audio import MONO, RATE_16K, WIDTH, checked_chunk
 from .room import Room
 
 _LOGGER = logging.getLogger(__name__)
@@ -34,9 +38,10 @@ _LOGGER = logging.getLogger(__name__)
 class PipelineLink:
     streams_while_playing = True
 
-    def __init__(self, uri: str, room: Room) -> None:
+    def __init__(self, uri: str, room: Room, token: str | None = None) -> None:
         self.uri = uri
         self.room = room
+        self._token = token
         self._client: AsyncClient | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -76,7 +81,10 @@ class PipelineLink:
             end_stage=PipelineStage.TTS,
             wake_word_name=wake_word,
         )
-        await self._write(run.event())
+        event = run.event()
+        if self._token is not None:
+            event.data["token"] = self._token
+        await self._write(event)
         await self._write(AudioStart(rate=RATE_16K, width=WIDTH, channels=MONO).event())
 
     async def send_audio(self, audio: bytes) -> None:
@@ -108,15 +116,18 @@ class PipelineLink:
         elif VoiceStopped.is_type(event.type):
             self.room.voice_stopped()
         elif Transcript.is_type(event.type):
-            _LOGGER.info("Transcript: %s", Transcript.from_event(event).text)
+            _LOGGER.debug("Transcript: %s", Transcript.from_event(event).text)
         elif Intent.is_type(event.type):
             _LOGGER.info("Intent: %s", Intent.from_event(event).name)
         elif Handled.is_type(event.type):
-            _LOGGER.info("Answer: %s", Handled.from_event(event).text)
+            _LOGGER.debug("Answer: %s", Handled.from_event(event).text)
         elif AudioStart.is_type(event.type):
             await self.room.reply_start(AudioStart.from_event(event))
         elif AudioChunk.is_type(event.type):
-            self.room.reply_chunk(AudioChunk.from_event(event))
+            try:
+                self.room.reply_chunk(checked_chunk(event))
+            except Exception as err:  # audioop: a format change mid-reply...
+                _LOGGER.warning("Reply audio not usable: %s", err)
         elif AudioStop.is_type(event.type):
             self.room.reply_stop()
         elif Error.is_type(event.type):
@@ -124,9 +135,9 @@ class PipelineLink:
             await self.room.stop_streaming()
 
 
-async def run_direct(room: Room, uri: str) -> None:
+async def run_direct(room: Room, uri: str, token: str | None) -> None:
     """Listen for the pipeline until cancelled."""
-    link = PipelineLink(uri, room)
+    link = PipelineLink(uri, room, token)
     try:
         with contextlib.suppress(ConnectionError, OSError):
             await link.connect()  # early, so the first turn does not wait for it

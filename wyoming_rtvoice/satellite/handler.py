@@ -4,9 +4,14 @@ Home Assistant's `wyoming` integration connects, sends `run-satellite` and
 pings every few seconds. After the wake word the satellite sends
 `detection`, `run-pipeline` (asr to tts) and the microphone audio until Home
 Assistant reports the end of speech; the reply comes back as `audio-*` and
-is answered with `played`. One connection is served at a time: a new
-`run-satellite` takes over, so a reconnecting Home Assistant never finds
-the satellite held by its own stale connection.
+is answered with `played`.
+
+Whoever sends `run-satellite` gets the microphone, so it is accepted only
+from the allowed peers (`--allow-peer`; by default the first address that
+sends it, for the life of the process: Home Assistant, which connects at
+once and stays connected). One connection is served at a time: the same
+address reconnecting takes over (Home Assistant never finds the satellite
+held by its own stale connection); any other is refused while it is live.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from wyoming.asr import Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -32,6 +38,38 @@ from .room import Room
 
 _LOGGER = logging.getLogger(__name__)
 
+Address = IPv4Address | IPv6Address
+Network = IPv4Network | IPv6Network
+
+
+class Peers:
+    """Who may send `run-satellite`: an address in `allowed`, or with none
+    given, the first address that does (pinned for the life of the process)."""
+
+    def __init__(self, allowed: list[Network]) -> None:
+        self.allowed = allowed
+        self.pinned: Address | None = None
+
+    def admit(self, host: str | None) -> bool:
+        if host is None:  # a unix socket: its file's permissions decide
+            return True
+        address = ip_address(host.split("%")[0])
+        if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if self.allowed:
+            return any(address in network for network in self.allowed)
+        if self.pinned is None:
+            self.pinned = address
+            _LOGGER.info(
+                "Serving %s from now on; other addresses are refused "
+                "(--allow-peer chooses)",
+                address,
+            )
+        return address == self.pinned
+
+    def __str__(self) -> str:
+        return ", ".join(map(str, self.allowed)) or str(self.pinned)
+
 
 class SatelliteEventHandler(EventHandler):
     streams_while_playing = False
@@ -43,11 +81,15 @@ class SatelliteEventHandler(EventHandler):
         info: Info,
         limits: Limits,
         room: Room,
+        peers: Peers,
         direct: bool,
     ) -> None:
         super().__init__(reader, writer, info, limits)
         self.room = room
+        self.peers = peers
         self.direct = direct
+        peername = writer.get_extra_info("peername")
+        self.host: str | None = peername[0] if isinstance(peername, tuple) else None
 
     async def handle_event(self, event: Event) -> bool:
         if RunSatellite.is_type(event.type):
@@ -57,6 +99,16 @@ class SatelliteEventHandler(EventHandler):
                     "direct-mode",
                 )
                 return True
+            if not self.peers.admit(self.host):
+                _LOGGER.warning("Refused run-satellite from %s", self.peer)
+                await self.write_error(
+                    f"run-satellite is accepted from {self.peers} only", "not-allowed"
+                )
+                return False
+            live = self.room.link
+            if isinstance(live, SatelliteEventHandler) and live.host != self.host:
+                await self.write_error(f"serving {live.peer}", "busy")
+                return False
             _LOGGER.info("Listening for %s", self.peer)
             previous = await self.room.listen(self)
             if isinstance(previous, SatelliteEventHandler):
@@ -82,7 +134,7 @@ class SatelliteEventHandler(EventHandler):
             return True
 
         if Transcript.is_type(event.type):
-            _LOGGER.info("Transcript: %s", event.data.get("text"))
+            _LOGGER.debug("Transcript: %s", event.data.get("text"))
             await self.room.stop_streaming()
             return True
 

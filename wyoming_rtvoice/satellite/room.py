@@ -3,9 +3,10 @@
 A `Room` listens for one `Link` at a time (Home Assistant's connection, or
 the stack's pipeline in direct mode). Before the wake word nothing leaves
 the satellite; after it the microphone streams to the link until the link
-says the speech ended. Replies arriving from the link are played by their
-own task; a reply that is interrupted (the user speaks over it) is stopped
-at once and the rest of it is dropped.
+says the speech ended, and never longer than `max_turn_s` whatever the link
+says. Replies arriving from the link are played by their own task; a reply
+that is interrupted (the user speaks over it) is stopped at once and the
+rest of it is dropped, and so is anything past `MAX_REPLY_S` of audio.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -30,7 +30,11 @@ _LOGGER = logging.getLogger(__name__)
 
 PREROLL_S = 0.5  # sent first when a barge-in starts a turn: the VAD hears late
 NO_SPEECH_S = 8.0  # a turn with no speech this long after the wake word ends
-MAX_SPEECH_S = 30.0  # longest a user may speak in one turn
+MAX_TURN_S = 30.0  # longest the microphone streams for one turn's speech
+# Longest reply played (a 300-token LLM answer is ~2 min of speech); in direct
+# mode the microphone streams through it, so a turn lasts at most
+# max_turn_s + MAX_REPLY_S.
+MAX_REPLY_S = 180.0
 RETRY_S = 1.0
 
 
@@ -56,6 +60,7 @@ class RoomSettings:
     wake: Callable[[], Awaitable[Wake]]
     barge_in: str  # "vad", "wake" or "off"
     vad_threshold: float = 0.5
+    max_turn_s: float = MAX_TURN_S
 
 
 class Room:
@@ -66,9 +71,11 @@ class Room:
         self.link: Link | None = None
         self._listener: asyncio.Task[None] | None = None
         self._streaming = False
+        self._turn_started = 0.0
         self._deadline = 0.0
         self._playback: Playback | None = None
         self._converter: AudioChunkConverter | None = None
+        self._reply_left = 0  # bytes of the current reply still played
         self._recent: deque[bytes] = deque(maxlen=round(PREROLL_S / MIC_CHUNK_S))
         self._onset = SpeechOnset(settings.vad_threshold)
         self._onset_heard: Playback | None = None  # the reply the VAD follows
@@ -150,7 +157,8 @@ class Room:
     ) -> None:
         self._begin_trace(f"wake word {wake_word}" if wake_word else "barge-in")
         self._streaming = True
-        self._deadline = time.monotonic() + NO_SPEECH_S
+        self._turn_started = time.monotonic()
+        self._deadline = self._turn_started + NO_SPEECH_S
         try:
             await link.start_turn(wake_word)
             for audio in list(self._recent) if preroll else []:
@@ -171,11 +179,14 @@ class Room:
     # -- what the link reports -------------------------------------------
 
     async def voice_started(self) -> None:
-        self._deadline = time.monotonic() + MAX_SPEECH_S
         if self._playback is not None and self.link and self.link.streams_while_playing:
             # The server heard the user speak over its reply: this is the next turn.
             await self._interrupt("barge-in (server)")
             self._begin_trace("barge-in (server)")
+            self._turn_started = time.monotonic()
+        # From the start of the turn, not from this event: a client repeating
+        # it cannot keep the microphone open.
+        self._deadline = self._turn_started + self.settings.max_turn_s
         self._mark("voice_started")
 
     def voice_stopped(self) -> None:
@@ -187,14 +198,27 @@ class Room:
             self.speaker.rate, self.speaker.width, self.speaker.channels
         )
         self._playback = Playback(self.speaker, self._played)
+        self._reply_left = round(MAX_REPLY_S * self.speaker.bytes_per_second)
         if self.link is not None and self.link.streams_while_playing:
-            self._deadline = math.inf  # the turn ends when the reply was played
+            # The turn ends when the reply was played, at the latest when the
+            # longest reply would have been.
+            self._deadline = self._turn_started + self.settings.max_turn_s
+            self._deadline += MAX_REPLY_S
         self._mark("reply_start")
 
     def reply_chunk(self, chunk: AudioChunk) -> None:
         if self._playback is None or self._converter is None:
             return  # the rest of an interrupted reply
-        self._playback.put(self._converter.convert(chunk).audio)
+        audio = self._converter.convert(chunk).audio
+        if len(audio) > self._reply_left:
+            _LOGGER.warning("Reply over %.0f s: the rest is dropped", MAX_REPLY_S)
+            self._note("reply cut")
+            self._playback.put(audio[: self._reply_left])
+            self._playback.end()
+            self._converter = None
+            return
+        self._reply_left -= len(audio)
+        self._playback.put(audio)
 
     def reply_stop(self) -> None:
         if self._playback is not None:

@@ -1,0 +1,95 @@
+"""The documentation: the README stays short and links every page, links
+resolve, the configuration reference is what the parsers say, and the
+figures at the top of the README are measured ones."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import re
+from pathlib import Path
+from types import ModuleType
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs"
+README = REPO / "README.md"
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def load_script(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+REFERENCE = load_script(REPO / "script" / "config_reference.py")
+
+
+def pages() -> list[Path]:
+    return [README, *sorted(DOCS.glob("*.md"))]
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    text = re.sub(
+        r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.M | re.S
+    )
+    return {slug(h) for h in re.findall(r"^#+ (.*)$", text, re.M)}
+
+
+def test_configuration_reference_is_generated_from_the_parsers() -> None:
+    committed = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    assert committed == REFERENCE.render(), "docs/configuration.md: run script/docs"
+
+
+def test_configuration_reference_has_every_flag_of_every_command() -> None:
+    reference = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    commands = REFERENCE.subcommands(REFERENCE.build_parser())
+    assert {"tts", "asr", "wake", "handle", "stack", "converse"} <= set(commands)
+    for name, parser in commands.items():
+        section = reference.split(f"\n## {name}\n", 1)[1].split("\n## ", 1)[0]
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            for option in action.option_strings:
+                assert f"`{option}`" in section, f"{name} {option}"
+
+
+def test_readme_is_short_and_links_every_page() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) < 250
+    linked = {target.split("#")[0] for target in LINK.findall(text)}
+    for page in DOCS.glob("*.md"):
+        assert f"docs/{page.name}" in linked, f"README does not link {page.name}"
+
+
+def test_every_relative_link_and_anchor_resolves() -> None:
+    for page in pages():
+        for target in LINK.findall(page.read_text(encoding="utf-8")):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            assert linked.exists(), f"{page.name}: {target}"
+            if anchor and linked.suffix == ".md":
+                assert anchor in anchors(linked), f"{page.name}: {target}"
+
+
+def test_readme_top_figures_are_the_benchmarks_figures() -> None:
+    text = README.read_text(encoding="utf-8")
+    top = text[: text.index("## Quick start")]
+    figures = re.findall(r"\d+\.\d+ / \d+\.\d+", top)
+    assert len(figures) >= 6
+    benchmarks = (DOCS / "benchmarks.md").read_text(encoding="utf-8")
+    for figure in figures:
+        assert figure in benchmarks, f"{figure} is not a measured figure"
+    waterfall = (DOCS / "images" / "waterfall.svg").read_text(encoding="utf-8")
+    for figure in re.findall(r"first audio at (\d+\.\d) ms", waterfall):
+        assert figure in benchmarks, f"the waterfall's {figure} ms is not measured"
