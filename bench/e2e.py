@@ -3,11 +3,11 @@
 Spoken commands and questions (our own TTS, three speeds, light noise, 0.8 s
 of silence after the speech, about what a client's VAD waits before
 `audio-stop`) are fed at real-time pace, in one run, to:
-  (a) the pipeline, turn ended by its own VAD: at the first silent frame
-      when the decode started there is a device command, else after 0.2 s
-      of silence (as in use);
-  (b) the same with the final decode and the end after 0.2 s of silence
-      always (what (a) gains by ending early on commands);
+  (a) the pipeline, turn ended by the shared end-of-turn rule: at the
+      first silent frame when the decode started there is a device
+      command, else after its silence (as in use);
+  (b) the same rule with commands waiting the silence too (what (a) gains
+      by ending early on commands);
   (c) the pipeline, turn ended by the client's `audio-stop` (end of clip);
   (d) the usual chain with the same models: after `audio-stop`, plain
       faster-whisper `transcribe()`, then matching, then Piper on the whole
@@ -31,10 +31,10 @@ from piper import PiperVoice
 
 from bench.fake_llm import FakeLlm
 from bench.speech import SPEEDS, Spoken, speak, summary_ms
-from wyoming_rtvoice.asr.session import AsrSettings
 from wyoming_rtvoice.audio import RATE_16K, WIDTH, to_float
-from wyoming_rtvoice.converse import CHUNK_MS
-from wyoming_rtvoice.pipeline import AudioSource, Pipeline
+from wyoming_rtvoice.converse import CHUNK_MS, ConverseConfig, load
+from wyoming_rtvoice.pipeline import AudioSource, Engines, Pipeline
+from wyoming_rtvoice.turn import Ending
 
 COMMANDS = [
     "Turn on the kitchen lights.",
@@ -49,20 +49,23 @@ FIRST_TOKEN_S = 0.3
 ANSWER = "Here is a short answer. It has two sentences."
 
 
-# name: (VAD ends the turn, a command ends it at the first silent frame, ASR)
-PIPELINE_PATHS = {
-    "pipeline, VAD ends turn": (
-        True,
-        True,
-        AsrSettings(end_silence_s=0.2, final_decode_silence_s=0.0),
-    ),
-    "pipeline, VAD after 0.2 s silence": (True, False, AsrSettings(end_silence_s=0.2)),
-    "pipeline, audio-stop ends turn": (
-        False,
-        False,
-        AsrSettings(end_silence_s=0.2, final_decode_silence_s=0.0),
-    ),
-}
+PATHS = (
+    "pipeline, rule ends turn",
+    "pipeline, commands wait the silence",
+    "pipeline, audio-stop ends turn",
+)
+
+
+def pipeline_for(engines: Engines, name: str) -> Pipeline:
+    house = engines.responder.house
+
+    async def no_early_end(text: str) -> Ending:
+        ending = await house.ending(text)
+        return Ending.OTHER if ending is Ending.COMMAND else ending
+
+    if name == PATHS[1]:
+        return Pipeline(engines, classify=no_early_end)
+    return Pipeline(engines, end_at_speech_end=name != PATHS[2])
 
 
 @dataclass
@@ -76,8 +79,8 @@ class Measured:
     right: int = 0  # turns whose answer is the one the text deserves
 
 
-def expected(pipeline: Pipeline, spoken: Spoken) -> str:
-    match = pipeline.matcher.match(spoken.text)
+def expected(engines: Engines, spoken: Spoken) -> str:
+    match = engines.responder.house.snapshot.matcher.match(spoken.text)
     return match.response if match is not None else ANSWER
 
 
@@ -91,12 +94,14 @@ async def paced(spoken: Spoken, started: float, source: AudioSource) -> None:
     source.end()
 
 
-async def run_pipeline(pipeline: Pipeline, spoken: Spoken, path: Measured) -> None:
+async def run_pipeline(engines: Engines, spoken: Spoken, path: Measured) -> None:
+    pipeline = pipeline_for(engines, path.name)
     started = time.monotonic()
     source = AudioSource()
     feeding = asyncio.create_task(paced(spoken, started, source))
     turn = await pipeline.run(source)
     await feeding
+    await pipeline.close()
     speech_end = started + spoken.speech_end_s
     marks = turn.trace.marks
     path.speech_end_ms.append((marks["first_audio"] - speech_end) * 1000)
@@ -104,12 +109,14 @@ async def run_pipeline(pipeline: Pipeline, spoken: Spoken, path: Measured) -> No
     path.answer_ms.append((marks["answer_audio"] - marks["audio_stop"]) * 1000)
     for stage in turn.trace.over_budget():
         path.over_budget[stage] = path.over_budget.get(stage, 0) + 1
-    path.early += "turn ended early: a device command" in turn.trace.notes
-    path.right += bool(turn.transcript) and turn.answer == expected(pipeline, spoken)
+    path.early += any(
+        note.startswith("turn over: command") for note in turn.trace.notes
+    )
+    path.right += bool(turn.transcript) and turn.answer == expected(engines, spoken)
 
 
 async def run_usual(
-    pipeline: Pipeline, piper: PiperVoice, spoken: Spoken, path: Measured
+    engines: Engines, piper: PiperVoice, spoken: Spoken, path: Measured
 ) -> None:
     started = time.monotonic()
     await paced(spoken, started, AudioSource())
@@ -117,67 +124,66 @@ async def run_usual(
     loop = asyncio.get_running_loop()
 
     def transcribe() -> str:
-        segments, _ = pipeline.whisper.model.transcribe(
+        segments, _ = engines.decoder.model.transcribe(  # type: ignore[attr-defined]
             to_float(spoken.audio), beam_size=1
         )
         return " ".join(segment.text for segment in segments).strip()
 
     text = await loop.run_in_executor(None, transcribe)
-    match = pipeline.matcher.match(text)
+    match = engines.responder.house.snapshot.matcher.match(text)
+    llm = engines.responder.llm
     if match is not None:
         reply = match.response
     else:  # the whole answer first, then the whole synthesis
-        assert pipeline.llm is not None
-        reply = "".join([delta async for delta in pipeline.llm.stream("usual", text)])
+        assert llm is not None
+        reply = "".join([delta async for delta in llm.stream("usual", text)])
     await loop.run_in_executor(None, lambda: list(piper.synthesize(reply)))
     first_audio = time.monotonic()
     path.speech_end_ms.append((first_audio - (started + spoken.speech_end_s)) * 1000)
     path.audio_stop_ms.append((first_audio - audio_stop) * 1000)
     path.answer_ms.append((first_audio - audio_stop) * 1000)
-    path.right += reply == expected(pipeline, spoken)
+    path.right += reply == expected(engines, spoken)
 
 
 async def bench(rounds: int, pipeline_argv: list[str]) -> None:
-    from wyoming_rtvoice.converse import add_pipeline_arguments, load_pipeline
+    from wyoming_rtvoice.tts.voice import resolve_voice
 
     fake = FakeLlm(answer=ANSWER)
     fake.first_token_s, fake.token_s = FIRST_TOKEN_S, 0.02
     fake.start_in_thread()
     os.environ["ANTHROPIC_API_KEY"] = "sk-bench"
     parser = argparse.ArgumentParser()
-    add_pipeline_arguments(parser)
-    args = parser.parse_args(
-        ["--llm-model", "fake", "--anthropic-base-url", fake.url, *pipeline_argv]
+    ConverseConfig.add_arguments(parser)
+    config = ConverseConfig.from_args(
+        parser.parse_args(
+            ["-", "--llm-model", "fake", "--anthropic-base-url", fake.url]
+            + pipeline_argv
+        )
     )
-    pipeline = await load_pipeline(args)
-    from wyoming_rtvoice.tts.voice import resolve_voice
-
-    piper = PiperVoice.load(resolve_voice(args.voice))
+    engines, _ = await load(config)
+    piper = PiperVoice.load(resolve_voice(config.tts.voice))
     list(piper.synthesize("Warm up."))
     kinds = {"command": COMMANDS, "question": QUESTIONS}
     paths = {
         (kind, name): Measured(name)
         for kind in kinds
-        for name in (*PIPELINE_PATHS, "usual chain")
+        for name in (*PATHS, "usual chain")
     }
     for _ in range(rounds):
         for kind, texts in kinds.items():
             for index, (text, speed) in enumerate(itertools.product(texts, SPEEDS)):
                 spoken = speak(text, length_scale=speed, seed=index)
-                for name, (at_speech_end, on_command, asr) in PIPELINE_PATHS.items():
-                    pipeline.end_at_speech_end = at_speech_end
-                    pipeline.end_on_command = on_command
-                    pipeline.asr_settings = asr
-                    await run_pipeline(pipeline, spoken, paths[(kind, name)])
-                await run_usual(pipeline, piper, spoken, paths[(kind, "usual chain")])
+                for name in PATHS:
+                    await run_pipeline(engines, spoken, paths[(kind, name)])
+                await run_usual(engines, piper, spoken, paths[(kind, "usual chain")])
     fake.stop_thread()
     print(
         f"End to end: {len(COMMANDS)} commands and {len(QUESTIONS)} questions x "
         f"{len(SPEEDS)} speeds x {rounds} round(s), real-time pace, 0.8 s of silence "
         f"before audio-stop; fake LLM first token at {FIRST_TOKEN_S * 1000:.0f} ms"
     )
-    budgets = ", ".join(f"{k} {v:.0f}" for k, v in pipeline.budgets_ms.items())
-    print(f"  budgets (ms): {budgets}")
+    budgets = ", ".join(f"{k} {v:.0f}" for k, v in config.budgets.as_dict().items())
+    print(f"  budgets (ms): {budgets}; end of turn: {config.rule}")
     for (kind, _), path in paths.items():
         count = len(path.speech_end_ms)
         print(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
+import functools
 import logging
 import random
 import sys
@@ -88,21 +88,27 @@ class Failures(logging.Handler):
         self.records.append(record)
 
 
+def bind(factory: Any, limits: Any, reader: Any, writer: Any) -> Any:
+    return factory(reader, writer, limits)
+
+
 async def load_factories() -> dict[str, Any]:
     """Each service's handler factory, with its real models."""
-    from wyoming_rtvoice.__main__ import build_parser
+    from wyoming_rtvoice.__main__ import build_parser, load_service
+    from wyoming_rtvoice.reader import Limits
     from wyoming_rtvoice.trace import Metrics
 
     factories = {}
+    limits = Limits(idle_timeout_s=5.0, frame_timeout_s=1.0)
     for name in SERVICES:
         args = build_parser().parse_args([name, "--uri", "tcp://127.0.0.1:1"])
-        module = importlib.import_module(f"wyoming_rtvoice.{name}")
-        factories[name] = (await module.load(args, Metrics())).handler_factory
+        service, _ = await load_service(args, Metrics())
+        factories[name] = functools.partial(bind, service.handler_factory, limits)
     return factories
 
 
 async def one_input(factories: dict[str, Any], data: bytes) -> None:
-    from wyoming_rtvoice.server import Limits, ProtocolError, read_event
+    from wyoming_rtvoice.reader import Limits, ProtocolError, read_event
 
     if not data:
         return
@@ -110,7 +116,6 @@ async def one_input(factories: dict[str, Any], data: bytes) -> None:
     reader = asyncio.StreamReader(limit=64 * 1024)
     sink = Sink()
     handler: EventHandler = factories[name](reader, cast(asyncio.StreamWriter, sink))
-    handler.limits = Limits(idle_timeout_s=5.0, frame_timeout_s=1.0)
     running = asyncio.create_task(handler.run())
     reader.feed_data(data[1:])
     await asyncio.sleep(0.01)  # let it work on the input before the client leaves

@@ -34,7 +34,7 @@ from bench.wake_material import (
 )
 from bench.wake_material import SPEEDS as SPEED_GROUPS
 from bench.wake_material import WAKE_TEXTS, Material, other_speech, wake_phrases
-from wyoming_rtvoice.wake import add_arguments, tuned
+from wyoming_rtvoice.wake import WakeConfig
 from wyoming_rtvoice.wake.engines import (
     ENGINES,
     Listener,
@@ -144,9 +144,9 @@ def rate(fired: list[int], material: Material) -> str:
 def current(model: WakeModel) -> tuple[WakeModel, int]:
     """The model as the service runs it with its default flags."""
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    defaults = parser.parse_args([])
-    now = tuned(model, defaults.second_opinion)
+    WakeConfig.add_arguments(parser)
+    defaults = WakeConfig.from_args(parser.parse_args([]))
+    now = defaults.tuned(model)
     if defaults.threshold is not None:
         now = replace(now, cutoff=defaults.threshold)
     return now, defaults.trigger_level

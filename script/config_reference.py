@@ -49,6 +49,12 @@ ENVIRONMENT_VARIABLES = [
         "`--hass-url`",
         "a long-lived access token (or `--hass-token-file`)",
     ),
+    (
+        "RTVOICE_PIPELINE_TOKEN",
+        "stack",
+        "the token satellites send to the pipeline endpoint "
+        "(or `--pipeline-token-file`)",
+    ),
 ]
 ENVIRONMENT = "\n".join(
     [

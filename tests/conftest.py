@@ -14,6 +14,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+# The stand-in models' fixtures (imported by name: tests_ha imports this
+# module in Home Assistant's environment, which cannot load them).
+pytest_plugins = ["tests.fakes"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Services started without --state-dir keep their state out of $HOME."""
+    previous = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if previous is None:
+        del os.environ["XDG_STATE_HOME"]
+    else:
+        os.environ["XDG_STATE_HOME"] = previous
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -50,10 +68,12 @@ def start_service(
     ready when it answers ping; stopped with SIGTERM, which must exit 0."""
     port = free_port()
     log_path = log_dir / f"{service}-{port}.log"
+    state_dir = log_dir / f"state-{service}-{port}"  # nothing kept between tests
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "wyoming_rtvoice", service]
-            + ["--uri", f"tcp://127.0.0.1:{port}", *args],
+            + ["--uri", f"tcp://127.0.0.1:{port}", "--state-dir", str(state_dir)]
+            + list(args),
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,

@@ -20,6 +20,7 @@ from bench.speech import Spoken, speak, stream_audio
 from bench.wer import normalize, word_errors
 from wyoming_rtvoice.asr.session import stable_prefix
 from wyoming_rtvoice.asr.whisper import trim_repetition, window_samples
+from wyoming_rtvoice.converse import DEMO_HOUSE
 
 from .conftest import RunningService, free_port, start_service
 from .test_tts import cpu_seconds
@@ -40,6 +41,8 @@ def asr(
         "asr",
         "--max-seconds",
         "8",
+        "--entities",
+        str(DEMO_HOUSE),
         "--http-uri",
         f"http://127.0.0.1:{http_port}",
         log_dir=tmp_path_factory.mktemp("asr"),
@@ -108,11 +111,16 @@ async def test_spoken_command_gives_the_right_words(
     assert words(text)[-2:] == words(transcript_of(events))[-2:]
 
 
-async def test_non_streaming_client_gets_just_the_transcript(
+async def test_a_clip_sent_at_once_is_framed_as_a_stream(
     asr: RunningService,
 ) -> None:
     events = await transcribe(asr.port, speak("Open the garage door."))
-    assert [e.type for e in events] == ["transcript"]
+    assert [e.type for e in events] == [
+        "transcript-start",
+        "transcript-chunk",
+        "transcript",
+        "transcript-stop",
+    ]
 
 
 async def test_partials_arrive_before_audio_stop_at_real_time_pace(
@@ -199,10 +207,14 @@ async def test_chunk_before_start_and_odd_buffer_are_errors(
 
 
 async def test_stream_over_the_cap_is_cut_and_transcribed(asr: RunningService) -> None:
-    spoken = speak("What is the capital of France?")
-    long_audio = spoken.audio + np.zeros(16000 * 10, dtype=np.int16).tobytes()
-    events = await transcribe(asr.port, Spoken("", long_audio, 0.0))
-    assert words(transcript_of(events)) == words("What is the capital of France?")
+    # One long sentence, longer than --max-seconds 8 without a pause.
+    text = (
+        "the quick brown fox jumps over the lazy dog and runs around the big old "
+        "barn until the sun goes down behind the hills and the farmer calls him "
+        "home for his supper and a long night of rest"
+    )
+    events = await transcribe(asr.port, Spoken("", speak(text).audio, 0.0))
+    assert words(transcript_of(events))[:4] == words(text)[:4]
     assert "the rest is ignored" in asr.log
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import json
 import os
 import subprocess
@@ -34,8 +33,10 @@ from wyoming.tts import Synthesize
 from bench.fake_llm import FakeLlm
 from bench.soak import cpu_s, fds, gauges, rss_mb, settle
 from bench.speech import speak, stream_audio
-from wyoming_rtvoice.__main__ import build_parser
+from wyoming_rtvoice.__main__ import build_parser, load_service
 from wyoming_rtvoice.audio import MONO, RATE_16K, WIDTH, write_wav
+from wyoming_rtvoice.models import Models
+from wyoming_rtvoice.reader import Limits
 from wyoming_rtvoice.server import Server
 from wyoming_rtvoice.trace import Metrics
 
@@ -212,7 +213,9 @@ async def test_disconnect_mid_work_cancels_it(
         cpu_after = cpu_s(pid)
         await asyncio.sleep(0.5)
         cpu_idle = cpu_s(pid) - cpu_after
-        assert fds(pid) == fds_before
+        # None left open (fewer is fine: a pooled connection, onnxruntime's
+        # own database files, close in their own time).
+        assert fds(pid) <= fds_before
         idle_after = await idle(pid)
     print(
         f"{name}: cancelled in {elapsed * 1000:.1f} ms; "
@@ -265,13 +268,15 @@ async def test_cycles_keep_memory_tasks_and_fds_flat(
 async def in_process() -> AsyncIterator[Callable[..., Coroutine[Any, Any, Server]]]:
     """Start a service in this process with its real `load()`."""
     servers: list[Server] = []
+    loaded: list[Models] = []
 
     async def start(name: str, *argv: str) -> Server:
         uri = f"tcp://127.0.0.1:{free_port()}"
         args = build_parser().parse_args([name, "--uri", uri, *argv])
-        module = importlib.import_module(f"wyoming_rtvoice.{name}")
-        service = await module.load(args, Metrics())
-        server = Server(uri, service.handler_factory)
+        service, models = await load_service(args, Metrics())
+        loaded.append(models)
+        limits = Limits()
+        server = Server(uri, lambda r, w: service.handler_factory(r, w, limits), limits)
         await server.start()
         servers.append(server)
         return server
@@ -279,6 +284,8 @@ async def in_process() -> AsyncIterator[Callable[..., Coroutine[Any, Any, Server
     yield start
     for server in servers:
         await server.stop()
+    for models in loaded:
+        await models.close()
 
 
 async def collect(client: AsyncTcpClient, last: str) -> list[Event]:
@@ -405,7 +412,9 @@ def test_parser_has_the_limits_of_every_service() -> None:
         args = parser.parse_args([name, *rest])
         assert isinstance(args, argparse.Namespace)
         assert args.max_connections > 0 and args.max_payload_bytes > 0
-        assert args.idle_timeout > 0
+        assert args.max_connections_per_client > 0
+        # Home Assistant holds a satellite's connection with pings only.
+        assert args.idle_timeout > 0 or name == "satellite"
     assert parser.parse_args(["asr"]).max_seconds == 30
     assert parser.parse_args(["wake"]).max_seconds == 3600
 

@@ -46,7 +46,7 @@ from wyoming.wake import Detect
 from bench.fake_llm import FakeLlm
 from bench.speech import speak, stream_audio
 from wyoming_rtvoice.audio import RATE_16K, WIDTH, write_wav
-from wyoming_rtvoice.server import Limits, ProtocolError, read_event
+from wyoming_rtvoice.reader import Limits, ProtocolError, read_event
 
 from .conftest import free_port, start_service
 

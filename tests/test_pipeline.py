@@ -1,101 +1,97 @@
-"""The in-process pipeline on the real models: early end on commands, budgets
-and their fallbacks, barge-in. Audio is fed at real-time pace."""
+"""The turn's behaviour on the in-process pipeline, with stand-in models
+(tests/fakes.py), the real matcher and the real `anthropic` SDK against the
+fake Messages API: milliseconds a test, no timing assumptions but the LLM's
+deliberately late first token."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from wyoming.event import Event
 
 from bench.fake_llm import FakeLlm
-from bench.speech import speak
-from wyoming_rtvoice.converse import (
-    add_pipeline_arguments,
-    close_pipeline,
-    load_pipeline,
-    realtime_chunks,
-)
-from wyoming_rtvoice.handle.handler import LLM_DOWN
 from wyoming_rtvoice.handle.llm import Llm, LlmSettings
+from wyoming_rtvoice.handle.matcher import Matcher
+from wyoming_rtvoice.handle.responder import ACK, LLM_DOWN, AckPolicy, Responder
 from wyoming_rtvoice.hass import HomeAssistant
 from wyoming_rtvoice.pipeline import (
-    ACK,
-    APOLOGY,
     HASS_DOWN,
+    NOT_FROM_HERE,
     AudioSource,
+    Engines,
     Pipeline,
     Turn,
 )
+from wyoming_rtvoice.state import HouseStore, Snapshot
+from wyoming_rtvoice.tts.speaker import APOLOGY, Speaker
+from wyoming_rtvoice.turn import TurnRule
 
 from .conftest import free_port
-
-LONG_ANSWER = (
-    "The moon is about three hundred and eighty four thousand kilometres away. "
-    "Light from it takes a little over a second to reach us. "
-    "It is slowly drifting away, about four centimetres every year."
+from .fakes import (
+    FakeDecoder,
+    FakeFrames,
+    FakeVoice,
+    chunks,
+    silence,
+    speech,
 )
 
-
-@pytest.fixture(scope="module")
-def fake_llm() -> Iterator[FakeLlm]:
-    fake = FakeLlm(answer=LONG_ANSWER, first_token_s=0.05, token_s=0.02)
-    fake.start_in_thread()
-    yield fake
-    fake.stop_thread()
-
-
-@pytest.fixture(scope="module")
-def loaded() -> Pipeline:
-    """The models, loaded once for the module."""
-    parser = argparse.ArgumentParser()
-    add_pipeline_arguments(parser)
-    return asyncio.run(load_pipeline(parser.parse_args([])))
+ANSWER = "The moon is far away. About a second at the speed of light."
 
 
 @pytest.fixture
-async def pipeline(loaded: Pipeline, fake_llm: FakeLlm) -> AsyncIterator[Pipeline]:
-    """A fresh pipeline (as each connection gets) on the loaded models."""
-    fake_llm.first_token_s, fake_llm.token_s, fake_llm.failure = 0.05, 0.02, "none"
+async def engines(demo_matcher: Matcher, fake_llm: FakeLlm) -> AsyncIterator[Engines]:
+    fake_llm.answer = ANSWER
+    fake_llm.first_token_s, fake_llm.token_s, fake_llm.failure = 0.0, 0.0, "none"
     llm = Llm("sk-pipeline-test", fake_llm.url, LlmSettings())
-    fresh = Pipeline(
-        loaded.whisper, loaded.voice, loaded.matcher, llm, phrases=loaded.phrases
-    )
-    await fresh.warm()  # as at start-up: the phrases are there, the LLM warms
-    yield fresh
-    await close_pipeline(fresh)
+    house = HouseStore(Snapshot(demo_matcher), None)
+    responder = Responder(house, llm, AckPolicy(ack_after_s=0.3))
+    made = Engines(FakeDecoder(), Speaker(FakeVoice()), responder)
+    await made.warm()
+    yield made
+    await llm.close()
+    house.close()
+
+
+def said(engines: Engines, sentence: str) -> FakeDecoder:
+    assert isinstance(engines.decoder, FakeDecoder)
+    engines.decoder.sentence = sentence
+    return engines.decoder
 
 
 async def run_turn(
-    pipeline: Pipeline, text: str, after: bytes = b"", tail_s: float = 0.8
-) -> tuple[list[Event], float, Turn]:
-    """One turn of `text` (then `after`) at real-time pace; the events, the
-    moment the speech ended and the turn."""
-    spoken = speak(text, tail_s=tail_s)
+    engines: Engines, audio: bytes, pipeline: Pipeline | None = None
+) -> tuple[list[Event], Turn]:
+    """One turn of `audio`, all of it queued at once (the pipeline's rules go
+    by audio time, not wall time); the events and the turn."""
+    pipeline = pipeline or Pipeline(engines, frames=FakeFrames)
     source = AudioSource()
-    started = time.monotonic()
-    feeding = asyncio.create_task(realtime_chunks(spoken.audio + after, source))
+    for chunk in chunks(audio):
+        source.put(chunk)
+    source.end()
     events: list[Event] = []
 
     async def sink(event: Event) -> None:
         events.append(event)
 
-    turn = await asyncio.wait_for(pipeline.run(source, sink=sink), 60)
-    feeding.cancel()
-    return events, started + spoken.speech_end_s, turn
+    turn = await asyncio.wait_for(pipeline.run(source, sink=sink), 10)
+    await pipeline.close()
+    return events, turn
 
 
 def types(events: list[Event]) -> list[str]:
     return [event.type for event in events if event.type != "audio-chunk"]
 
 
-async def test_a_command_ends_the_turn_and_is_answered_in_order(
-    pipeline: Pipeline,
-) -> None:
-    events, _, turn = await run_turn(pipeline, "Turn off the bedroom fan.", tail_s=3)
+def notes(turn: Turn) -> str:
+    return "; ".join(turn.trace.notes)
+
+
+async def test_a_command_ends_at_the_first_silent_frame(engines: Engines) -> None:
+    said(engines, "turn off the bedroom fan")
+    events, turn = await run_turn(engines, speech(5) + silence(3))
     assert types(events) == [
         "voice-started",
         "voice-stopped",
@@ -106,84 +102,151 @@ async def test_a_command_ends_the_turn_and_is_answered_in_order(
     ]
     intent = next(event for event in events if event.type == "intent")
     assert intent.data["name"] == "HassTurnOff"
-    assert "fan" in intent.data["text"]
-    assert sum(1 for event in events if event.type == "audio-chunk") > 5
-    # Ended by the VAD, not by the source running out (3 s of silence).
-    notes = turn.trace.notes
-    assert any(note.startswith("turn ended") for note in notes), turn.trace.waterfall()
+    assert intent.data["entities"] == [{"name": "name", "value": "Bedroom Fan"}]
+    assert "turn over: command after 32 ms of silence" in notes(turn)
     assert "not executed" in turn.executed
 
 
-async def test_a_late_first_token_is_acknowledged_within_budget(
-    pipeline: Pipeline, fake_llm: FakeLlm
+async def test_other_speech_waits_for_its_silence(engines: Engines) -> None:
+    said(engines, "how far away is the moon")
+    _, short = await run_turn(engines, speech(6) + silence(0.4))
+    assert "turn over" not in notes(short)  # the source ended first
+    _, turn = await run_turn(engines, speech(6) + silence(1))
+    assert "turn over: other after 512 ms of silence" in notes(turn)
+
+
+async def test_a_pause_mid_command_does_not_end_the_turn(engines: Engines) -> None:
+    said(engines, "turn on the kitchen lights")
+    audio = speech(3) + silence(0.6) + speech(2) + silence(2)
+    events, turn = await run_turn(engines, audio)
+    assert turn.transcript == "turn on the kitchen lights"
+    assert turn.intent is not None and turn.intent.slots == {"name": "Kitchen Lights"}
+    assert "speech resumed" in notes(turn)
+
+
+async def test_a_door_waits_for_the_silence_and_is_not_opened_from_here(
+    engines: Engines,
 ) -> None:
+    said(engines, "open the garage door")
+    hass = HomeAssistant(f"http://127.0.0.1:{free_port()}", "token")
+    guarded = Engines(engines.decoder, engines.speaker, engines.responder, hass)
+    _, turn = await run_turn(guarded, speech(4) + silence(2))
+    await hass.close()
+    assert "turn over: confirm after 512 ms of silence" in notes(turn)
+    assert turn.executed == "refused: needs a confirmation"
+    assert turn.answer == NOT_FROM_HERE
+
+
+async def test_a_late_first_token_is_acknowledged(
+    engines: Engines, fake_llm: FakeLlm
+) -> None:
+    said(engines, "how far away is the moon")
     fake_llm.first_token_s = 1.0
-    events, _, turn = await run_turn(pipeline, "How far away is the moon?")
-    trace = turn.trace
-    assert "llm over budget: acknowledged" in trace.notes
-    # "One moment." is heard before the first token, soon after the transcript.
-    assert trace.marks["first_audio"] < trace.marks["first_token"]
-    budget_s = (pipeline.budgets_ms["llm"] + pipeline.budgets_ms["tts"]) / 1000
-    assert trace.marks["first_audio"] - trace.marks["transcript"] < budget_s
-    handled = next(event for event in events if event.type == "handled")
-    assert handled.data["text"] == LONG_ANSWER
-    assert turn.audio[: len(pipeline.phrases[ACK])] == pipeline.phrases[ACK]
-
-
-async def test_an_unreachable_llm_is_a_spoken_apology(pipeline: Pipeline) -> None:
-    assert pipeline.llm is not None
-    await pipeline.llm.close()
-    pipeline.llm = Llm("sk-test", f"http://127.0.0.1:{free_port()}", LlmSettings())
-    events, _, turn = await run_turn(pipeline, "How far away is the moon?")
-    assert turn.answer == LLM_DOWN
-    assert bytes(turn.audio) == pipeline.phrases[LLM_DOWN]
-    trace = turn.trace
-    budget_s = (pipeline.budgets_ms["llm"] + pipeline.budgets_ms["tts"]) / 1000
-    assert trace.marks["first_audio"] - trace.marks["transcript"] < budget_s
+    events, turn = await run_turn(engines, speech(6) + silence(1))
+    assert "llm late: acknowledged" in notes(turn)
+    chunks_said = [e.data["text"] for e in events if e.type == "handled-chunk"]
+    assert chunks_said[0] == ACK + " "
+    assert "".join(chunks_said[1:]) == ANSWER
     assert types(events)[-3:] == ["handled-stop", "handled", "audio-stop"]
+    spoken = engines.speaker.voice.spoken  # type: ignore[attr-defined]
+    assert spoken.index(ACK) < spoken.index("The moon is far away.")
+    assert turn.trace.marks["first_audio"] < turn.trace.marks["first_token"]
 
 
-async def test_failing_synthesis_plays_the_rendered_apology(
-    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    async def broken(text: str) -> AsyncIterator[bytes]:
-        raise RuntimeError("onnxruntime failed")
-        yield b""  # an async generator, as Voice.stream is
+async def test_an_unreachable_llm_is_a_spoken_apology(engines: Engines) -> None:
+    said(engines, "how far away is the moon")
+    llm = Llm("sk-test", f"http://127.0.0.1:{free_port()}", LlmSettings())
+    responder = Responder(engines.responder.house, llm, engines.responder.policy)
+    broken = Engines(engines.decoder, engines.speaker, responder)
+    events, turn = await run_turn(broken, speech(6) + silence(1))
+    await llm.close()
+    assert turn.answer == LLM_DOWN
+    assert types(events)[-5:] == [
+        "handled-start",
+        "audio-start",
+        "handled-stop",
+        "not-handled",
+        "audio-stop",
+    ]
+    assert len(turn.audio) == 2 * 16 * len(LLM_DOWN)  # the rendered phrase
 
-    monkeypatch.setattr(pipeline.voice, "stream", broken)
-    events, _, turn = await run_turn(pipeline, "How far away is the moon?")
-    assert "tts failed: apology" in turn.trace.notes
-    assert bytes(turn.audio) == pipeline.phrases[APOLOGY]
-    marks = turn.trace.marks  # heard within the TTS budget of the first clause
-    tts_budget_s = pipeline.budgets_ms["tts"] / 1000
-    assert marks["first_audio"] - marks["first_clause"] < tts_budget_s
+
+async def test_failing_synthesis_plays_the_rendered_apology(engines: Engines) -> None:
+    said(engines, "how far away is the moon")
+    engines.speaker.voice.fail = True  # type: ignore[attr-defined]
+    events, turn = await run_turn(engines, speech(6) + silence(1))
+    assert "tts failed: apology" in notes(turn)
+    assert len(turn.audio) == 2 * 16 * len(APOLOGY)
     assert "handled" in types(events)
 
 
 async def test_home_assistant_unreachable_is_said_not_confirmed(
-    pipeline: Pipeline,
+    engines: Engines,
 ) -> None:
-    pipeline.hass = HomeAssistant(f"http://127.0.0.1:{free_port()}", "token")
-    _, _, turn = await run_turn(pipeline, "Turn off the bedroom fan.")
+    said(engines, "turn off the bedroom fan")
+    hass = HomeAssistant(f"http://127.0.0.1:{free_port()}", "token")
+    with_hass = Engines(engines.decoder, engines.speaker, engines.responder, hass)
+    _, turn = await run_turn(with_hass, speech(5) + silence(1))
+    await hass.close()
     assert turn.executed.startswith("Home Assistant unreachable")
     assert turn.answer == HASS_DOWN
-    assert bytes(turn.audio) == pipeline.phrases[HASS_DOWN]
 
 
-async def test_speech_over_the_reply_stops_it(
-    pipeline: Pipeline, fake_llm: FakeLlm
+async def test_speech_over_the_reply_stops_it_and_is_the_next_turn(
+    engines: Engines, fake_llm: FakeLlm
 ) -> None:
-    fake_llm.token_s = 0.1  # the answer is still coming when the user speaks
-    interruption = speak("Turn on the kitchen lights.", lead_s=0.6).audio
-    events, _, turn = await run_turn(
-        pipeline, "How far away is the moon?", interruption
+    said(engines, "how far away is the moon")
+    fake_llm.token_s = 0.05  # the answer is still coming when the user speaks
+    pipeline = Pipeline(engines, frames=FakeFrames)
+    source = AudioSource()
+    for chunk in chunks(speech(6) + silence(1)):
+        source.put(chunk)
+    events: list[Event] = []
+
+    async def sink(event: Event) -> None:
+        events.append(event)
+        if event.type == "audio-start":  # the user speaks over the reply
+            for chunk in chunks(speech(5)):
+                source.put(chunk)
+
+    turn = await asyncio.wait_for(pipeline.run(source, sink=sink), 10)
+    assert turn.interrupted and "barge-in: reply stopped" in notes(turn)
+    assert types(events)[-1] == "audio-stop" and "handled" not in types(events)
+    assert len(turn.answer) < len(ANSWER)
+    said(engines, "turn on the kitchen lights")
+    source.put(silence(1))
+    source.end()
+    nxt = await asyncio.wait_for(pipeline.run(source, sink=sink), 10)
+    await pipeline.close()
+    assert nxt.transcript == "turn on the kitchen lights"
+
+
+async def test_names_pushed_to_the_house_bias_the_decoder(engines: Engines) -> None:
+    decoder = said(engines, "turn on the living room lamp")
+    await engines.responder.house.replace(names=["Zanzibar"])
+    await run_turn(engines, speech(6) + silence(1))
+    assert decoder.prompts and all("Zanzibar" in str(p) for p in decoder.prompts)
+    assert all("Living Room Lamp" in str(p) for p in decoder.prompts)
+
+
+async def test_the_rule_is_configurable(engines: Engines) -> None:
+    said(engines, "how far away is the moon")
+    quick = Engines(
+        engines.decoder,
+        engines.speaker,
+        engines.responder,
+        rule=TurnRule(silence_s=0.2),
     )
-    assert turn.interrupted
-    assert "barge-in: reply stopped" in turn.trace.notes
-    assert types(events)[-1] == "audio-stop"
-    assert "handled" not in types(events)
-    # Stopped mid-answer, and while what was sent was still playing.
-    assert len(turn.answer) < len(LONG_ANSWER)
-    marks = turn.trace.marks
-    sent_s = len(turn.audio) / 2 / pipeline.voice.rate
-    assert marks["barge_in"] - marks["first_audio"] < sent_s
+    _, turn = await run_turn(quick, speech(6) + silence(0.4))
+    assert "turn over: other after 224 ms of silence" in notes(turn)
+
+
+async def test_speech_and_silence_in_turn_cannot_multiply_decodes(
+    engines: Engines,
+) -> None:
+    decoder = said(engines, "one two three four five six seven eight nine ten")
+    decoder.delay_s = 0.05
+    choppy = (speech(1) + silence(0.15)) * 30
+    await run_turn(engines, choppy, Pipeline(engines, False, frames=FakeFrames))
+    # 30 ends of speech; never more than one partial and two finals at once.
+    assert decoder.most_running <= 3

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp import ClientSession
@@ -12,23 +15,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
-from wyoming.event import Event
-from wyoming.info import Info
+from wyoming.event import Event, async_read_event, async_write_event
+from wyoming.info import Describe, Info
 from wyoming.ping import Ping
 
+from wyoming_rtvoice.converse import DEMO_HOUSE
 from wyoming_rtvoice.http import HttpApi
-from wyoming_rtvoice.server import (
-    EventHandler,
-    Limits,
-    ProtocolError,
-    Server,
-    read_event,
-)
+from wyoming_rtvoice.reader import Limits, ProtocolError, read_event
+from wyoming_rtvoice.server import EventHandler, Server
 from wyoming_rtvoice.trace import Metrics, Trace
 
 from .conftest import free_port
 
 TIMEOUT = 10
+INFO = {"service": "test", "id": "test", "ports": {}}
 
 
 class EchoHandler(EventHandler):
@@ -45,7 +45,7 @@ async def server() -> AsyncIterator[Server]:
     running = Server(
         f"tcp://127.0.0.1:{free_port()}",
         lambda r, w: EchoHandler(r, w, Info(), limits),
-        max_connections=limits.max_connections,
+        limits,
     )
     await running.start()
     yield running
@@ -154,8 +154,8 @@ async def test_lengths_are_checked_before_reading() -> None:
 
 def test_http_beyond_loopback_requires_a_token() -> None:
     with pytest.raises(ValueError, match="bearer token"):
-        HttpApi("http://0.0.0.0:10580", "test", Metrics())
-    HttpApi("http://127.0.0.1:10580", "test", Metrics())  # loopback: no token needed
+        HttpApi("http://0.0.0.0:10580", INFO, Metrics())
+    HttpApi("http://127.0.0.1:10580", INFO, Metrics())  # loopback: no token needed
 
 
 async def test_http_token_guards_everything_but_health() -> None:
@@ -166,7 +166,7 @@ async def test_http_token_guards_everything_but_health() -> None:
     trace.mark("b")
     trace.stage("tts", "a", "b")
     metrics.record(trace)
-    api = HttpApi(f"http://127.0.0.1:{port}", "test", metrics, token="s3cret")
+    api = HttpApi(f"http://127.0.0.1:{port}", INFO, metrics, token="s3cret")
     await api.start()
     base = f"http://127.0.0.1:{port}"
     try:
@@ -217,3 +217,42 @@ def test_stats_merge_services_and_time_first_audio_from_speech_end() -> None:
     assert stats["stages"]["tts"] == {"p50_ms": 50.0, "p95_ms": 60.0, "count": 3}
     assert stats["last_turn"]["service"] == "turn"
     assert abs(stats["last_turn"]["first_audio_ms"] - 300.0) < 0.01
+
+
+async def test_a_service_runs_over_stdio(tmp_path: Path) -> None:
+    """`--uri stdio://`: one client on the process's stdin and stdout, as the
+    reference Wyoming servers run under a supervisor; no port, no race."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wyoming_rtvoice",
+        "handle",
+        "--uri",
+        "stdio://",
+        "--http-uri",
+        "",
+        "--state-dir",
+        str(tmp_path),
+        "--entities",
+        str(DEMO_HOUSE),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"},
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        await async_write_event(Describe().event(), process.stdin)
+        info = await asyncio.wait_for(async_read_event(process.stdout), 120)
+        assert info is not None and info.type == "info"
+        transcript = Event("transcript", {"text": "turn on the kitchen lights"})
+        await async_write_event(transcript, process.stdin)
+        intent = await asyncio.wait_for(async_read_event(process.stdout), TIMEOUT)
+        assert intent is not None and intent.type == "intent"
+        assert intent.data["name"] == "HassTurnOn"
+        process.stdin.close()  # the one client leaves: the service ends
+        assert await asyncio.wait_for(process.wait(), TIMEOUT) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -29,7 +29,8 @@ from bench.fake_llm import FakeLlm
 from bench.speech import speak, stream_audio
 from wyoming_rtvoice.__main__ import build_parser
 from wyoming_rtvoice.audio import RATE_16K, write_wav
-from wyoming_rtvoice.http import HttpApi, _is_loopback
+from wyoming_rtvoice.config import is_loopback
+from wyoming_rtvoice.http import HttpApi
 from wyoming_rtvoice.stack import PORTS
 from wyoming_rtvoice.trace import Metrics
 
@@ -51,8 +52,8 @@ def test_http_api_is_on_loopback_by_default() -> None:
     for command, *rest in commands:
         uri = parser.parse_args([command, *rest]).http_uri
         if uri is not None:  # off unless given, or on loopback
-            api = HttpApi(uri, command, Metrics())
-            assert _is_loopback(api.host), (command, uri)
+            api = HttpApi(uri, {"service": command}, Metrics())
+            assert is_loopback(api.host), (command, uri)
 
 
 def test_refuses_to_listen_beyond_loopback_without_a_token(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -123,7 +124,8 @@ async def test_stats_and_info_as_json(stack: dict[str, int]) -> None:
     tts = stats["stages"]["tts"]
     assert tts["count"] >= 1 and 0 < tts["p50_ms"] <= tts["p95_ms"]
     assert info["ports"].items() >= {name: stack[name] for name in SERVICES}.items()
-    assert len(info["id"]) == 12 and info["version"]
+    assert re.fullmatch("[0-9a-f]{16}", info["id"]) and info["version"]
+    assert info["boot_id"] and info["boot_id"] != info["id"]
 
 
 async def test_http_api_is_advertised_with_ports(stack: dict[str, int]) -> None:
@@ -154,7 +156,7 @@ async def test_http_api_is_advertised_with_ports(stack: dict[str, int]) -> None:
     assert {name: int(properties[name]) for name in SERVICES} == {
         name: stack[name] for name in SERVICES
     }
-    assert properties["version"] and len(properties["id"]) == 12
+    assert properties["version"] and len(properties["id"]) == 16
 
 
 async def test_every_service_is_advertised(stack: dict[str, int]) -> None:

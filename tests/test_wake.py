@@ -17,7 +17,7 @@ from wyoming.info import Describe, Info
 from wyoming.wake import Detect
 
 from bench.speech import SPEEDS, Spoken, pink_noise, speak, stream_audio, with_noise
-from wyoming_rtvoice.wake import tuned
+from wyoming_rtvoice.wake import WakeConfig
 from wyoming_rtvoice.wake.engines import Listener, Stream, find_model
 
 from .conftest import RunningService, start_service
@@ -250,7 +250,7 @@ def test_second_opinion_finds_the_phrase_in_fan_noise() -> None:
     speech = np.frombuffer(spoken.audio, dtype=np.int16).astype(np.float32)
     noise = pink_noise(len(speech), np.random.default_rng(2))
     noisy = with_noise(speech, noise, 3.0).clip(-32768, 32767).astype(np.int16)
-    model = tuned(find_model("micro", "okay_nabu"), second_opinion=True)
+    model = WakeConfig(second_opinion=True).tuned(find_model("micro", "okay_nabu"))
     assert model.second_opinion is not None
     alone = replace(model, second_opinion=None)
     assert chunked(Stream([alone], None, 1, 2.0), noisy.tobytes()) == []

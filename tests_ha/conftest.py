@@ -95,11 +95,21 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def state_dir(self) -> Path:
+        """Its own state (id, house), kept across its restarts."""
+        return self.log.with_suffix(".state")
+
     def start(self, startup_s: float = 180) -> None:
         offset = self.log.stat().st_size if self.log.exists() else 0
+        argv = self.argv
+        if "wyoming_rtvoice" in argv and argv[argv.index("wyoming_rtvoice") + 1] != (
+            "converse"
+        ):
+            argv = [*argv, f"--state-dir={self.state_dir}"]
         with open(self.log, "a", encoding="utf-8") as out:
             self.process = subprocess.Popen(
-                self.argv,
+                argv,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=REPO,  # bench/ (the fake LLM, spoken material) is not installed
@@ -292,6 +302,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_llm: str) -> Iterator[S
     argv = [PYTHON, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
     argv += [f"--{name}-port={port}" for name, port in stack.ports.items()]
     argv += [
+        f"--pipeline-port={free_port()}",
         f"--http-uri=http://127.0.0.1:{stack.http}",
         "--zeroconf",
         stack.zeroconf_name,

@@ -1,60 +1,202 @@
-"""`python -m wyoming_rtvoice <service> ...` and the `wyoming-rtvoice` command."""
+"""`python -m wyoming_rtvoice <command> ...` and the `wyoming-rtvoice` command."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import sys
-from functools import partial
-from types import ModuleType
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-from . import __version__, converse, stack
-from .cli import http_api, serve, setup_logging
+from . import __version__, asr, converse, handle, satellite, stack, tts, wake
+from .asr import AsrConfig
+from .config import ServerConfig, setup_logging
+from .converse import ConverseConfig
+from .handle import HandleConfig
+from .http import HttpApi
+from .models import Models, build
+from .satellite import SatelliteConfig
+from .service import Listener, Service, serve
+from .stack import StackConfig
+from .state import HouseConfig
 from .trace import Metrics
+from .tts import TtsConfig
+from .turn import TurnRule
+from .wake import WakeConfig
 
-# Each name is a subpackage with `add_arguments(parser)` and
-# `async load(args, metrics) -> Service`; `stack` runs them all in one process.
-SERVICES = {
-    "tts": "Text to speech (Piper), streaming audio while text arrives",
-    "asr": "Speech to text (faster-whisper), done when the user stops talking",
-    "wake": "Wake word detection (microWakeWord or openWakeWord), streaming",
-    "handle": "Device commands by intent matching, anything else by a streaming LLM",
-    "satellite": "Microphone and speaker for Home Assistant (or the pipeline directly)",
+Run = Callable[[argparse.Namespace], Awaitable[None]]
+Loaded = tuple[Service, Models]
+T = TypeVar("T")
+
+
+def _tts_arguments(parser: argparse.ArgumentParser) -> None:
+    ServerConfig.add_arguments(parser, tts.DEFAULT_URI)
+    TtsConfig.add_arguments(parser)
+
+
+async def _load_tts(args: argparse.Namespace, metrics: Metrics) -> Loaded:
+    config = TtsConfig.from_args(args)
+    models = await build(tts=config)
+    return tts.service(config, _loaded(models.speaker), metrics), models
+
+
+def _asr_arguments(parser: argparse.ArgumentParser) -> None:
+    ServerConfig.add_arguments(parser, asr.DEFAULT_URI)
+    AsrConfig.add_arguments(parser)
+    HouseConfig.add_arguments(parser)
+    TurnRule.add_arguments(parser)
+
+
+async def _load_asr(args: argparse.Namespace, metrics: Metrics) -> Loaded:
+    config = AsrConfig.from_args(args)
+    models = await build(
+        asr=config,
+        house=HouseConfig.from_args(args),
+        state_dir=ServerConfig.from_args(args).state_dir,
+    )
+    service = asr.service(
+        config,
+        _loaded(models.whisper),
+        _loaded(models.house),
+        TurnRule.from_args(args),
+        metrics,
+    )
+    return service, models
+
+
+def _wake_arguments(parser: argparse.ArgumentParser) -> None:
+    ServerConfig.add_arguments(parser, wake.DEFAULT_URI)
+    WakeConfig.add_arguments(parser)
+
+
+async def _load_wake(args: argparse.Namespace, metrics: Metrics) -> Loaded:
+    return wake.service(WakeConfig.from_args(args), metrics), Models()
+
+
+def _handle_arguments(parser: argparse.ArgumentParser) -> None:
+    ServerConfig.add_arguments(parser, handle.DEFAULT_URI, stack.HTTP_URI)
+    HandleConfig.add_arguments(parser)
+    HouseConfig.add_arguments(parser)
+
+
+async def _load_handle(args: argparse.Namespace, metrics: Metrics) -> Loaded:
+    config = HandleConfig.from_args(args)
+    models = await build(
+        house=HouseConfig.from_args(args),
+        handle=config,
+        state_dir=ServerConfig.from_args(args).state_dir,
+    )
+    return handle.service(config, _loaded(models.responder), metrics), models
+
+
+LOADERS = {
+    "tts": _load_tts,
+    "asr": _load_asr,
+    "wake": _load_wake,
+    "handle": _load_handle,
 }
-STACK_HELP = "All four services in one process, each on its default port"
-CONVERSE_HELP = "One turn from a WAV file through the pipeline, with its waterfall"
+
+
+async def load_service(args: argparse.Namespace, metrics: Metrics) -> Loaded:
+    """One service with its models, as its command serves it (tests and
+    measurements run services in process this way)."""
+    return await LOADERS[args.service](args, metrics)
+
+
+async def _serve_one(args: argparse.Namespace) -> None:
+    """Load a service and serve it alone until stopped."""
+    server = ServerConfig.from_args(args)
+    metrics = Metrics()
+    models = Models()
+    try:
+        service, models = await load_service(args, metrics)
+        routes = [models.house.add_routes] if models.house is not None else []
+        listener = Listener(server.uri, server.zeroconf)
+        await serve(server, [(service, listener)], metrics, routes)
+    finally:
+        await models.close()
+
+
+def _loaded(model: T | None) -> T:
+    if model is None:
+        raise RuntimeError("model not loaded")
+    return model
+
+
+async def _run_satellite(args: argparse.Namespace) -> None:
+    await satellite.run(ServerConfig.from_args(args), SatelliteConfig.from_args(args))
+
+
+async def _run_stack(args: argparse.Namespace) -> None:
+    await stack.run(StackConfig.from_args(args))
+
+
+async def _run_converse(args: argparse.Namespace) -> None:
+    await converse.run(ConverseConfig.from_args(args))
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Run]] = {
+    "tts": (
+        "Text to speech (Piper), streaming audio while text arrives",
+        _tts_arguments,
+        _serve_one,
+    ),
+    "asr": (
+        "Speech to text (faster-whisper), done when the user stops talking",
+        _asr_arguments,
+        _serve_one,
+    ),
+    "wake": (
+        "Wake word detection (microWakeWord or openWakeWord), streaming",
+        _wake_arguments,
+        _serve_one,
+    ),
+    "handle": (
+        "Device commands by intent matching, anything else by a streaming LLM",
+        _handle_arguments,
+        _serve_one,
+    ),
+    "satellite": (
+        "Microphone and speaker for Home Assistant (or the pipeline directly)",
+        SatelliteConfig.add_arguments,
+        _run_satellite,
+    ),
+    "stack": (
+        "All four services in one process, each on its default port",
+        StackConfig.add_arguments,
+        _run_stack,
+    ),
+    "converse": (
+        "One turn from a WAV file through the pipeline, with its waterfall",
+        ConverseConfig.add_arguments,
+        _run_converse,
+    ),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wyoming-rtvoice", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="service", required=True, metavar="SERVICE")
-    for name, help_text in SERVICES.items():
-        module = importlib.import_module(f"wyoming_rtvoice.{name}")
+    for name, (help_text, add_arguments, run) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(sub)
-        sub.set_defaults(run=partial(run_service, module))
-    sub = commands.add_parser("stack", help=STACK_HELP, description=STACK_HELP)
-    stack.add_arguments(sub)
-    sub.set_defaults(run=stack.run)
-    sub = commands.add_parser("converse", help=CONVERSE_HELP, description=CONVERSE_HELP)
-    converse.add_arguments(sub)
-    sub.set_defaults(run=converse.run)
+        add_arguments(sub)
+        sub.set_defaults(run=run)
     return parser
-
-
-async def run_service(module: ModuleType, args: argparse.Namespace) -> None:
-    metrics = Metrics()
-    service = await module.load(args, metrics)
-    await serve(args, [(args, service)], metrics)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    setup_logging(args)
-    if getattr(args, "http_uri", None):  # refuse a bad HTTP API before loading models
-        http_api(args, args.service, Metrics())
+    if args.service == "converse":
+        converse.setup_logging(ConverseConfig.from_args(args))
+    else:
+        server = ServerConfig.from_args(args)
+        setup_logging(server)
+        if server.http_uri:  # refuse a bad HTTP API before loading models
+            try:
+                HttpApi(server.http_uri, {}, Metrics(), (), server.http_token())
+            except ValueError as err:
+                raise SystemExit(str(err)) from err
     try:
         asyncio.run(args.run(args))
     except KeyboardInterrupt:  # a second Ctrl+C during shutdown

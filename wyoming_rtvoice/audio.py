@@ -1,4 +1,4 @@
-"""Audio helpers shared by the services, tests and benchmarks (16-bit PCM)."""
+"""Audio helpers shared by the services and their tests (16-bit PCM)."""
 
 from __future__ import annotations
 

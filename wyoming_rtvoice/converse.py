@@ -1,25 +1,40 @@
 """`python -m wyoming_rtvoice converse FILE.wav`: one turn through the pipeline
-at real-time pace, with its latency waterfall and the reply as audio."""
+at real-time pace, with its latency waterfall and the reply as audio.
+
+Times are from the last spoken sample of the file (found by its energy),
+which is what a listener hears as the end of speech; the VAD hears it a
+little later, and that moment is shown as such.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import os
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .audio import RATE_16K, WIDTH, convert, read_wav, write_wav
-from .hass import HomeAssistant, add_hass_arguments
-from .pipeline import AudioSource, Pipeline, Turn
-from .trace import add_budget_arguments, budgets_from
+import numpy as np
+
+from .asr import AsrConfig
+from .audio import RATE_16K, WIDTH, convert, read_wav, to_float, write_wav
+from .handle import HandleConfig
+from .hass import HassConfig
+from .models import Models, build
+from .pipeline import AudioSource, Engines, Pipeline, Turn
+from .state import HouseConfig
+from .trace import Budgets
+from .tts import TtsConfig
+from .turn import TurnRule
 
 DEMO_HOUSE = Path(__file__).parent / "data" / "demo_house.json"
 CHUNK_MS = 20
 WATERFALL = (
-    ("speech_end", "end of speech (VAD)"),
-    ("audio_stop", "audio-stop"),
+    ("spoken_end", "end of speech (last spoken sample)"),
+    ("speech_end", "VAD hears the end"),
+    ("audio_stop", "turn ended"),
     ("transcript", "final transcript"),
     ("intent", "intent"),
     ("first_token", "first LLM token"),
@@ -27,73 +42,100 @@ WATERFALL = (
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("wav", help="Speech to answer (any WAV; converted to 16 kHz)")
-    parser.add_argument("--json", action="store_true", help="Print the turn as JSON")
-    parser.add_argument("--out", help="Write the reply audio to this WAV file")
-    add_pipeline_arguments(parser)
-    parser.add_argument("--debug", action="store_true")
-    parser.add_argument("--log-format", default="%(levelname)s:%(name)s:%(message)s")
+@dataclass(frozen=True)
+class ConverseConfig:
+    wav: str
+    json: bool = False
+    out: str | None = None
+    debug: bool = False
+    tts: TtsConfig = field(default_factory=TtsConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    handle: HandleConfig = field(default_factory=HandleConfig)
+    house: HouseConfig = field(default_factory=lambda: HouseConfig(str(DEMO_HOUSE)))
+    rule: TurnRule = field(default_factory=TurnRule)
+    budgets: Budgets = field(default_factory=Budgets)
+    hass: HassConfig = field(default_factory=HassConfig)
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("wav", help="Speech to answer (any WAV; made 16 kHz)")
+        parser.add_argument(
+            "--json", action="store_true", help="Print the turn as JSON"
+        )
+        parser.add_argument("--out", help="Write the reply audio to this WAV file")
+        parser.add_argument("--debug", action="store_true", help="Log DEBUG messages")
+        TtsConfig.add_arguments(parser, "tts-")
+        AsrConfig.add_arguments(parser, "asr-")
+        HandleConfig.add_arguments(parser)
+        HouseConfig.add_arguments(parser)
+        parser.set_defaults(entities=str(DEMO_HOUSE))
+        TurnRule.add_arguments(parser)
+        Budgets.add_arguments(parser)
+        HassConfig.add_arguments(parser)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ConverseConfig:
+        return cls(
+            wav=args.wav,
+            json=args.json,
+            out=args.out,
+            debug=args.debug,
+            tts=TtsConfig.from_args(args, "tts-"),
+            asr=AsrConfig.from_args(args, "asr-"),
+            handle=HandleConfig.from_args(args),
+            house=HouseConfig.from_args(args),
+            rule=TurnRule.from_args(args),
+            budgets=Budgets.from_args(args),
+            hass=HassConfig.from_args(args),
+        )
 
 
-def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    """What the pipeline is made of: shared by `converse` and the stack."""
-    group = parser.add_argument_group("pipeline")
-    group.add_argument(
-        "--entities", default=str(DEMO_HOUSE), help="House JSON (a small demo house)"
-    )
-    group.add_argument("--voice", default="en_US-joe-medium", help="Piper voice")
-    group.add_argument("--asr-model", default="tiny.en", help="faster-whisper model")
-    group.add_argument("--llm-model", default="claude-haiku-4-5")
-    group.add_argument("--anthropic-base-url")
-    add_hass_arguments(parser)
-    add_budget_arguments(parser)
-
-
-async def realtime_chunks(audio: bytes, source: AudioSource) -> None:
-    """Put the file's audio in `source` in 20 ms chunks at the pace it was spoken."""
+async def realtime_chunks(audio: bytes, source: AudioSource, started: float) -> None:
+    """Put the audio in `source` in 20 ms chunks at the pace it was spoken,
+    from `started` (the event loop's clock)."""
     step = RATE_16K * WIDTH * CHUNK_MS // 1000
     loop = asyncio.get_running_loop()
-    started = loop.time()
     for index, offset in enumerate(range(0, len(audio), step)):
         await asyncio.sleep(max(0.0, started + index * CHUNK_MS / 1000 - loop.time()))
         source.put(audio[offset : offset + step])
     source.end()
 
 
-async def load_pipeline(args: argparse.Namespace) -> Pipeline:
-    from .asr import model_path
-    from .asr.whisper import Whisper
-    from .handle.house import House
-    from .handle.llm import Llm, LlmSettings
-    from .handle.matcher import Matcher
-    from .tts.voice import Voice, resolve_voice
+def last_spoken_sample(audio: bytes, window_s: float = 0.01) -> int | None:
+    """Index just past the last sample of speech: the end of the last 10 ms
+    window louder than the noise floor by 9 dB (None if none is)."""
+    samples = to_float(audio)
+    size = int(RATE_16K * window_s)
+    windows = len(samples) // size
+    if windows == 0:
+        return None
+    rms = np.sqrt(np.mean(samples[: windows * size].reshape(windows, size) ** 2, 1))
+    level_db = 20 * np.log10(rms + 1e-9)
+    floor_db = float(np.percentile(level_db, 10))
+    loud = np.nonzero(level_db > max(floor_db + 9, float(level_db.max()) - 50))[0]
+    return None if len(loud) == 0 else int((loud[-1] + 1) * size)
 
-    loop = asyncio.get_running_loop()
-    whisper = await loop.run_in_executor(
-        None, Whisper, model_path(args.asr_model), None, 1, "int8", 0
+
+async def load(config: ConverseConfig) -> tuple[Engines, Models]:
+    models = await build(
+        tts=config.tts, asr=config.asr, house=config.house, handle=config.handle
     )
-    voice = await loop.run_in_executor(None, Voice, resolve_voice(args.voice), 8 << 20)
-    matcher = Matcher("en", House.from_file(args.entities))
-    llm = Llm(
-        os.environ.get("ANTHROPIC_API_KEY"),
-        args.anthropic_base_url,
-        LlmSettings(model=args.llm_model),
+    assert models.whisper and models.speaker and models.responder
+    engines = Engines(
+        models.whisper,
+        models.speaker,
+        models.responder,
+        config.hass.client(),
+        config.rule,
+        config.budgets,
     )
-    pipeline = Pipeline(
-        whisper,
-        voice,
-        matcher,
-        llm,
-        HomeAssistant.from_args(args),
-        budgets_from(args),
-    )
-    await pipeline.warm()
-    return pipeline
+    await engines.warm()
+    return engines, models
 
 
 def report(turn: Turn) -> dict[str, Any]:
-    start = turn.trace.marks.get("speech_end", turn.trace.start)
+    marks = turn.trace.marks
+    start = marks.get("spoken_end", marks.get("speech_end", turn.trace.start))
     return {
         "transcript": turn.transcript,
         "intent": (
@@ -104,22 +146,15 @@ def report(turn: Turn) -> dict[str, Any]:
         "answer": turn.answer,
         "executed": turn.executed or "no device command",
         "waterfall_ms": {
-            name: round((turn.trace.marks[name] - start) * 1000, 1)
+            name: round((marks[name] - start) * 1000, 1)
             for name, _ in WATERFALL
-            if name in turn.trace.marks
+            if name in marks
         },
-        "speech_end_to_first_audio_ms": turn.ms_between("speech_end", "first_audio"),
-        "audio_stop_to_first_audio_ms": turn.ms_between("audio_stop", "first_audio"),
+        "speech_end_to_first_audio_ms": turn.ms_between("spoken_end", "first_audio"),
+        "vad_end_to_first_audio_ms": turn.ms_between("speech_end", "first_audio"),
+        "turn_end_to_first_audio_ms": turn.ms_between("audio_stop", "first_audio"),
         "notes": turn.trace.notes,
     }
-
-
-async def close_pipeline(pipeline: Pipeline) -> None:
-    await pipeline.close()
-    if pipeline.llm is not None:
-        await pipeline.llm.close()
-    if pipeline.hass is not None:
-        await pipeline.hass.close()
 
 
 def print_report(result: dict[str, Any]) -> None:
@@ -131,32 +166,50 @@ def print_report(result: dict[str, Any]) -> None:
     print("waterfall (ms from the end of speech):")
     for name, label in WATERFALL:
         if name in result["waterfall_ms"]:
-            print(f"  {label:22} {result['waterfall_ms'][name]:+8.1f}")
-    for key in ("speech_end_to_first_audio_ms", "audio_stop_to_first_audio_ms"):
+            print(f"  {label:36} {result['waterfall_ms'][name]:+8.1f}")
+    for key, label in (
+        ("speech_end_to_first_audio_ms", "end of speech to first audio"),
+        ("turn_end_to_first_audio_ms", "end of turn to first audio"),
+    ):
         if result[key] is not None:
-            print(f"{key.removesuffix('_ms').replace('_', ' ')}: {result[key]:.1f} ms")
+            print(f"{label}: {result[key]:.1f} ms")
 
 
-async def run(args: argparse.Namespace) -> None:
+async def run(config: ConverseConfig) -> None:
     try:
-        pcm, rate, width, channels = read_wav(args.wav)
+        pcm, rate, width, channels = read_wav(config.wav)
     except (OSError, EOFError) as err:
-        raise SystemExit(f"{args.wav}: {err}") from err
+        raise SystemExit(f"{config.wav}: {err}") from err
     except Exception as err:  # wave.Error: not a WAV file
-        raise SystemExit(f"{args.wav}: not a WAV file ({err})") from err
+        raise SystemExit(f"{config.wav}: not a WAV file ({err})") from err
     audio = convert(pcm, rate, width, channels)
-    pipeline = await load_pipeline(args)
+    engines, models = await load(config)
+    pipeline = Pipeline(engines)
     source = AudioSource()
-    feeding = asyncio.create_task(realtime_chunks(audio, source))
+    started = asyncio.get_running_loop().time()
+    feeding = asyncio.create_task(realtime_chunks(audio, source, started))
     try:
         turn = await pipeline.run(source)
     finally:
         feeding.cancel()
-        await close_pipeline(pipeline)
-    if args.out:
-        write_wav(args.out, bytes(turn.audio), pipeline.voice.rate)
+        await pipeline.close()
+        await models.close()
+        if engines.hass is not None:
+            await engines.hass.close()
+    spoken = last_spoken_sample(audio)
+    if spoken is not None:
+        turn.trace.marks["spoken_end"] = started + spoken / RATE_16K
+    if config.out:
+        write_wav(config.out, bytes(turn.audio), engines.speaker.voice.rate)
     result = report(turn)
-    if args.json:
+    if config.json:
         print(json.dumps(result, indent=1))
     else:
         print_report(result)
+
+
+def setup_logging(config: ConverseConfig) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if config.debug else logging.WARNING,
+        format="%(levelname)s:%(name)s:%(message)s",
+    )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-import uuid
 from ipaddress import ip_address
 
 from zeroconf import IPVersion
@@ -17,16 +16,6 @@ _LOGGER = logging.getLogger(__name__)
 SERVICE_TYPE = "_wyoming._tcp.local."
 RTVOICE_TYPE = "_rtvoice._tcp.local."
 _MDNS_GROUP = "224.0.0.251"
-
-
-def machine_id() -> str:
-    """This machine's MAC address as hex: the stack's unique id."""
-    return f"{uuid.getnode():012x}"
-
-
-def default_name(service: str) -> str:
-    """A name that is stable for this machine and service."""
-    return f"rtvoice-{service}-{machine_id()}"
 
 
 def advertised_address(bound_host: str) -> str:

@@ -9,28 +9,43 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-from pathlib import Path
+from dataclasses import dataclass
 
 from aiohttp import ClientError, ClientSession, ClientTimeout
 
+from .config import HASS_TOKEN_ENV, read_secret
 from .handle.matcher import Match
 
 _LOGGER = logging.getLogger(__name__)
 
-TOKEN_ENV = "HASS_TOKEN"
 
+@dataclass(frozen=True)
+class HassConfig:
+    url: str | None = None
+    token_file: str | None = None
 
-def add_hass_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("Home Assistant")
-    group.add_argument(
-        "--hass-url",
-        help="Execute device commands through Home Assistant's "
-        f"/api/intent/handle (token from {TOKEN_ENV} or --hass-token-file)",
-    )
-    group.add_argument(
-        "--hass-token-file", help="File holding a long-lived access token"
-    )
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("Home Assistant")
+        group.add_argument(
+            "--hass-url",
+            help="Execute device commands through Home Assistant's "
+            f"/api/intent/handle (token from {HASS_TOKEN_ENV} or --hass-token-file)",
+        )
+        group.add_argument(
+            "--hass-token-file", help="File holding a long-lived access token"
+        )
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> HassConfig:
+        return cls(url=args.hass_url, token_file=args.hass_token_file)
+
+    def client(self) -> HomeAssistant | None:
+        if not self.url:
+            return None
+        return HomeAssistant(
+            self.url, read_secret(self.token_file, HASS_TOKEN_ENV) or ""
+        )
 
 
 class HomeAssistant:
@@ -39,19 +54,6 @@ class HomeAssistant:
         self._token = token
         self._timeout = ClientTimeout(total=timeout_s)
         self._session: ClientSession | None = None
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> HomeAssistant | None:
-        if not args.hass_url:
-            return None
-        if args.hass_token_file:
-            try:
-                token = Path(args.hass_token_file).read_text(encoding="utf-8")
-            except OSError as err:
-                raise SystemExit(f"--hass-token-file: {err}") from err
-        else:
-            token = os.environ.get(TOKEN_ENV, "")
-        return cls(args.hass_url, token.strip())
 
     async def execute(self, match: Match) -> str | None:
         """Run the intent; None when Home Assistant did it, else what went wrong."""

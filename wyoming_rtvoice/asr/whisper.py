@@ -10,9 +10,11 @@ by the audio's length, and a repetition of the transcript's start is cut.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import ctranslate2
 import numpy as np
@@ -53,6 +55,7 @@ class Whisper:
         beam_size: int,
         compute_type: str,
         cpu_threads: int,
+        workers: int = 2,
     ) -> None:
         started = time.monotonic()
         self.model = WhisperModel(
@@ -69,6 +72,8 @@ class Whisper:
         self.beam_size = beam_size
         self.in_flight = 0  # decodes running now, across every stream
         self._counting = threading.Lock()
+        # Its own threads: decodes never queue behind synthesis or matching.
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="whisper")
         warm = np.random.default_rng(0).normal(0, 0.01, RATE).astype(np.float32)
         self.transcribe(warm)
         _LOGGER.info(
@@ -83,6 +88,20 @@ class Whisper:
         return (
             tokens + list(self.tokenizer.sot_sequence) + [self.tokenizer.no_timestamps]
         )
+
+    @property
+    def busy(self) -> bool:
+        return self.in_flight > 0
+
+    async def decode(self, audio: np.ndarray, prompt: str | None) -> str:
+        """`transcribe` on this model's own threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, self.transcribe, audio, prompt
+        )
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def transcribe(self, audio: np.ndarray, prompt: str | None = None) -> str:
         """Text of `audio` (float32, 16 kHz mono); '' when there is no speech."""

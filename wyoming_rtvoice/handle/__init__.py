@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
+from dataclasses import dataclass, field
 
-import voluptuous as vol
-from aiohttp import web
 from wyoming.info import (
     Attribution,
     HandleModel,
@@ -18,49 +15,54 @@ from wyoming.info import (
 )
 
 from .. import __version__
-from ..cli import Service, add_common_arguments, limits_from
-from ..http import read_json
+from ..config import option
+from ..service import Service
 from ..trace import Metrics
-from .handler import HandleEventHandler, HandleSettings
-from .house import House, describe_error
-from .llm import Llm, LlmSettings
-from .matcher import Matcher
+from .llm import LlmSettings
+from .responder import AckPolicy, Responder
 
+DEFAULT_URI = "tcp://0.0.0.0:10500"
 ATTRIBUTION = Attribution(
     name="wyoming-rtvoice", url="https://github.com/OHF-Voice/intents"
 )
 API_KEY_ENV = "ANTHROPIC_API_KEY"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser, "tcp://0.0.0.0:10500", "http://127.0.0.1:10580")
-    group = parser.add_argument_group("handle")
-    group.add_argument(
-        "--language", default="en", help="Intents language (%(default)s)"
-    )
-    group.add_argument(
-        "--entities",
-        help="House JSON: entities (name, domain, area, aliases), areas, floors; "
-        "replaceable with PUT /api/entities",
-    )
-    group.add_argument(
-        "--llm-model", default=LlmSettings.model, help="Claude model (%(default)s)"
-    )
-    group.add_argument(
-        "--anthropic-base-url", help="Messages API base URL (proxies, tests)"
-    )
-    group.add_argument(
-        "--ack-after-ms",
-        type=float,
-        default=HandleSettings.ack_after_s * 1000,
-        help="Stream an acknowledgement when the first token is later (%(default)s)",
-    )
-    group.add_argument(
-        "--llm-timeout-ms",
-        type=float,
-        default=HandleSettings.first_token_timeout_s * 1000,
-        help="Give up on a first token later than this (%(default)s)",
-    )
+@dataclass(frozen=True)
+class HandleConfig:
+    llm_model: str = LlmSettings.model
+    anthropic_base_url: str | None = None
+    policy: AckPolicy = field(default_factory=AckPolicy)
+    max_text_chars: int = 2000
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+        group = parser.add_argument_group("handle")
+        group.add_argument(
+            f"--{prefix}llm-model",
+            default=LlmSettings.model,
+            help=f"Claude model (%(default)s; the key in {API_KEY_ENV})",
+        )
+        group.add_argument(
+            f"--{prefix}anthropic-base-url",
+            help="Messages API base URL (proxies, tests)",
+        )
+        group.add_argument(
+            f"--{prefix}max-text-chars",
+            type=int,
+            default=HandleConfig.max_text_chars,
+            help="Longest transcript one request may carry (%(default)s)",
+        )
+        AckPolicy.add_arguments(parser, prefix)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, prefix: str = "") -> HandleConfig:
+        return cls(
+            llm_model=option(args, prefix, "llm-model"),
+            anthropic_base_url=option(args, prefix, "anthropic-base-url"),
+            policy=AckPolicy.from_args(args, prefix),
+            max_text_chars=option(args, prefix, "max-text-chars"),
+        )
 
 
 def describe(language: str, llm_model: str) -> Info:
@@ -108,61 +110,14 @@ def describe(language: str, llm_model: str) -> Info:
     )
 
 
-def load_house(path: str | None) -> House:
-    if path is None:
-        return House()
-    try:
-        return House.from_file(path)
-    except vol.Invalid as err:
-        raise SystemExit(f"{path}: {describe_error(err)}") from err
-    except (OSError, ValueError) as err:
-        raise SystemExit(f"{path}: {err}") from err
+def service(config: HandleConfig, responder: Responder, metrics: Metrics) -> Service:
+    from .handler import HandleEventHandler
 
-
-def add_house_routes(app: web.Application, matcher: Matcher) -> None:
-    async def get_house(request: web.Request) -> web.Response:
-        return web.json_response(matcher.house.as_json())
-
-    async def put_house(request: web.Request) -> web.Response:
-        data = await read_json(request, "a JSON house")
-        try:
-            house = House.from_json(data)
-        except vol.Invalid as err:
-            raise web.HTTPBadRequest(text=describe_error(err))
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, matcher.update, house)
-        return web.json_response(house.as_json())
-
-    app.router.add_get("/api/entities", get_house)
-    app.router.add_put("/api/entities", put_house)
-
-
-async def load(args: argparse.Namespace, metrics: Metrics) -> Service:
-    house = load_house(args.entities)
-    loop = asyncio.get_running_loop()
-    try:
-        matcher = await loop.run_in_executor(None, Matcher, args.language, house)
-    except ValueError as err:
-        raise SystemExit(str(err)) from err
-    llm = Llm(
-        os.environ.get(API_KEY_ENV),
-        args.anthropic_base_url,
-        LlmSettings(model=args.llm_model, timeout_s=args.llm_timeout_ms / 1000),
-    )
-    if llm.available:
-        await llm.warm()
-    settings = HandleSettings(
-        ack_after_s=args.ack_after_ms / 1000,
-        first_token_timeout_s=args.llm_timeout_ms / 1000,
-    )
-    info = describe(args.language, args.llm_model)
-    limits = limits_from(args)
+    language = responder.house.snapshot.matcher.language
+    info = describe(language, config.llm_model)
     return Service(
         "handle",
-        lambda reader, writer: HandleEventHandler(
-            reader, writer, info, limits, matcher, llm, settings, metrics
+        lambda reader, writer, limits: HandleEventHandler(
+            reader, writer, info, limits, responder, config, metrics
         ),
-        add_routes=lambda app: add_house_routes(app, matcher),
-        close=llm.close,
-        models={"matcher": matcher, "llm": llm},
     )

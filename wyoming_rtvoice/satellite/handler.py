@@ -33,7 +33,9 @@ from wyoming.vad import VoiceStarted, VoiceStopped
 from wyoming.wake import Detection
 
 from ..audio import MONO, RATE_16K, WIDTH, check_format, checked_chunk
-from ..server import EventHandler, Limits
+from ..errors import ErrorCode
+from ..reader import Limits
+from ..server import EventHandler
 from .room import Room
 
 _LOGGER = logging.getLogger(__name__)
@@ -96,18 +98,19 @@ class SatelliteEventHandler(EventHandler):
             if self.direct:
                 await self.write_error(
                     "this satellite talks to the pipeline (--pipeline-uri)",
-                    "direct-mode",
+                    ErrorCode.DIRECT_MODE,
                 )
                 return True
             if not self.peers.admit(self.host):
                 _LOGGER.warning("Refused run-satellite from %s", self.peer)
                 await self.write_error(
-                    f"run-satellite is accepted from {self.peers} only", "not-allowed"
+                    f"run-satellite is accepted from {self.peers} only",
+                    ErrorCode.NOT_ALLOWED,
                 )
                 return False
             live = self.room.link
             if isinstance(live, SatelliteEventHandler) and live.host != self.host:
-                await self.write_error(f"serving {live.peer}", "busy")
+                await self.write_error(f"serving {live.peer}", ErrorCode.BUSY)
                 return False
             _LOGGER.info("Listening for %s", self.peer)
             previous = await self.room.listen(self)
@@ -147,7 +150,9 @@ class SatelliteEventHandler(EventHandler):
             try:
                 check_format(event.data)
             except ValueError as err:
-                await self.write_error(f"reply audio not usable: {err}", "bad-audio")
+                await self.write_error(
+                    f"reply audio not usable: {err}", ErrorCode.BAD_AUDIO
+                )
                 return True
             await self.room.reply_start(AudioStart.from_event(event))
             return True
@@ -156,7 +161,9 @@ class SatelliteEventHandler(EventHandler):
             try:
                 self.room.reply_chunk(checked_chunk(event))
             except Exception as err:  # audioop: a format change mid-reply...
-                await self.write_error(f"reply audio not usable: {err}", "bad-audio")
+                await self.write_error(
+                    f"reply audio not usable: {err}", ErrorCode.BAD_AUDIO
+                )
             return True
 
         if AudioStop.is_type(event.type):

@@ -23,7 +23,8 @@ from typing import Protocol
 from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart
 
 from ..trace import Metrics, Trace
-from .detect import SpeechOnset, Wake
+from ..turn import SpeechFrames, SpeechOnset
+from .detect import Wake
 from .devices import MIC_CHUNK_S, Playback, Speaker
 
 _LOGGER = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class Room:
         self._converter: AudioChunkConverter | None = None
         self._reply_left = 0  # bytes of the current reply still played
         self._recent: deque[bytes] = deque(maxlen=round(PREROLL_S / MIC_CHUNK_S))
-        self._onset = SpeechOnset(settings.vad_threshold)
+        self._onset = SpeechOnset(SpeechFrames(settings.vad_threshold))
         self._onset_heard: Playback | None = None  # the reply the VAD follows
         self._trace: Trace | None = None
 
@@ -147,10 +148,10 @@ class Room:
             return True
         if self.settings.barge_in != "vad":
             return False
-        fresh = self._onset_heard is not self._playback
+        if self._onset_heard is not self._playback:  # a new reply: listen afresh
+            self._onset.reset()
         self._onset_heard = self._playback
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self._onset.process, audio, fresh)
+        return await asyncio.to_thread(self._onset.heard, audio)
 
     async def _start_turn(
         self, link: Link, wake_word: str | None, preroll: bool

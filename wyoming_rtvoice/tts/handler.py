@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.audio import AudioStop
 from wyoming.event import Event
 from wyoming.info import Info
 from wyoming.tts import (
@@ -18,20 +18,17 @@ from wyoming.tts import (
     SynthesizeStopped,
 )
 
-from ..server import EventHandler, Limits
+from ..errors import ErrorCode
+from ..reader import Limits
+from ..server import EventHandler
 from ..trace import Metrics, Trace
 from .clauses import ClauseSplitter, split_clauses
+from .speaker import Speaker, SynthesisFailed
 
 if TYPE_CHECKING:
-    from .voice import Voice
+    from . import TtsConfig
 
 _LOGGER = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TtsSettings:
-    samples_per_chunk: int = 1024
-    max_text_chars: int = 10_000
 
 
 @dataclass
@@ -51,16 +48,17 @@ class TtsEventHandler(EventHandler):
         writer: asyncio.StreamWriter,
         info: Info,
         limits: Limits,
-        voice: Voice,
-        settings: TtsSettings,
+        speaker: Speaker,
+        config: TtsConfig,
         metrics: Metrics,
     ) -> None:
         super().__init__(reader, writer, info, limits)
-        self.voice = voice
-        self.settings = settings
+        self.speaker = speaker
+        self.config = config
         self.metrics = metrics
-        self._utterances: asyncio.Queue[Utterance] = asyncio.Queue()
-        self._speaker: asyncio.Task[None] | None = None
+        # Bounded: a client that does not read its audio cannot queue work.
+        self._utterances: asyncio.Queue[Utterance] = asyncio.Queue(config.max_queued)
+        self._speaking: asyncio.Task[None] | None = None
         self._stream: Utterance | None = None
         self._splitter = ClauseSplitter()
 
@@ -72,35 +70,38 @@ class TtsEventHandler(EventHandler):
                 return True
             text = await self._checked_text(event.data, allow_empty=False)
             if text is not None and await self._checked_voice(event.data):
-                utterance = self._start_utterance()
-                utterance.trace.mark("text_complete")
-                for clause in split_clauses(text):
-                    utterance.clauses.put_nowait(clause)
-                utterance.clauses.put_nowait(None)
+                utterance = await self._start_utterance()
+                if utterance is not None:
+                    utterance.trace.mark("text_complete")
+                    for clause in split_clauses(text):
+                        utterance.clauses.put_nowait(clause)
+                    utterance.clauses.put_nowait(None)
             return True
 
         if SynthesizeStart.is_type(event.type):
             if self._stream is not None:
-                await self.write_error("synthesize-start inside a session", "bad-order")
+                await self.write_error(
+                    "synthesize-start inside a session", ErrorCode.BAD_ORDER
+                )
             elif await self._checked_voice(event.data):
-                self._stream = self._start_utterance()
+                self._stream = await self._start_utterance()
                 self._splitter = ClauseSplitter()
             return True
 
         if SynthesizeChunk.is_type(event.type):
             if self._stream is None:
                 await self.write_error(
-                    "synthesize-chunk without synthesize-start", "bad-order"
+                    "synthesize-chunk without synthesize-start", ErrorCode.BAD_ORDER
                 )
                 return True
             text = await self._checked_text(event.data, allow_empty=True)
             if text is None:
                 return True
             self._stream.chars += len(text)
-            if self._stream.chars > self.settings.max_text_chars:
+            if self._stream.chars > self.config.max_text_chars:
                 await self.write_error(
-                    f"streamed text is over {self.settings.max_text_chars} characters",
-                    "text-too-long",
+                    f"streamed text is over {self.config.max_text_chars} characters",
+                    ErrorCode.TEXT_TOO_LONG,
                 )
                 return False
             for clause in self._splitter.feed(text):
@@ -110,7 +111,7 @@ class TtsEventHandler(EventHandler):
         if SynthesizeStop.is_type(event.type):
             if self._stream is None:
                 await self.write_error(
-                    "synthesize-stop without synthesize-start", "bad-order"
+                    "synthesize-stop without synthesize-start", ErrorCode.BAD_ORDER
                 )
                 return True
             self._stream.trace.mark("text_complete")
@@ -124,16 +125,24 @@ class TtsEventHandler(EventHandler):
         return True
 
     async def disconnect(self) -> None:
-        if self._speaker is not None:
-            self._speaker.cancel()
-            await asyncio.wait({self._speaker})
+        if self._speaking is not None:
+            self._speaking.cancel()
+            await asyncio.wait({self._speaking})
 
-    def _start_utterance(self) -> Utterance:
+    async def _start_utterance(self) -> Utterance | None:
         utterance = Utterance(trace=Trace("tts"))
         utterance.trace.mark("request")
-        self._utterances.put_nowait(utterance)
-        if self._speaker is None:
-            self._speaker = asyncio.create_task(self._speak_forever(), name="tts speak")
+        try:
+            self._utterances.put_nowait(utterance)
+        except asyncio.QueueFull:
+            await self.write_error(
+                f"{self.config.max_queued} requests are waiting for synthesis; "
+                "read their audio first",
+                ErrorCode.TOO_MANY_REQUESTS,
+            )
+            return None
+        if self._speaking is None:
+            self._speaking = asyncio.create_task(self._speak_forever(), name="tts")
         return utterance
 
     async def _checked_text(
@@ -142,17 +151,17 @@ class TtsEventHandler(EventHandler):
         text = data.get("text")
         problem = None
         if not isinstance(text, str):
-            problem, code = "text must be a string", "bad-text"
+            problem, code = "text must be a string", ErrorCode.BAD_TEXT
         elif not allow_empty and not text.strip():
-            problem, code = "text is empty", "empty-text"
-        elif len(text) > self.settings.max_text_chars:
-            problem = f"text is over {self.settings.max_text_chars} characters"
-            code = "text-too-long"
+            problem, code = "text is empty", ErrorCode.EMPTY_TEXT
+        elif len(text) > self.config.max_text_chars:
+            problem = f"text is over {self.config.max_text_chars} characters"
+            code = ErrorCode.TEXT_TOO_LONG
         else:
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError:
-                problem, code = "text is not valid UTF-8", "bad-text"
+                problem, code = "text is not valid UTF-8", ErrorCode.BAD_TEXT
         if problem is not None:
             await self.write_error(problem, code)
             return None
@@ -160,23 +169,24 @@ class TtsEventHandler(EventHandler):
 
     async def _checked_voice(self, data: dict[str, Any]) -> bool:
         voice = data.get("voice") or {}
+        own = self.speaker.voice
         if not isinstance(voice, dict):
-            await self.write_error("voice must be an object", "bad-voice")
+            await self.write_error("voice must be an object", ErrorCode.BAD_VOICE)
             return False
         name, language = voice.get("name"), voice.get("language")
-        if name is not None and name != self.voice.name:
+        if name is not None and name != own.name:
             await self.write_error(
-                f"unknown voice {name!r}; this server has {self.voice.name}",
-                "unknown-voice",
+                f"unknown voice {name!r}; this server has {own.name}",
+                ErrorCode.UNKNOWN_VOICE,
             )
             return False
-        if language is not None and not self.voice.language.startswith(
+        if language is not None and not own.language.startswith(
             str(language).replace("-", "_")
         ):
             await self.write_error(
                 f"no voice for language {language!r}; this server speaks "
-                f"{self.voice.language}",
-                "unknown-voice",
+                f"{own.language}",
+                ErrorCode.UNKNOWN_VOICE,
             )
             return False
         return True
@@ -186,39 +196,30 @@ class TtsEventHandler(EventHandler):
             utterance = await self._utterances.get()
             await self._speak(utterance)
 
-    async def _send_audio(self, audio: bytes, audio_format: dict[str, int]) -> None:
-        step = self.settings.samples_per_chunk * self.voice.sample_width
-        for offset in range(0, len(audio), step):
-            chunk = AudioChunk(audio=audio[offset : offset + step], **audio_format)
-            await self.write_event(chunk.event())
-
     async def _speak(self, utterance: Utterance) -> None:
         trace = utterance.trace
-        audio_format = {
-            "rate": self.voice.rate,
-            "width": self.voice.sample_width,
-            "channels": self.voice.channels,
-        }
-        await self.write_event(AudioStart(**audio_format).event())
-        seconds = 0.0
+        await self.write_event(self.speaker.audio_start.event())
+        audio_bytes = 0
         while (clause := await utterance.clauses.get()) is not None:
             trace.mark("first_clause")
-            if clause in self.voice.cache and "first_audio" not in trace.marks:
+            if "first_audio" not in trace.marks and self.speaker.ready(clause):
                 trace.notes.append("cache hit")
             try:
-                async for audio in self.voice.stream(clause):
-                    await self._send_audio(audio, audio_format)
+                async for chunk in self.speaker.chunks(clause):
+                    await self.write_event(chunk.event())
                     trace.mark("first_audio")
-                    seconds += len(audio) / (self.voice.rate * self.voice.sample_width)
-            except Exception as err:  # a bad clause must not end the utterance
-                _LOGGER.exception("Synthesis failed for %r", clause)
-                await self.write_error(f"synthesis failed: {err}", "synthesis-failed")
+                    audio_bytes += len(chunk.audio)
+            except SynthesisFailed as err:  # a bad clause must not end the utterance
+                _LOGGER.warning("Synthesis failed: %s", err)
+                await self.write_error(
+                    f"synthesis failed: {err}", ErrorCode.SYNTHESIS_FAILED
+                )
         await self.write_event(AudioStop().event())
         for event in utterance.after_stop:
             await self.write_event(event)
         trace.mark("audio_stop")
         if "first_audio" in trace.marks:
             trace.stage("tts", "first_clause", "first_audio")
-        trace.notes.append(f"{seconds:.2f} s audio")
+        trace.notes.append(f"{self.speaker.seconds(audio_bytes):.2f} s audio")
         self.metrics.record(trace)
         _LOGGER.info(trace.waterfall())

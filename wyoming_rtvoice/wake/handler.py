@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart, AudioStop
@@ -12,11 +13,15 @@ from wyoming.info import Info
 from wyoming.wake import Detect, Detection, NotDetected
 
 from ..audio import MONO, RATE_16K, WIDTH, is_names
-from ..server import EventHandler, Limits
+from ..errors import ErrorCode
+from ..reader import Limits
+from ..server import EventHandler
 from ..trace import Metrics, Trace
 from .engines import Stream, WakeModel
 
 _LOGGER = logging.getLogger(__name__)
+
+MAX_MODELS = 8  # listened for at once on one stream (each has its interpreter)
 
 
 @dataclass(frozen=True)
@@ -37,10 +42,12 @@ class WakeEventHandler(EventHandler):
         info: Info,
         limits: Limits,
         settings: WakeSettings,
+        executor: Executor,
         metrics: Metrics,
     ) -> None:
         super().__init__(reader, writer, info, limits)
         self.settings = settings
+        self._executor = executor
         self.metrics = metrics
         self._models = list(settings.default_models)
         self._stream: Stream | None = None
@@ -52,16 +59,20 @@ class WakeEventHandler(EventHandler):
         if Detect.is_type(event.type):
             names = Detect.from_event(event).names
             if not is_names(names):
-                await self.write_error("names must be a list of strings", "bad-names")
+                await self.write_error(
+                    "names must be a list of strings", ErrorCode.BAD_NAMES
+                )
                 return True
+            wanted = list(dict.fromkeys(names or []))
             models = [
                 self.settings.available[n]
-                for n in names or []
+                for n in wanted
                 if n in self.settings.available
-            ]
-            if names and not models:
+            ][:MAX_MODELS]
+            if wanted and not models:
                 await self.write_error(
-                    f"no such wake word: {', '.join(names)}", "unknown-model"
+                    f"no such wake word: {', '.join(wanted[:MAX_MODELS])}",
+                    ErrorCode.UNKNOWN_MODEL,
                 )
                 return True
             self._models = models or list(self.settings.default_models)
@@ -80,7 +91,9 @@ class WakeEventHandler(EventHandler):
 
         if AudioChunk.is_type(event.type):
             if self._stream is None:
-                await self.write_error("audio-chunk before audio-start", "bad-order")
+                await self.write_error(
+                    "audio-chunk before audio-start", ErrorCode.BAD_ORDER
+                )
                 return True
             audio = await self.audio_of(event, self._converter)
             if audio is None:
@@ -89,11 +102,13 @@ class WakeEventHandler(EventHandler):
                 await self.write_error(
                     f"stream is over {self.settings.max_seconds:.0f} s: "
                     "start a new one",
-                    "too-long",
+                    ErrorCode.TOO_LONG,
                 )
                 return False
             loop = asyncio.get_running_loop()
-            detections = await loop.run_in_executor(None, self._stream.process, audio)
+            detections = await loop.run_in_executor(
+                self._executor, self._stream.process, audio
+            )
             for name, position in detections:
                 self._detected = True
                 self._trace.mark("detection")
@@ -106,7 +121,9 @@ class WakeEventHandler(EventHandler):
 
         if AudioStop.is_type(event.type):
             if self._stream is None:
-                await self.write_error("audio-stop before audio-start", "bad-order")
+                await self.write_error(
+                    "audio-stop before audio-start", ErrorCode.BAD_ORDER
+                )
                 return True
             if not self._detected:
                 await self.write_event(NotDetected().event())
@@ -124,7 +141,7 @@ class WakeEventHandler(EventHandler):
         by_engine = [m for m in self._models if m.engine == self._models[0].engine]
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            None,
+            self._executor,
             Stream,
             by_engine,
             self.settings.threshold,

@@ -1,0 +1,311 @@
+"""One turn, written once: the Wyoming services and the in-process pipeline
+run the same engines, so they behave the same. Each behaviour is shown
+through both, in process, with stand-in models (tests/fakes.py), the real
+matcher, the real `anthropic` SDK against the fake Messages API and the real
+`wyoming` client on loopback.
+
+Also the ASR service ending the turn itself (what Home Assistant's own
+pipeline relies on): early for a command, after the silence otherwise, never
+in a mid-command pause; exactly one transcript, framed as a stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from wyoming.asr import Transcribe
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+from wyoming.event import Event
+
+from bench.fake_llm import FakeLlm
+from wyoming_rtvoice import asr, handle
+from wyoming_rtvoice.asr import AsrConfig
+from wyoming_rtvoice.handle import HandleConfig
+from wyoming_rtvoice.handle.llm import Llm, LlmSettings
+from wyoming_rtvoice.handle.matcher import Matcher
+from wyoming_rtvoice.handle.responder import (
+    ACK,
+    LLM_DOWN,
+    NO_LLM,
+    AckPolicy,
+    Responder,
+)
+from wyoming_rtvoice.pipeline import AudioSource, Engines, Pipeline
+from wyoming_rtvoice.reader import Limits
+from wyoming_rtvoice.server import Server
+from wyoming_rtvoice.service import Service
+from wyoming_rtvoice.state import HouseStore, Snapshot
+from wyoming_rtvoice.trace import Metrics
+from wyoming_rtvoice.tts.speaker import Speaker
+from wyoming_rtvoice.turn import TurnRule
+
+from .conftest import free_port
+from .fakes import (
+    FakeDecoder,
+    FakeFrames,
+    FakeVoice,
+    chunks,
+    silence,
+    speech,
+)
+
+TIMEOUT = 10
+ANSWER = "It is about four hundred thousand kilometres away."
+ANSWER_EVENTS = {"handled-start", "handled-chunk", "handled-stop", "handled"}
+ANSWER_EVENTS |= {"not-handled", "intent"}
+
+
+@pytest.fixture
+def house(demo_matcher: Matcher) -> Iterator[HouseStore]:
+    store = HouseStore(Snapshot(demo_matcher), None)
+    yield store
+    store.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(service: Service) -> AsyncIterator[int]:
+    """The service on a loopback port of this process."""
+    limits = Limits()
+    server = Server(
+        "tcp://127.0.0.1:0", lambda r, w: service.handler_factory(r, w, limits), limits
+    )
+    await server.start()
+    try:
+        yield server.port
+    finally:
+        await server.stop()
+
+
+def responder(house: HouseStore, llm_url: str | None) -> Responder:
+    llm = None if llm_url is None else Llm("sk-test", llm_url, LlmSettings())
+    return Responder(house, llm, AckPolicy(ack_after_s=0.3))
+
+
+async def through_handle_service(reply_by: Responder, text: str) -> list[Event]:
+    service = handle.service(HandleConfig(), reply_by, Metrics())
+    events: list[Event] = []
+    async with serving(service) as port, AsyncTcpClient("127.0.0.1", port) as client:
+        await client.write_event(Event("transcript", {"text": text}))
+        async with asyncio.timeout(TIMEOUT):
+            while (event := await client.read_event()) is not None:
+                events.append(event)
+                if event.type in ("intent", "handled", "not-handled"):
+                    return events
+    raise AssertionError(f"closed after {[e.type for e in events]}")
+
+
+async def through_pipeline(reply_by: Responder, sentence: str) -> list[Event]:
+    engines = Engines(FakeDecoder(sentence), Speaker(FakeVoice()), reply_by)
+    await engines.warm()
+    pipeline = Pipeline(engines, frames=FakeFrames)
+    source = AudioSource()
+    for chunk in chunks(speech(len(sentence.split())) + silence(1)):
+        source.put(chunk)
+    source.end()
+    events: list[Event] = []
+
+    async def sink(event: Event) -> None:
+        events.append(event)
+
+    await asyncio.wait_for(pipeline.run(source, sink=sink), TIMEOUT)
+    await pipeline.close()
+    return events
+
+
+def answer_part(events: list[Event]) -> list[tuple[str, object]]:
+    return [(e.type, e.data.get("text")) for e in events if e.type in ANSWER_EVENTS]
+
+
+async def both(reply_by: Responder, sentence: str) -> list[list[tuple[str, object]]]:
+    service = answer_part(await through_handle_service(reply_by, sentence))
+    pipeline = answer_part(await through_pipeline(reply_by, sentence))
+    assert service == pipeline, (service, pipeline)
+    return [service, pipeline]
+
+
+async def test_a_late_first_token_is_acknowledged_alike(
+    house: HouseStore, fake_llm: FakeLlm
+) -> None:
+    fake_llm.answer, fake_llm.first_token_s, fake_llm.failure = ANSWER, 1.0, "none"
+    reply_by = responder(house, fake_llm.url)
+    service, _ = await both(reply_by, "how far away is the moon")
+    assert service[:2] == [("handled-start", None), ("handled-chunk", ACK + " ")]
+    assert service[-1] == ("handled", ANSWER)
+    assert reply_by.llm is not None
+    await reply_by.llm.close()
+
+
+async def test_an_llm_down_before_its_first_token_is_not_handled_alike(
+    house: HouseStore,
+) -> None:
+    reply_by = responder(house, f"http://127.0.0.1:{free_port()}")
+    service, _ = await both(reply_by, "how far away is the moon")
+    assert service == [
+        ("handled-start", None),
+        ("handled-stop", None),
+        ("not-handled", LLM_DOWN),
+    ]
+    assert reply_by.llm is not None
+    await reply_by.llm.close()
+
+
+async def test_without_an_llm_questions_are_answered_alike(house: HouseStore) -> None:
+    service, _ = await both(responder(house, None), "how far away is the moon")
+    assert service == [("not-handled", NO_LLM)]
+
+
+async def test_a_command_is_the_same_intent(house: HouseStore) -> None:
+    service, _ = await both(responder(house, None), "turn off the bedroom fan")
+    assert service == [("intent", "Turned off the fan")]
+
+
+# --- the ASR service ends the turn -----------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def asr_service(
+    house: HouseStore, decoder: FakeDecoder, external_vad: bool = False
+) -> AsyncIterator[int]:
+    config = AsrConfig(external_vad=external_vad)
+    service = asr.service(config, decoder, house, TurnRule(), Metrics(), FakeFrames)
+    async with serving(service) as port:
+        yield port
+
+
+async def stream(
+    port: int, audio: bytes, read_first: bool = True, request: Transcribe | None = None
+) -> tuple[list[Event], int]:
+    """Send `audio` (then audio-stop) as Home Assistant 2026.5+ does, reading
+    while sending; or (read_first false) as older clients, reading after
+    audio-stop. The events and how many chunks were sent before the transcript.
+
+    Each chunk is followed by a ping whose pong is awaited: the server has
+    taken the chunk before the next is sent, as at real-time pace."""
+    events: list[Event] = []
+    sent = 0
+    pong = asyncio.Event()
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        await client.write_event((request or Transcribe()).event())
+        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+
+        async def read() -> None:
+            while (event := await client.read_event()) is not None:
+                if event.type == "pong":
+                    pong.set()
+                    continue
+                events.append(event)
+                if event.type == "transcript-stop":
+                    return
+
+        reading = asyncio.create_task(read()) if read_first else None
+        for chunk in chunks(audio):
+            if any(e.type == "transcript" for e in events):
+                break  # the newest Home Assistant stops at the first transcript
+            await client.write_event(AudioChunk(16000, 2, 1, chunk).event())
+            sent += 1
+            if reading is not None:
+                pong.clear()
+                await client.write_event(Event("ping"))
+                await asyncio.wait_for(pong.wait(), TIMEOUT)
+        await client.write_event(AudioStop().event())
+        await asyncio.wait_for(reading or read(), TIMEOUT)
+    return events, sent
+
+
+def transcripts(events: list[Event]) -> list[str]:
+    return [e.data["text"] for e in events if e.type == "transcript"]
+
+
+async def test_a_command_ends_the_turn_before_audio_stop(house: HouseStore) -> None:
+    decoder = FakeDecoder("turn on the kitchen lights")
+    audio = speech(5) + silence(3)
+    async with asr_service(house, decoder) as port:
+        events, sent = await stream(port, audio)
+    assert transcripts(events) == ["turn on the kitchen lights"]
+    assert sent < len(list(chunks(audio))) / 2  # long before the 3 s of silence
+    assert [e.type for e in events][0] == "transcript-start"
+    assert [e.type for e in events][-2:] == ["transcript", "transcript-stop"]
+
+
+async def test_a_question_ends_after_its_silence(house: HouseStore) -> None:
+    decoder = FakeDecoder("how far away is the moon")
+    async with asr_service(house, decoder) as port:
+        events, sent = await stream(port, speech(6) + silence(3))
+    seconds_sent = sent * 640 / 32000
+    assert transcripts(events) == ["how far away is the moon"]
+    assert 1.5 + 0.5 <= seconds_sent < 1.5 + 1.0
+
+
+async def test_a_pause_mid_command_does_not_end_the_turn(house: HouseStore) -> None:
+    decoder = FakeDecoder("turn on the kitchen lights")
+    for pause_s in (0.3, 0.45, 0.6):
+        audio = speech(3) + silence(pause_s) + speech(2) + silence(2)
+        async with asr_service(house, decoder) as port:
+            events, _ = await stream(port, audio)
+        assert transcripts(events) == ["turn on the kitchen lights"], pause_s
+
+
+async def test_silence_ends_at_the_no_speech_timeout(house: HouseStore) -> None:
+    async with asr_service(house, FakeDecoder("anything")) as port:
+        events, sent = await stream(port, silence(12))
+    assert transcripts(events) == [""]
+    assert sent * 640 / 32000 == pytest.approx(TurnRule().no_speech_s, abs=0.1)
+
+
+async def test_an_older_client_gets_exactly_one_finished_transcript(
+    house: HouseStore,
+) -> None:
+    decoder = FakeDecoder("turn on the kitchen lights")
+    async with asr_service(house, decoder) as port:
+        events, sent = await stream(port, speech(5) + silence(2), read_first=False)
+    assert transcripts(events) == ["turn on the kitchen lights"]
+    assert sent == len(list(chunks(speech(5) + silence(2))))
+
+
+async def test_with_external_vad_the_transcript_waits_for_audio_stop(
+    house: HouseStore,
+) -> None:
+    decoder = FakeDecoder("turn on the kitchen lights")
+    audio = speech(5) + silence(2)
+    async with asr_service(house, decoder, external_vad=True) as port:
+        events, sent = await stream(port, audio)
+    assert sent == len(list(chunks(audio)))
+    assert transcripts(events) == ["turn on the kitchen lights"]
+
+
+async def test_a_short_clip_sent_at_once_is_still_framed_as_a_stream(
+    house: HouseStore,
+) -> None:
+    async with asr_service(house, FakeDecoder("lights on")) as port:
+        events, _ = await stream(port, speech(2), read_first=False)
+    assert [e.type for e in events] == [
+        "transcript-start",
+        "transcript-chunk",
+        "transcript",
+        "transcript-stop",
+    ]
+
+
+async def test_names_pushed_once_bias_the_service_and_the_pipeline(
+    house: HouseStore,
+) -> None:
+    await house.replace(names=["Zanzibar Lamp"])
+    decoder = FakeDecoder("turn on the zanzibar lamp")
+    async with asr_service(house, decoder) as port:
+        await stream(port, speech(5) + silence(1))
+    service_prompts = list(decoder.prompts)
+    engines = Engines(decoder, Speaker(FakeVoice()), responder(house, None))
+    pipeline = Pipeline(engines, frames=FakeFrames)
+    source = AudioSource()
+    for chunk in chunks(speech(5) + silence(1)):
+        source.put(chunk)
+    source.end()
+    await asyncio.wait_for(pipeline.run(source), TIMEOUT)
+    await pipeline.close()
+    pipeline_prompts = decoder.prompts[len(service_prompts) :]
+    for prompts in (service_prompts, pipeline_prompts):
+        assert prompts and all("Zanzibar Lamp" in str(p) for p in prompts)
+        assert all("Kitchen Lights" in str(p) for p in prompts)

@@ -1,0 +1,208 @@
+"""Configuration every service shares, and the pattern each service's own
+configuration follows: a frozen dataclass with `add_arguments(parser,
+prefix)` and `from_args(args, prefix)`.
+
+A service alone takes its flags as they are (`asr --model`); the stack and
+`converse` take the same flags prefixed with the service's name
+(`--asr-model`, `--tts-voice`), declared once, in the service's config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from ipaddress import ip_address
+from pathlib import Path
+from typing import Any
+
+from .reader import Limits
+
+HTTP_TOKEN_ENV = "RTVOICE_HTTP_TOKEN"
+HASS_TOKEN_ENV = "HASS_TOKEN"
+PIPELINE_TOKEN_ENV = "RTVOICE_PIPELINE_TOKEN"
+
+
+def option(args: argparse.Namespace, prefix: str, name: str) -> Any:
+    """The value of `--{prefix}{name}`."""
+    return getattr(args, f"{prefix}{name}".replace("-", "_"))
+
+
+def read_secret(path: str | None, env: str) -> str | None:
+    """A secret from the file at `path`, else the environment variable `env`
+    (never a flag's value: the command line is visible to every user); an
+    empty one is none (it would let anyone in)."""
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip() or None
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"{path}: {err}") from err
+    return os.environ.get(env, "").strip() or None
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "wyoming-rtvoice"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where a service listens and what it lets one client do."""
+
+    uri: str = ""
+    zeroconf: str | None = None  # None: not advertised; "": the default name
+    http_uri: str | None = None
+    http_token_file: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    state_dir: Path = field(default_factory=default_state_dir)
+    stack_id: str | None = None
+    debug: bool = False
+    log_format: str = logging.BASIC_FORMAT
+
+    @staticmethod
+    def add_arguments(
+        parser: argparse.ArgumentParser,
+        default_uri: str | None,
+        default_http_uri: str | None = None,
+        idle_timeout_s: float = Limits.idle_timeout_s,
+    ) -> None:
+        """--uri (unless None: the stack listens by --host and ports), and the
+        flags of every server."""
+        group = parser.add_argument_group("server")
+        if default_uri is not None:
+            group.add_argument(
+                "--uri",
+                default=default_uri,
+                help=f"tcp://HOST:PORT, unix://PATH or stdio:// ({default_uri})",
+            )
+        group.add_argument(
+            "--zeroconf",
+            nargs="?",
+            const="",
+            metavar="NAME",
+            help="Advertise over zeroconf as _wyoming._tcp.local. (tcp only)",
+        )
+        group.add_argument(
+            "--http-uri",
+            default=default_http_uri,
+            help="Serve /health, /metrics and /api/* on http://HOST:PORT "
+            f"({default_http_uri or 'off'})",
+        )
+        group.add_argument(
+            "--http-token-file",
+            help="File holding the bearer token for the HTTP API (or set "
+            f"{HTTP_TOKEN_ENV}); required when it listens beyond loopback",
+        )
+        group.add_argument(
+            "--max-payload-bytes",
+            type=int,
+            default=Limits.max_payload_bytes,
+            help="Largest event payload a client may send (%(default)s)",
+        )
+        group.add_argument(
+            "--max-connections",
+            type=int,
+            default=Limits.max_connections,
+            help="Connections served at once; more are refused (%(default)s)",
+        )
+        group.add_argument(
+            "--max-connections-per-client",
+            type=int,
+            default=Limits.max_connections_per_client,
+            help="Connections one address may hold at once (%(default)s)",
+        )
+        group.add_argument(
+            "--idle-timeout",
+            type=float,
+            default=idle_timeout_s,
+            help="Seconds without a request (pings do not count) before a "
+            "connection is closed; 0 never (%(default)s)",
+        )
+        group.add_argument(
+            "--state-dir",
+            type=Path,
+            help="Where the stack id and the house pushed to it are kept "
+            "($XDG_STATE_HOME/wyoming-rtvoice, else ~/.local/state/wyoming-rtvoice)",
+        )
+        group.add_argument(
+            "--stack-id",
+            help="This installation's id (default: a random id kept in --state-dir)",
+        )
+        group = parser.add_argument_group("logging")
+        group.add_argument(
+            "--debug",
+            action="store_true",
+            help="Log DEBUG messages, which include what users said and full LLM "
+            "requests (transcripts, conversation history); INFO logs neither",
+        )
+        group.add_argument(
+            "--log-format", default=logging.BASIC_FORMAT, help="Format for log messages"
+        )
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ServerConfig:
+        return cls(
+            uri=getattr(args, "uri", ""),
+            zeroconf=args.zeroconf,
+            http_uri=args.http_uri,
+            http_token_file=args.http_token_file,
+            limits=Limits(
+                max_payload_bytes=args.max_payload_bytes,
+                max_connections=args.max_connections,
+                max_connections_per_client=args.max_connections_per_client,
+                idle_timeout_s=args.idle_timeout,
+            ),
+            state_dir=args.state_dir or default_state_dir(),
+            stack_id=args.stack_id,
+            debug=args.debug,
+            log_format=args.log_format,
+        )
+
+    def http_token(self) -> str | None:
+        """The HTTP API's bearer token; empty is none (it would let anyone in)."""
+        return read_secret(self.http_token_file, HTTP_TOKEN_ENV)
+
+
+def setup_logging(config: ServerConfig) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if config.debug else logging.INFO,
+        format=config.log_format,
+    )
+
+
+def stack_id(config: ServerConfig) -> str:
+    """--stack-id, else a random id made once and kept in the state directory
+    (not the MAC address, which adverts would broadcast)."""
+    if config.stack_id:
+        return config.stack_id
+    path = config.state_dir / "id"
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        pass
+    new_id = secrets.token_hex(8)
+    try:
+        write_atomically(path, new_id + "\n")
+    except OSError as err:
+        raise SystemExit(f"--state-dir {config.state_dir}: {err}") from err
+    return new_id
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write a file so that a crash leaves the old one or the new one, whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, path)

@@ -1,0 +1,262 @@
+"""The house the services share (entities, areas, floors, extra names) and
+the matcher compiled for it.
+
+Everything that reads the house (the matcher, the ASR prompt, the end of a
+turn) reads one immutable `Snapshot`; a push swaps in a new snapshot whole,
+under a lock, and writes it to the state file atomically, so a restart
+comes back with the last house accepted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import logging
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import voluptuous as vol
+from aiohttp import web
+
+from .config import option, write_atomically
+from .handle.house import House, describe_error
+from .handle.matcher import Match, Matcher
+from .handle.safety import needs_confirmation
+from .http import read_json
+from .turn import Ending, open_ending
+
+_LOGGER = logging.getLogger(__name__)
+
+STATE_FILE = "house.json"
+PROMPT_CHARS = 200  # about 50 tokens
+_WORD = re.compile(r"[\w']+")
+_COMMON_WORDS = frozenset(
+    "the a an to on off in of and or my is are what turn set switch please".split()
+)
+NAMES_SCHEMA = vol.Schema(
+    vol.All([vol.All(str, vol.Strip, vol.Length(max=200))], vol.Length(max=10_000))
+)
+
+
+@dataclass(frozen=True)
+class HouseConfig:
+    entities: str | None = None  # house JSON read at start-up
+    names: str | None = None  # extra names, one a line
+    language: str = "en"  # of the intents
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+        group = parser.add_argument_group("house")
+        group.add_argument(
+            f"--{prefix}entities",
+            help="House JSON: entities (name, domain, area, aliases), areas, floors; "
+            "replaceable with PUT /api/entities (kept in --state-dir)",
+        )
+        group.add_argument(
+            f"--{prefix}names",
+            help="File of extra names (one a line) the speech decoder is biased "
+            "towards; replaceable with PUT /api/names",
+        )
+        group.add_argument(
+            f"--{prefix}intents-language",
+            default=HouseConfig.language,
+            help="Language of the device command sentences (%(default)s)",
+        )
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, prefix: str = "") -> HouseConfig:
+        return cls(
+            entities=option(args, prefix, "entities"),
+            names=option(args, prefix, "names"),
+            language=option(args, prefix, "intents-language"),
+        )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    matcher: Matcher  # compiled for this house; never changed once published
+    names: tuple[str, ...] = ()
+
+    @property
+    def house(self) -> House:
+        return self.matcher.house
+
+    def prompt_names(self) -> list[str]:
+        """Every name the decoder should spell right."""
+        house = self.house
+        names = [
+            name
+            for entity in house.entities
+            for name in [entity["name"], *entity.get("aliases", [])]
+        ]
+        names += house.areas + house.floors + list(self.names)
+        return list(dict.fromkeys(names))
+
+    def prompt(self, heard: str | None, asked: Sequence[str] = ()) -> str | None:
+        """The names that bias a decode, within a budget (a long prompt
+        slows every decode: ~40 tokens cost nothing, 220 about 80 ms): those
+        that share a word with what was heard so far, those the client asked
+        for, the extra names, the areas, then the rest."""
+        heard_words = set(_WORD.findall((heard or "").lower())) - _COMMON_WORDS
+        names = self.prompt_names()
+        related = [n for n in names if heard_words & set(n.lower().split())]
+        house = self.house
+        ranked = [*related, *asked, *self.names, *house.areas, *house.floors, *names]
+        kept: list[str] = []
+        length = 0
+        for name in dict.fromkeys(ranked):
+            length += len(name) + 2
+            if length > PROMPT_CHARS:
+                break
+            kept.append(name)
+        # As sentences: a comma-separated list makes the decoder end on a comma.
+        return ". ".join(kept) + "." if kept else None
+
+    @cached_property
+    def name_prefixes(self) -> frozenset[str]:
+        """Every name's first words ("office" of "Office Lamp"), lowercase:
+        a command that ends on one may be cut short of the full name."""
+        return frozenset(
+            " ".join(words[:end])
+            for name in self.prompt_names()
+            if len(words := name.lower().split()) > 1
+            for end in range(1, len(words))
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {"house": self.house.as_json(), "names": list(self.names)}
+
+
+def read_names(path: str | None) -> list[str]:
+    if path is None:
+        return []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise SystemExit(f"--names: {err}") from err
+    return [line.strip() for line in lines if line.strip()]
+
+
+def read_house(path: str) -> House:
+    try:
+        return House.from_file(path)
+    except vol.Invalid as err:
+        raise SystemExit(f"{path}: {describe_error(err)}") from err
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"{path}: {err}") from err
+
+
+class HouseStore:
+    """The current snapshot, replaced whole; matching on its own thread."""
+
+    def __init__(self, snapshot: Snapshot, path: Path | None) -> None:
+        self.snapshot = snapshot
+        self._path = path
+        self._lock = asyncio.Lock()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="matcher")
+
+    @classmethod
+    def load(cls, config: HouseConfig, state_dir: Path | None) -> HouseStore:
+        """The house of --entities if given, else the last one pushed (kept in
+        the state directory), else an empty one. Blocking (compiles)."""
+        path = None if state_dir is None else state_dir / STATE_FILE
+        house, names = House(), read_names(config.names)
+        if config.entities is not None:
+            house = read_house(config.entities)
+        elif path is not None and path.is_file():
+            try:
+                saved = json.loads(path.read_text(encoding="utf-8"))
+                house = House.from_json(saved["house"])
+                names = names or NAMES_SCHEMA(saved.get("names", []))
+            except (OSError, ValueError, KeyError, TypeError, vol.Invalid) as err:
+                _LOGGER.warning("State file %s not usable (%s): ignored", path, err)
+        try:
+            matcher = Matcher(config.language, house)
+        except ValueError as err:
+            raise SystemExit(str(err)) from err
+        return cls(Snapshot(matcher, tuple(names)), path)
+
+    async def match(self, text: str) -> Match | None:
+        matcher = self.snapshot.matcher
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, matcher.match, text)
+
+    async def ending(self, text: str) -> Ending:
+        """What `text` is for the end of a turn: a complete device command
+        (one that needs a confirmation waits for the speaker to stop), a
+        sentence stopped mid-way, or anything else."""
+        match = await self.match(text)
+        if match is None:
+            return Ending.OPEN if open_ending(text) else Ending.OTHER
+        snapshot = self.snapshot
+        if needs_confirmation(match, snapshot.house):
+            return Ending.CONFIRM
+        values = {str(value).lower() for value in match.slots.values()}
+        if values & snapshot.name_prefixes:  # "the office" of "the office lamp"
+            return Ending.PREFIX
+        return Ending.COMMAND
+
+    async def replace(
+        self, house: House | None = None, names: list[str] | None = None
+    ) -> Snapshot:
+        """Swap in a new snapshot (compiled off the event loop) and keep it."""
+        async with self._lock:
+            old = self.snapshot
+            matcher = old.matcher
+            if house is not None:
+                loop = asyncio.get_running_loop()
+                matcher = await loop.run_in_executor(
+                    self._executor, _compiled, matcher, house
+                )
+            snapshot = Snapshot(matcher, old.names if names is None else tuple(names))
+            if self._path is not None:
+                text = json.dumps(snapshot.as_json(), indent=1)
+                await asyncio.to_thread(write_atomically, self._path, text)
+            self.snapshot = snapshot
+            return snapshot
+
+    def add_routes(self, app: web.Application) -> None:
+        """GET/PUT /api/entities (the house) and /api/names (extra names)."""
+        app.router.add_get("/api/entities", self._get_house)
+        app.router.add_put("/api/entities", self._put_house)
+        app.router.add_get("/api/names", self._get_names)
+        app.router.add_put("/api/names", self._put_names)
+
+    async def _get_house(self, request: web.Request) -> web.Response:
+        return web.json_response(self.snapshot.house.as_json())
+
+    async def _put_house(self, request: web.Request) -> web.Response:
+        try:
+            house = House.from_json(await read_json(request, "a JSON house"))
+        except vol.Invalid as err:
+            raise web.HTTPBadRequest(text=describe_error(err))
+        snapshot = await self.replace(house=house)
+        return web.json_response(snapshot.house.as_json())
+
+    async def _get_names(self, request: web.Request) -> web.Response:
+        return web.json_response(list(self.snapshot.names))
+
+    async def _put_names(self, request: web.Request) -> web.Response:
+        try:
+            names = NAMES_SCHEMA(await read_json(request, "a JSON list of names"))
+        except vol.Invalid:
+            raise web.HTTPBadRequest(text="body must be a JSON list of names")
+        snapshot = await self.replace(names=[name for name in names if name])
+        return web.json_response(list(snapshot.names))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _compiled(matcher: Matcher, house: House) -> Matcher:
+    """A matcher for `house` sharing the loaded sentences; `matcher` is untouched."""
+    new = copy.copy(matcher)
+    new.update(house)
+    return new

@@ -1,0 +1,100 @@
+"""The speaker: clauses to audio chunks, as every reply is sent.
+
+Used by the TTS service and the in-process pipeline alike: one chunk size,
+one cache, and phrases rendered at start-up (acknowledgements, apologies),
+which play even when synthesis fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from typing import Protocol
+
+from wyoming.audio import AudioChunk, AudioStart
+
+from .clauses import split_clauses
+
+APOLOGY = "Sorry, something went wrong."
+
+
+class SynthesisFailed(Exception):
+    """The voice could not speak a clause."""
+
+
+class Cache(Protocol):
+    def __contains__(self, text: object) -> bool: ...
+
+
+class VoiceModel(Protocol):
+    """What the speaker needs of a voice (`voice.Voice`, or a stand-in)."""
+
+    name: str
+    language: str
+    rate: int
+    sample_width: int
+
+    @property
+    def cache(self) -> Cache: ...
+
+    def stream(self, text: str) -> AsyncIterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+class Speaker:
+    def __init__(self, voice: VoiceModel, samples_per_chunk: int = 1024) -> None:
+        self.voice = voice
+        self.samples_per_chunk = samples_per_chunk
+        self._phrases: dict[str, bytes] = {}
+
+    @property
+    def audio_start(self) -> AudioStart:
+        voice = self.voice
+        return AudioStart(rate=voice.rate, width=voice.sample_width, channels=1)
+
+    def seconds(self, pcm_bytes: int) -> float:
+        return pcm_bytes / (self.voice.rate * self.voice.sample_width)
+
+    def ready(self, clause: str) -> bool:
+        """Its audio is there already (rendered or cached)."""
+        return clause in self._phrases or clause in self.voice.cache
+
+    async def render(self, phrases: Iterable[str]) -> None:
+        """Synthesise phrases now, while nothing waits, and keep them."""
+        for phrase in (APOLOGY, *phrases):
+            if phrase not in self._phrases:
+                self._phrases[phrase] = b"".join(
+                    [pcm async for pcm in self.voice.stream(phrase)]
+                )
+
+    async def prepare(self, text: str) -> None:
+        """Synthesise `text` into the cache, so saying it later costs nothing."""
+        for clause in split_clauses(text):
+            async for _ in self.voice.stream(clause):
+                pass
+
+    async def chunks(self, clause: str) -> AsyncIterator[AudioChunk]:
+        """The clause's audio in `audio-chunk`s; SynthesisFailed if the voice
+        fails (after any chunks it had made)."""
+        if clause in self._phrases:
+            for chunk in self._chunked(self._phrases[clause]):
+                yield chunk
+            return
+        try:
+            async for pcm in self.voice.stream(clause):
+                for chunk in self._chunked(pcm):
+                    yield chunk
+        except Exception as err:
+            raise SynthesisFailed(f"{type(err).__name__}: {err}") from err
+
+    def apology(self) -> list[AudioChunk]:
+        """The apology rendered at start-up (empty if it never could be)."""
+        return list(self._chunked(self._phrases.get(APOLOGY, b"")))
+
+    def _chunked(self, pcm: bytes) -> Iterable[AudioChunk]:
+        voice = self.voice
+        step = self.samples_per_chunk * voice.sample_width
+        for offset in range(0, len(pcm), step):
+            yield AudioChunk(
+                voice.rate, voice.sample_width, 1, pcm[offset : offset + step]
+            )
