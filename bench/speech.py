@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from wyoming_rtvoice.tts.voice import Voice
 
 SPEEDS = (0.85, 1.0, 1.2)  # Piper length_scale: < 1 faster, > 1 slower
+VOICED = 500  # a sample louder than this is speech
 
 
 @dataclass(frozen=True)
@@ -53,15 +54,54 @@ def speak(
     seed: int = 0,
 ) -> Spoken:
     """`text` spoken by the default voice, padded with silence, with optional noise."""
+    samples = _samples(text, length_scale)
+    voiced = np.flatnonzero(np.abs(samples) > VOICED)
+    last_voiced = int(voiced[-1]) + 1 if len(voiced) else len(samples)
+    return _in_room(text, samples, last_voiced, noise_db, lead_s, tail_s, seed)
+
+
+def speak_with_pause(
+    first: str,
+    pause_s: float,
+    second: str,
+    length_scale: float = 1.0,
+    noise_db: float | None = -40.0,
+    lead_s: float = 0.3,
+    tail_s: float = 0.8,
+    seed: int = 0,
+) -> Spoken:
+    """`first`, exactly `pause_s` of silence from its last spoken sample to the
+    first of `second`, then `second`: a speaker hesitating mid-sentence."""
+    before, after = _samples(first, length_scale), _samples(second, length_scale)
+    before = before[: int(np.flatnonzero(np.abs(before) > VOICED)[-1]) + 1]
+    after = after[int(np.flatnonzero(np.abs(after) > VOICED)[0]) :]
+    pause = np.zeros(int(pause_s * RATE_16K), dtype=np.float32)
+    samples = np.concatenate([before, pause, after])
+    last_voiced = int(np.flatnonzero(np.abs(samples) > VOICED)[-1]) + 1
+    text = f"{first} {second}"
+    return _in_room(text, samples, last_voiced, noise_db, lead_s, tail_s, seed)
+
+
+def _samples(text: str, length_scale: float) -> np.ndarray:
     voice = _voice()
     # Without Piper's sampled noise the same text is the same audio every run;
     # the variety comes from the speeds and the seeded room noise.
     speech = convert(
         voice.synthesize_blocking(text, length_scale, noise=False), voice.rate
     )
-    samples = np.frombuffer(speech, dtype=np.int16).astype(np.float32)
-    voiced = np.flatnonzero(np.abs(samples) > 500)
-    last_voiced = int(voiced[-1]) + 1 if len(voiced) else len(samples)
+    return np.frombuffer(speech, dtype=np.int16).astype(np.float32)
+
+
+def _in_room(
+    text: str,
+    samples: np.ndarray,
+    last_voiced: int,
+    noise_db: float | None,
+    lead_s: float,
+    tail_s: float,
+    seed: int,
+) -> Spoken:
+    """Silence before and after, and the room's noise over all of it."""
     lead = np.zeros(int(lead_s * RATE_16K), dtype=np.float32)
     tail = np.zeros(int(tail_s * RATE_16K), dtype=np.float32)
     signal = np.concatenate([lead, samples, tail])

@@ -17,7 +17,7 @@ import logging
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ _LOGGER = logging.getLogger(__name__)
 
 STATE_FILE = "house.json"
 PROMPT_CHARS = 200  # about 50 tokens
+RECENT_MATCHES = 64
 _WORD = re.compile(r"[\w']+")
 _COMMON_WORDS = frozenset(
     "the a an to on off in of and or my is are what turn set switch please".split()
@@ -83,6 +84,11 @@ class HouseConfig:
 class Snapshot:
     matcher: Matcher  # compiled for this house; never changed once published
     names: tuple[str, ...] = ()
+    # The latest matches by text: the ASR service looks at a transcript to end
+    # the turn, the handle service answers the same text moments later.
+    matches: dict[str, Match | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def house(self) -> House:
@@ -129,6 +135,11 @@ class Snapshot:
             if len(words := name.lower().split()) > 1
             for end in range(1, len(words))
         )
+
+    def remember(self, text: str, match: Match | None) -> None:
+        self.matches[text] = match
+        if len(self.matches) > RECENT_MATCHES:
+            del self.matches[next(iter(self.matches))]
 
     def as_json(self) -> dict[str, Any]:
         return {"house": self.house.as_json(), "names": list(self.names)}
@@ -184,9 +195,13 @@ class HouseStore:
         return cls(Snapshot(matcher, tuple(names)), path)
 
     async def match(self, text: str) -> Match | None:
-        matcher = self.snapshot.matcher
+        snapshot = self.snapshot
+        if text in snapshot.matches:
+            return snapshot.matches[text]
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, matcher.match, text)
+        match = await loop.run_in_executor(self._executor, snapshot.matcher.match, text)
+        snapshot.remember(text, match)
+        return match
 
     async def ending(self, text: str) -> Ending:
         """What `text` is for the end of a turn: a complete device command
