@@ -302,7 +302,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_llm: str) -> Iterator[S
     argv = [PYTHON, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
     argv += [f"--{name}-port={port}" for name, port in stack.ports.items()]
     argv += [
-        f"--pipeline-port={free_port()}",  # not 10600: others may run a stack
+        f"--pipeline-port={free_port()}",
         f"--http-uri=http://127.0.0.1:{stack.http}",
         "--zeroconf",
         stack.zeroconf_name,
