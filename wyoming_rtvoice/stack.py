@@ -170,6 +170,8 @@ async def run(config: StackConfig) -> None:
             metrics,
         )
         await engines.warm()
+        if hass is not None:
+            hass.watch_states(models.house, config.hass.states_every_s)
         services = [
             (
                 tts.service(config.tts, models.speaker, metrics),

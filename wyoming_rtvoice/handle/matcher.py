@@ -101,8 +101,14 @@ class Matcher:
         return Match(result.intent.name, slots, self._response(result, slots))
 
     def _response(self, result: RecognizeResult, slots: dict[str, Any]) -> str:
-        key = result.response or "default"
-        template = self._responses.get(result.intent.name, {}).get(key, "")
+        return self.render(result.intent.name, slots, result.response or "default")
+
+    def render(self, intent: str, slots: dict[str, Any], key: str = "default") -> str:
+        """The intent's confirmation from the sentences' responses, as Home
+        Assistant's own agent would say it ("Done." when it needs Home
+        Assistant's states to be said)."""
+        responses = self._responses.get(intent, {})
+        template = responses.get(key, responses.get("default", ""))
         name = slots.get("name")
         domain = self._domains.get(str(name)) or slots.get("domain")
         state = {"domain": domain, "name": name}
