@@ -27,6 +27,7 @@ from bench.fake_llm import FakeLlm
 from bench.speech import summary_ms
 from bench.tts import free_port, wait_ready
 from wyoming_rtvoice.handle.house import House
+from wyoming_rtvoice.handle.llm import Llm, LlmSettings
 from wyoming_rtvoice.handle.matcher import Matcher
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
@@ -119,6 +120,27 @@ async def overhead(requests: int, first_token_ms: float) -> None:
         f"  service overhead above the first token {summary_ms(extra)} "
         f"(mean {statistics.mean(extra):.1f} ms)"
     )
+
+
+async def connections(
+    questions: int, gap_s: float, settings: LlmSettings, idle_close_s: float = 400
+) -> tuple[int, int]:
+    """TLS handshakes and keep-warm requests for `questions` questions `gap_s`
+    apart, through the real client against the fake API over HTTPS (which
+    closes connections idle `idle_close_s`, as the API's edge does)."""
+    fake = FakeLlm(first_token_s=0.0, token_s=0.0, tls=True, idle_close_s=idle_close_s)
+    await fake.start()
+    llm = Llm("sk-bench", fake.url, settings, verify=fake.client_ssl())
+    try:
+        await llm.warm()  # start-up
+        for n in range(questions):
+            await asyncio.sleep(gap_s)
+            async for _ in llm.stream(f"c{n}", "How far away is the moon?"):
+                pass
+    finally:
+        await llm.close()
+        await fake.stop()
+    return fake.handshakes, fake.model_lists
 
 
 def main() -> None:

@@ -94,7 +94,7 @@ def fake(fake_server: FakeLlm) -> FakeLlm:
 async def responder(matcher: Matcher, fake: FakeLlm) -> AsyncIterator[Responder]:
     store = HouseStore(Snapshot(matcher), None)
     llm = Llm("sk-test", fake.url, LlmSettings())
-    yield Responder(store, llm, AckPolicy(ack_after_s=0.3))
+    yield Responder(store, llm, AckPolicy(ack_after_s=3.0))  # never, here
     await llm.close()
     store.close()
 

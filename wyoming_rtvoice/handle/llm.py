@@ -46,6 +46,9 @@ WITH_TOOLS = (
 )
 
 
+PING_WAIT_S = 0.3
+
+
 @dataclass(frozen=True)
 class LlmSettings:
     model: str = "claude-haiku-4-5"
@@ -185,6 +188,7 @@ class Llm:
         )
         self._last_used = time.monotonic()
         self._keeping_warm: asyncio.Task[None] | None = None
+        self._pinging: asyncio.Future[Any] | None = None
 
     async def stream(
         self, conversation_id: str, text: str | None, prompt: Prompt = Prompt()
@@ -195,6 +199,10 @@ class Llm:
         messages = self.conversations.messages(conversation_id, text)
         answer: str | list[Any] = ""
         self._last_used = time.monotonic()
+        if self._pinging is not None and not self._pinging.done():
+            # It holds the warm connection: its answer is a round trip away,
+            # a new connection at least two.
+            await asyncio.wait({self._pinging}, timeout=PING_WAIT_S)
         tools = {"tools": list(prompt.tools)} if prompt.tools else {}
         try:
             async with self._client.messages.stream(
@@ -238,8 +246,9 @@ class Llm:
 
     async def _ping(self) -> None:
         self._last_used = time.monotonic()
+        self._pinging = asyncio.ensure_future(self._client.models.list(limit=1))
         try:
-            await self._client.models.list(limit=1)
+            await self._pinging
         except Exception as err:  # noqa: BLE001  keeping warm never fails anything
             _LOGGER.info("LLM warm-up failed: %s", type(err).__name__)
 
