@@ -94,11 +94,12 @@ Reply = Command | AnswerStarted | Said | Finished
 
 @dataclass(frozen=True)
 class AckPolicy:
-    # Published first-token times of Claude Haiku 4.5 through Anthropic's API
-    # are ~0.5 s at the median, ~1 s in the slow tail (docs/services.md): an
-    # acknowledgement at 0.5 s is heard in about half the turns, never
-    # before 1.1 s of silence after the user stopped.
-    ack_after_s: float = 0.5
+    # From published first-token times of Claude Haiku 4.5 (docs/services.md,
+    # "When the first token is late"): ~0.5 s at the median, ~1 s at p90.
+    # At 0.8 s one turn in five hears "One moment.", and the silence before
+    # the first sound stays under ~1.4 s after the user stopped; at 0.5 s
+    # every second answer would wait ~0.5 s behind the acknowledgement.
+    ack_after_s: float = 0.8
     first_token_timeout_s: float = 5.0
 
     @staticmethod

@@ -12,6 +12,7 @@ becomes its entity's name), numbers within range, no slot the tool lacks.
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,8 @@ class Toolbox:
             return {"type": "string", "enum": self.domains}
         if slot == "media_class":
             return {"type": "string", "enum": _MEDIA_CLASSES}
+        if slot in _TARGETS:  # the system prompt says what they are
+            return {"type": "string"}
         return {"type": "string", "description": description}
 
     def _validator(self, intent: str, slot: str) -> Any:
@@ -250,7 +253,7 @@ def home_data(house: House, states: States) -> str:
         )
         state = states.get(state_key(entity["domain"], entity["name"]))
         if state is not None:
-            names += " " + _state(state.state, state.attributes)
+            names += " " + _state(entity["domain"], state.state, state.attributes)
         area = entity.get("area") or ""
         by_area.setdefault(area, {}).setdefault(entity["domain"], []).append(names)
     lines = []
@@ -265,22 +268,28 @@ def home_data(house: House, states: States) -> str:
     return "\n".join(lines)
 
 
-def _state(state: str, attributes: dict[str, Any]) -> str:
-    parts = [
-        quoted(
-            state
-            + (f" {unit}" if (unit := attributes.get("unit_of_measurement")) else "")
-        )
-    ]
+_PLAIN = re.compile(r"^[a-z_]{1,20}$|^-?[0-9]{1,9}([.][0-9]{1,3})?$|^[°%a-zA-Z/]{1,4}$")
+_SHOWN_CLASS = {"cover", "binary_sensor"}  # where the class says what it is
+
+
+def _value(value: Any) -> str:
+    """A state or attribute value: a word or number as it is, anything else
+    quoted."""
+    text = str(value)
+    return text if _PLAIN.match(text) else quoted(text)
+
+
+def _state(domain: str, state: str, attributes: dict[str, Any]) -> str:
+    parts = [_value(state)]
     for key, value in attributes.items():
-        if key in ("unit_of_measurement", "device_class") or value is None:
+        if value is None or key == "device_class" and domain not in _SHOWN_CLASS:
             continue
-        if key == "brightness" and isinstance(value, (int, float)):
-            parts.append(f"brightness {round(value / 2.55)}%")
+        if key == "unit_of_measurement":
+            parts.append(_value(value))
+        elif key == "brightness" and isinstance(value, (int, float)):
+            parts.append(f"{round(value / 2.55)}%")
         elif key == "volume_level" and isinstance(value, (int, float)):
             parts.append(f"volume {round(value * 100)}%")
         else:
-            parts.append(f"{key} {quoted(value) if isinstance(value, str) else value}")
-    if device_class := attributes.get("device_class"):
-        parts.append(f"({quoted(str(device_class))})")
+            parts.append(f"{key} {_value(value)}")
     return " ".join(parts)
