@@ -92,8 +92,7 @@ async def test_a_stack_that_goes_comes_back_restarts_and_changes_its_token(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await synced(stack.get, "Kitchen Lights")
     assert await _speech(hass, "What time is it in Tokyo?") == (
-        "I can control your devices, but no assistant is set up to answer "
-        "questions."
+        "I can control your devices, but no assistant is set up to answer questions."
     )
     await hass.async_block_till_done(wait_background_tasks=True)
 
@@ -103,9 +102,7 @@ async def test_a_stack_that_goes_comes_back_restarts_and_changes_its_token(
     assert state(hass, agent(hass)) == STATE_UNAVAILABLE
     entities = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
     sensors = [e.entity_id for e in entities if e.domain == "sensor"]
-    enabled = [
-        e.entity_id for e in entities if e.domain == "sensor" and not e.disabled
-    ]
+    enabled = [e.entity_id for e in entities if e.domain == "sensor" and not e.disabled]
     assert len(sensors) == 9 and len(enabled) == 1  # p50/p95: off by default
     assert state(hass, enabled[0]) == STATE_UNAVAILABLE
     assert await _speech(hass, "turn on the kitchen lights") == (
@@ -117,9 +114,7 @@ async def test_a_stack_that_goes_comes_back_restarts_and_changes_its_token(
     await _tick(hass)
     assert state(hass, agent(hass)) != STATE_UNAVAILABLE
     assert await _house(stack) == {"Kitchen Lights"}
-    assert await _speech(hass, "turn on the kitchen lights") == (
-        "Turned on the light"
-    )
+    assert await _speech(hass, "turn on the kitchen lights") == ("Turned on the light")
     assert state(hass, house) == "on"
     logged = [r.getMessage() for r in caplog.records if r.name.endswith("rtvoice")]
     assert sum("Error fetching rtvoice data" in m for m in logged) == 1

@@ -230,11 +230,12 @@ class Responder:
         """The house as data and its intents as tools, for the current house
         and states (made again only when either changes)."""
         snapshot, states = self.house.snapshot, self.house.states
-        if self._prompt is None or self._prompt[:2] != (snapshot, id(states)):
+        made = self._prompt
+        if made is None or made[0] is not snapshot or made[1] is not states:
             tools = tuple(snapshot.toolbox.tools)
             home = home_data(snapshot.house, states) if tools else ""
-            self._prompt = (snapshot, id(states), Prompt(home, tools))
-        return self._prompt[2]
+            made = self._prompt = (snapshot, states, Prompt(home, tools))
+        return made[2]
 
     async def answer(
         self, text: str, conversation: str, trace: Trace
