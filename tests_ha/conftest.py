@@ -301,8 +301,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_llm: str) -> Iterator[S
     stack = Stack({name: free_port() for name in SERVICES}, free_port())
     argv = [PYTHON, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
     argv += [f"--{name}-port={port}" for name, port in stack.ports.items()]
-    argv += [f"--pipeline-port={free_port()}"]  # others' stacks may run too
     argv += [
+        f"--pipeline-port={free_port()}",
         f"--http-uri=http://127.0.0.1:{stack.http}",
         "--zeroconf",
         stack.zeroconf_name,

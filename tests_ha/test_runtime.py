@@ -92,7 +92,7 @@ async def test_a_stack_that_goes_comes_back_restarts_and_changes_its_token(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await synced(stack.get, "Kitchen Lights")
     assert await _speech(hass, "What time is it in Tokyo?") == (
-        "I can control your devices, but no assistant is set up to answer questions."
+        "I can control your devices, but no assistant is set up to answer " "questions."
     )
     await hass.async_block_till_done(wait_background_tasks=True)
 

@@ -5,13 +5,19 @@ which only the LLM is told."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import voluptuous as vol
 
-_NAME = vol.All(str, vol.Strip, vol.Length(min=1, max=200))
+MAX_NAME = 200
+MAX_ENTITIES = 10_000
+DOMAIN = re.compile(r"^[a-z_]+$")
+_NAME = vol.All(str, vol.Strip, vol.Length(min=1, max=MAX_NAME))
+MAX_STATE = 255
+MAX_VALUE = 200
 # The attributes an answer or a command may need; anything else is dropped.
 STATE_ATTRIBUTES = (
     "brightness",  # 0-255, as Home Assistant has it
@@ -28,10 +34,11 @@ STATE_ATTRIBUTES = (
     "unit_of_measurement",
     "device_class",
 )
-_VALUE = vol.Any(None, bool, int, float, vol.All(str, vol.Length(max=200)))
+_VALUE = vol.Any(None, bool, int, float, vol.All(str, vol.Length(max=MAX_VALUE)))
 _ATTRIBUTES = vol.Schema(
     {vol.Optional(key): _VALUE for key in STATE_ATTRIBUTES}, extra=vol.REMOVE_EXTRA
 )
+
 
 HOUSE_SCHEMA = vol.Schema(
     {
@@ -42,19 +49,19 @@ HOUSE_SCHEMA = vol.Schema(
                         vol.Required("name"): _NAME,
                         vol.Required("domain"): vol.All(
                             str,
-                            vol.Match(r"^[a-z_]+$", msg="domain must be like 'light'"),
+                            vol.Match(DOMAIN, msg="domain must be like 'light'"),
                         ),
                         vol.Optional("area"): vol.Any(None, _NAME),
                         vol.Optional("aliases", default=list): [_NAME],
                         vol.Optional("state"): vol.Any(
-                            None, vol.All(str, vol.Length(max=255))
+                            None, vol.All(str, vol.Length(max=MAX_STATE))
                         ),
                         vol.Optional("attributes"): _ATTRIBUTES,
                     },
                     extra=vol.REMOVE_EXTRA,
                 )
             ],
-            vol.Length(max=10_000),
+            vol.Length(max=MAX_ENTITIES),
         ),
         vol.Optional("areas", default=list): [_NAME],
         vol.Optional("floors", default=list): [_NAME],
@@ -74,10 +81,10 @@ class EntityState:
         for key in STATE_ATTRIBUTES:
             value = attributes.get(key)
             if isinstance(value, (bool, int, float)) or (
-                isinstance(value, str) and len(value) <= 200
+                isinstance(value, str) and len(value) <= MAX_VALUE
             ):
                 kept[key] = value
-        return EntityState(state[:255], kept)
+        return EntityState(state[:MAX_STATE], kept)
 
 
 # By (domain, lowercase name): how both Home Assistant's states and a pushed
@@ -101,7 +108,9 @@ class House:
     @staticmethod
     def from_json(data: Any) -> House:
         """Validated house; raises vol.Invalid naming the bad field."""
-        valid = HOUSE_SCHEMA(data)
+        valid = _valid_fast(data)
+        if valid is None:  # something is wrong: the schema says what
+            valid = HOUSE_SCHEMA(data)
         states: States = {}
         for entity in valid["entities"]:
             state = entity.pop("state", None)
@@ -122,6 +131,81 @@ class House:
 
     def as_json(self) -> dict[str, Any]:
         return {"entities": self.entities, "areas": self.areas, "floors": self.floors}
+
+
+def _valid_fast(data: Any) -> dict[str, Any] | None:
+    """What HOUSE_SCHEMA returns for a valid house, ~20x faster (a 5,000-entity
+    push is validated on the event loop); None for anything it would not accept
+    as it is."""
+    if not isinstance(data, dict) or not set(data) <= {"entities", "areas", "floors"}:
+        return None
+    entities = data.get("entities")
+    if not isinstance(entities, list) or len(entities) > MAX_ENTITIES:
+        return None
+    valid_entities = []
+    for entity in entities:
+        if not isinstance(entity, dict):
+            return None
+        name, domain = _name(entity.get("name")), entity.get("domain")
+        aliases = _names(entity.get("aliases", []))
+        if name is None or aliases is None:
+            return None
+        if not isinstance(domain, str) or not DOMAIN.match(domain):
+            return None
+        valid: dict[str, Any] = {"name": name, "domain": domain, "aliases": aliases}
+        if "area" in entity:
+            area = entity["area"]
+            if area is not None and (area := _name(area)) is None:
+                return None
+            valid["area"] = area
+        if not _state_fast(entity, valid):
+            return None
+        valid_entities.append(valid)
+    areas, floors = _names(data.get("areas", [])), _names(data.get("floors", []))
+    if areas is None or floors is None:
+        return None
+    return {"entities": valid_entities, "areas": areas, "floors": floors}
+
+
+def _state_fast(entity: dict[str, Any], valid: dict[str, Any]) -> bool:
+    """The entity's state and kept attributes into `valid`; False for what
+    the schema would refuse."""
+    state = entity.get("state")
+    if state is not None:
+        if not isinstance(state, str) or len(state) > MAX_STATE:
+            return False
+        valid["state"] = state
+    attributes = entity.get("attributes")
+    if attributes is None:
+        return "attributes" not in entity
+    if not isinstance(attributes, dict):
+        return False
+    kept = {}
+    for key in STATE_ATTRIBUTES:
+        if key not in attributes:
+            continue
+        value = attributes[key]
+        if isinstance(value, str) and len(value) > MAX_VALUE:
+            return False
+        if value is not None and not isinstance(value, (bool, int, float, str)):
+            return False
+        kept[key] = value
+    valid["attributes"] = kept
+    return True
+
+
+def _name(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value if 0 < len(value) <= MAX_NAME else None
+
+
+def _names(values: Any) -> list[str] | None:
+    if not isinstance(values, list):
+        return None
+    names = [_name(value) for value in values]
+    return None if None in names else names  # type: ignore[return-value]
 
 
 def describe_error(err: vol.Invalid) -> str:
