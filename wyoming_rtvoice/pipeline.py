@@ -386,6 +386,8 @@ class Pipeline:
                 await self._speak(splitter.feed(reply.text), turn, sink)
                 continue
             if isinstance(reply, Finished):
+                if reply.asked:
+                    turn.executed = "not executed: waiting for a yes"
                 rest = splitter.flush() + ([] if reply.handled else [reply.text])
                 if not reply.handled:
                     turn.answer = reply.text

@@ -34,6 +34,7 @@ STATE_ATTRIBUTES = (
     "unit_of_measurement",
     "device_class",
 )
+_KEPT = frozenset(STATE_ATTRIBUTES)
 _VALUE = vol.Any(None, bool, int, float, vol.All(str, vol.Length(max=MAX_VALUE)))
 _ATTRIBUTES = vol.Schema(
     {vol.Optional(key): _VALUE for key in STATE_ATTRIBUTES}, extra=vol.REMOVE_EXTRA
@@ -181,10 +182,9 @@ def _state_fast(entity: dict[str, Any], valid: dict[str, Any]) -> bool:
     if not isinstance(attributes, dict):
         return False
     kept = {}
-    for key in STATE_ATTRIBUTES:
-        if key not in attributes:
+    for key, value in attributes.items():
+        if key not in _KEPT:
             continue
-        value = attributes[key]
         if isinstance(value, str) and len(value) > MAX_VALUE:
             return False
         if value is not None and not isinstance(value, (bool, int, float, str)):

@@ -87,6 +87,7 @@ class Finished:
 
     text: str
     handled: bool
+    asked: bool = False  # a command waits for a yes
 
 
 Reply = Command | AnswerStarted | Said | Finished
@@ -223,7 +224,9 @@ class Responder:
         )
         while len(self._pending) > 1000:
             self._pending.popitem(last=False)
-        async for reply in _say(question(list(matches), self.house.snapshot.house)):
+        async for reply in _say(
+            question(list(matches), self.house.snapshot.house), True
+        ):
             yield reply
 
     def prompt(self) -> Prompt:
@@ -336,7 +339,7 @@ class Responder:
         return max(0.0, self.policy.first_token_timeout_s - self.policy.ack_after_s)
 
 
-async def _say(text: str) -> AsyncGenerator[Reply, None]:
+async def _say(text: str, asked: bool = False) -> AsyncGenerator[Reply, None]:
     yield AnswerStarted()
     yield Said(text)
-    yield Finished(text, handled=True)
+    yield Finished(text, handled=True, asked=asked)
