@@ -192,6 +192,7 @@ PATHS = [
     ("GET", "/api/info"),
     ("GET", "/api/entities"),
     ("PUT", "/api/entities"),
+    ("GET", "/api/states"),
     ("GET", "/api/names"),
     ("PUT", "/api/names"),
     ("GET", "/no-such-path"),
@@ -293,6 +294,7 @@ async def test_secrets_never_leave_the_process(stack: Stack) -> None:
             "/api/stats",
             "/api/info",
             "/api/entities",
+            "/api/states",
             "/api/names",
         ):
             async with session.get(stack.http + path) as response:
