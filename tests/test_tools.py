@@ -23,7 +23,7 @@ from bench.fake_llm import FakeLlm, Reply
 from wyoming_rtvoice import handle
 from wyoming_rtvoice.handle import HandleConfig
 from wyoming_rtvoice.handle.house import House
-from wyoming_rtvoice.handle.llm import Llm, LlmSettings
+from wyoming_rtvoice.handle.llm import Conversations, Llm, LlmSettings
 from wyoming_rtvoice.handle.matcher import Matcher
 from wyoming_rtvoice.handle.responder import (
     DROPPED,
@@ -503,3 +503,32 @@ async def test_states_come_from_home_assistant(matcher: Matcher) -> None:
         finally:
             await hass.close()
             store.close()
+
+
+def test_a_trimmed_history_never_starts_with_a_calls_result() -> None:
+    conversations = Conversations(max_conversations=5, history_chars=300)
+    call = [{"type": "tool_use", "id": "toolu_1", "name": "HassTurnOn", "input": {}}]
+    conversations.remember("c", "turn it on", call)
+    conversations.resolve("c", {"toolu_1": "Turned on the light"})
+    messages = conversations.messages("c", "and the hall")
+    assert messages[-1]["content"] == [
+        {
+            "type": "tool_result",
+            "tool_use_id": "toolu_1",
+            "content": "Turned on the light",
+        },
+        {"type": "text", "text": "and the hall"},
+    ]
+    conversations.remember("c", "and the hall", "x" * 250)
+    for message in conversations.messages("c", "next"):
+        content = message["content"]
+        results = (
+            [b for b in content if b.get("type") == "tool_result"]
+            if isinstance(content, list)
+            else []
+        )
+        assert not results  # the call it answered was trimmed away
+    # An unresolved call still gets a result: the API requires one.
+    conversations.remember("d", "lock up", call)
+    first = conversations.messages("d", "well?")[-1]["content"][0]
+    assert first["content"] == "Not done."
