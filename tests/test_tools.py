@@ -396,7 +396,7 @@ async def test_an_area_wide_command_reaching_a_lock_asks(
     }
     events = await ask(responder, "everything off in the hallway")
     assert "intent" not in types(events)
-    assert events[-1].data["text"] == "Turn off Hallway?"
+    assert events[-1].data["text"] == "Turn off everything in Hallway?"
 
 
 async def test_confirm_domains_adds_to_what_is_asked_about(

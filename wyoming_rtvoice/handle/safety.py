@@ -88,10 +88,18 @@ def question(matches: list[Match], house: House) -> str:
         reached = targets(match, house)
         domain = reached[0]["domain"] if reached else match.slots.get("domain")
         verb = _VERBS.get((str(domain), match.intent))
-        what = match.slots.get("name") or match.slots.get("area") or "that"
+        what = match.slots.get("name") or _everything(match.slots)
         if verb is None:
             verb = {"HassTurnOn": "Turn on", "HassTurnOff": "Turn off"}.get(
                 match.intent, "Go ahead with"
             )
         asks.append(f"{verb} {what}")
     return " and ".join(asks) + "?"
+
+
+def _everything(slots: dict[str, Any]) -> str:
+    """What a command by area, floor or domain reaches, as said in a question:
+    "the locks in Hallway", "everything in Upstairs"."""
+    kind = f"the {slots['domain']}s" if slots.get("domain") else "everything"
+    where = slots.get("area") or slots.get("floor")
+    return f"{kind} in {where}" if where else kind
