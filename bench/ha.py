@@ -583,7 +583,8 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             await hass.async_stop()
     finally:
         for process in processes:
-            process.stop()
+            with contextlib.suppress(Exception):  # stop every one, whatever broke
+                process.stop()
 
 
 async def measure(
