@@ -17,6 +17,7 @@ import pytest
 from wyoming_rtvoice.converse import DEMO_HOUSE
 from wyoming_rtvoice.handle.house import House
 from wyoming_rtvoice.handle.matcher import Matcher
+from wyoming_rtvoice.handle.vocabulary import word_edits, words_of
 from wyoming_rtvoice.turn import FRAME_BYTES
 
 RATE = 16000
@@ -57,14 +58,21 @@ class FakeFrames:
 
 
 class FakeDecoder:
-    """Hears the first N words of `sentence`, N from the loud audio's length."""
+    """Hears the first N words of `sentence`, N from the loud audio's length.
+
+    What was really `said` (by default the sentence) is what its scores
+    favour: a text scores -2 per word it differs from it by."""
 
     language = "en"
 
-    def __init__(self, sentence: str = "", delay_s: float = 0.0) -> None:
+    def __init__(
+        self, sentence: str = "", delay_s: float = 0.0, said: str | None = None
+    ) -> None:
         self.sentence = sentence
+        self.said = sentence if said is None else said
         self.delay_s = delay_s
         self.prompts: list[str | None] = []
+        self.scored: list[list[str]] = []
         self.decodes = 0
         self.running = 0
         self.most_running = 0
@@ -85,6 +93,12 @@ class FakeDecoder:
         loud = float(np.count_nonzero(np.abs(audio) > 0.01)) / RATE
         words = self.sentence.split()
         return " ".join(words[: round(loud / WORD_S + 0.49)])
+
+
+    async def score(self, audio: np.ndarray, texts: list[str]) -> list[float]:
+        self.scored.append(texts)
+        said = tuple(words_of(self.said))
+        return [-2.0 * word_edits(tuple(words_of(text)), said) for text in texts]
 
 
 class FakeCache(set[str]):

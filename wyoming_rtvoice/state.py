@@ -29,6 +29,7 @@ from .config import option, write_atomically
 from .handle.house import House, describe_error
 from .handle.matcher import Match, Matcher
 from .handle.safety import needs_confirmation
+from .handle.vocabulary import Vocabulary
 from .http import read_json
 from .turn import Ending, open_ending
 
@@ -120,6 +121,11 @@ class Snapshot:
         return ". ".join(kept) + "." if kept else None
 
     @cached_property
+    def vocabulary(self) -> Vocabulary:
+        """The house's command sentences, for the ASR's second chance."""
+        return Vocabulary(self.house, self.matcher.language)
+
+    @cached_property
     def name_prefixes(self) -> frozenset[str]:
         """Every name's first words ("office" of "Office Lamp"), lowercase:
         a command that ends on one may be cut short of the full name."""
@@ -181,12 +187,20 @@ class HouseStore:
             matcher = Matcher(config.language, house)
         except ValueError as err:
             raise SystemExit(str(err)) from err
-        return cls(Snapshot(matcher, tuple(names)), path)
+        snapshot = Snapshot(matcher, tuple(names))
+        _ = snapshot.vocabulary  # built now, not in the first turn that needs it
+        return cls(snapshot, path)
 
     async def match(self, text: str) -> Match | None:
         matcher = self.snapshot.matcher
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, matcher.match, text)
+
+    async def closest(self, text: str) -> list[str]:
+        """The house's device commands closest to `text` (which matched none)."""
+        vocabulary = self.snapshot.vocabulary
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, vocabulary.closest, text)
 
     async def ending(self, text: str) -> Ending:
         """What `text` is for the end of a turn: a complete device command
@@ -210,12 +224,13 @@ class HouseStore:
         async with self._lock:
             old = self.snapshot
             matcher = old.matcher
+            loop = asyncio.get_running_loop()
             if house is not None:
-                loop = asyncio.get_running_loop()
                 matcher = await loop.run_in_executor(
                     self._executor, _compiled, matcher, house
                 )
             snapshot = Snapshot(matcher, old.names if names is None else tuple(names))
+            await loop.run_in_executor(self._executor, lambda: snapshot.vocabulary)
             if self._path is not None:
                 text = json.dumps(snapshot.as_json(), indent=1)
                 await asyncio.to_thread(write_atomically, self._path, text)

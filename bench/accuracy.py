@@ -1,0 +1,213 @@
+"""`script/bench accuracy`: are device commands understood, and is other
+speech left alone? Strict match only vs the full chain (the ASR's second
+chance), side by side in one run.
+
+Material (bench/accuracy_material.py): 113 device commands of the test
+house (203 entities) and 55 other utterances (questions, chatter,
+near-misses), each at three speeds, quiet and in fan noise at 10 dB SNR,
+in two voices. Each clip goes through the ASR session as the services run
+it (Whisper tiny.en int8 with the house's names as prompt, Silero VAD, the
+end-of-turn rule and the house's matcher), fed as fast as the decoder
+keeps up. For every clip, in the same run:
+  strict:     the final transcript as decoded, matched strictly;
+  full chain: the transcript after the second chance, matched strictly.
+A command is understood when the intent and every labelled slot are right;
+any match on other speech is a false device action. Times: the second
+chance from its start to its answer where it ran; the time `finish()`
+spends after the decode where the strict match succeeded.
+
+--dump writes every clip's transcripts and, where the strict match failed,
+the candidates and their scores (for tuning the margin offline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.accuracy_material import HOUSE, NOISES, SPEEDS, Clip, Utterance, clips
+from bench.speech import summary_ms
+from wyoming_rtvoice.asr import model_path
+from wyoming_rtvoice.asr.session import AsrSession, AsrSettings
+from wyoming_rtvoice.asr.whisper import Whisper
+from wyoming_rtvoice.handle.matcher import Match
+from wyoming_rtvoice.state import HouseConfig, HouseStore
+from wyoming_rtvoice.trace import Trace
+from wyoming_rtvoice.turn import FRAME_BYTES, SpeechFrames, TurnRule
+
+
+@dataclass
+class Outcome:
+    clip: Clip
+    heard: str
+    chosen: str
+    strict: Match | None
+    full: Match | None
+    second_chance_ms: float | None  # where it ran
+    after_decode_ms: float  # finish() after the decode, where strict matched
+    scored: list[tuple[str, float]]
+
+
+def right(utterance: Utterance, match: Match | None) -> bool:
+    """The labelled intent, with every labelled slot as labelled."""
+    if match is None or match.intent != utterance.intent:
+        return False
+    return all(
+        str(match.slots.get(slot)).lower() == str(value).lower()
+        for slot, value in (utterance.slots or {}).items()
+    )
+
+
+async def run_clip(
+    clip: Clip, whisper: Whisper, frames: SpeechFrames, house: HouseStore
+) -> Outcome:
+    trace = Trace("bench")
+    session = AsrSession(
+        whisper,
+        frames,
+        AsrSettings(),
+        TurnRule(),
+        lambda heard: house.snapshot.prompt(heard),
+        trace,
+        house.ending,
+        house.closest,
+    )
+    for offset in range(0, len(clip.audio), FRAME_BYTES):
+        await session.add(clip.audio[offset : offset + FRAME_BYTES])
+        while whisper.busy:  # as if decoding kept up with speech
+            await asyncio.sleep(0.002)
+        if await session.turn_over():
+            break
+    chosen = await session.finish()
+    finished = time.monotonic()
+    heard = session.heard
+    strict = await house.match(heard) if heard else None
+    full = strict if chosen == heard else await house.match(chosen)
+    marks = trace.marks
+    second_chance_ms = None
+    if "second_chance" in marks:
+        second_chance_ms = (finished - marks["second_chance"]) * 1000
+    after_decode_ms = (finished - marks["heard"]) * 1000 if "heard" in marks else 0.0
+    return Outcome(
+        clip,
+        heard,
+        chosen,
+        strict,
+        full,
+        second_chance_ms,
+        after_decode_ms,
+        session.scored,
+    )
+
+
+def report(outcomes: list[Outcome]) -> None:
+    commands = [o for o in outcomes if o.clip.utterance.intent is not None]
+    others = [o for o in outcomes if o.clip.utterance.intent is None]
+    utterances = {o.clip.utterance.text for o in outcomes}
+    print(
+        f"Accuracy: {len(utterances)} utterances ({len({o.clip.utterance.text for o in commands})}"
+        f" device commands, {len({o.clip.utterance.text for o in others})} other), "
+        f"{len(SPEEDS)} speeds x {len(NOISES)} noises = {len(outcomes)} clips; "
+        "test house of 203 entities; Whisper tiny.en int8"
+    )
+    print(f"  {'':34}{'strict match only':>20}{'full chain':>14}")
+
+    def row(label: str, group: list[Outcome]) -> None:
+        strict = sum(right(o.clip.utterance, o.strict) for o in group)
+        full = sum(right(o.clip.utterance, o.full) for o in group)
+        print(
+            f"  {label:34}{100 * strict / len(group):19.1f}%{100 * full / len(group):13.1f}%"
+        )
+
+    row("device commands understood", commands)
+    for speed in SPEEDS:
+        for noise in NOISES:
+            group = [o for o in commands if o.clip.speed == speed and o.clip.noise == noise]
+            row(f"  {speed}, {noise}", group)
+    strict_false = sum(o.strict is not None for o in others)
+    full_false = sum(o.full is not None for o in others)
+    print(
+        f"  {'false device actions, other speech':34}{strict_false:>13} of {len(others)}"
+        f"{full_false:>7} of {len(others)}"
+    )
+    wrong = [o for o in commands if o.full is not None and not right(o.clip.utterance, o.full)]
+    print(f"  {'commands turned into another command':34}{'':>20}{len(wrong):>14}")
+    ran = [o.second_chance_ms for o in outcomes if o.second_chance_ms is not None]
+    taken = [o for o in outcomes if o.chosen != o.heard]
+    print(
+        f"  second chance ran on {len(ran)} clips, took a candidate on {len(taken)}: "
+        f"{summary_ms(ran)}"
+    )
+    matched = [o.after_decode_ms for o in outcomes if o.strict is not None]
+    print(f"  after the decode, where the strict match succeeded: {summary_ms(matched)}")
+    misses = [o for o in commands if not right(o.clip.utterance, o.full)]
+    if misses:
+        print("  commands not understood by the full chain (heard -> chosen):")
+        for o in misses:
+            print(
+                f"    [{o.clip.speed}, {o.clip.noise}] {o.clip.utterance.text!r}: "
+                f"{o.heard!r} -> {o.chosen!r}"
+            )
+    for o in others:
+        if o.full is not None:
+            print(f"  FALSE ACTION: {o.clip.utterance.text!r}: {o.heard!r} -> {o.chosen!r}")
+
+
+def dumped(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "text": outcome.clip.utterance.text,
+        "command": outcome.clip.utterance.intent is not None,
+        "speed": outcome.clip.speed,
+        "noise": outcome.clip.noise,
+        "heard": outcome.heard,
+        "chosen": outcome.chosen,
+        "strict_right": right(outcome.clip.utterance, outcome.strict),
+        "strict_matched": outcome.strict is not None,
+        "scored": outcome.scored,
+        "label": [outcome.clip.utterance.intent, outcome.clip.utterance.slots],
+    }
+
+
+async def bench(limit: int | None, dump: Path | None) -> None:
+    material = clips()
+    if limit is not None:
+        material = material[::max(1, len(material) // limit)]
+    whisper = Whisper(model_path("tiny.en"), None, 1, "int8", 0)
+    frames = SpeechFrames(TurnRule().vad_threshold)
+    house = await asyncio.to_thread(
+        HouseStore.load, HouseConfig(entities=str(HOUSE)), None
+    )
+    outcomes = []
+    try:
+        for index, clip in enumerate(material):
+            outcomes.append(await run_clip(clip, whisper, frames, house))
+            if (index + 1) % 100 == 0:
+                print(f"  {index + 1}/{len(material)} clips", flush=True)
+    finally:
+        whisper.close()
+        house.close()
+    report(outcomes)
+    if dump is not None:
+        dump.write_text(json.dumps([dumped(o) for o in outcomes], indent=1))
+        print(f"  per clip: {dump}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--limit", type=int, help="About this many clips, evenly taken")
+    parser.add_argument("--dump", type=Path, help="Write per-clip results (JSON) here")
+    args = parser.parse_args()
+    np.seterr(all="ignore")
+    asyncio.run(bench(args.limit, args.dump))
+
+
+if __name__ == "__main__":
+    main()
