@@ -26,7 +26,8 @@ import argparse
 import asyncio
 import json
 import time
-from collections import defaultdict
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,12 @@ from wyoming_rtvoice.asr import model_path
 from wyoming_rtvoice.asr.session import AsrSession, AsrSettings
 from wyoming_rtvoice.asr.whisper import Whisper
 from wyoming_rtvoice.handle.matcher import Match
-from wyoming_rtvoice.state import HouseConfig, HouseStore
+from wyoming_rtvoice.state import PROMPT_CHARS, HouseConfig, HouseStore, Snapshot
 from wyoming_rtvoice.trace import Trace
 from wyoming_rtvoice.turn import FRAME_BYTES, SpeechFrames, TurnRule
+
+
+PromptFor = Callable[[str | None], str | None]
 
 
 @dataclass
@@ -130,7 +134,9 @@ def report(outcomes: list[Outcome]) -> None:
     row("device commands understood", commands)
     for speed in SPEEDS:
         for noise in NOISES:
-            group = [o for o in commands if o.clip.speed == speed and o.clip.noise == noise]
+            group = [
+                o for o in commands if o.clip.speed == speed and o.clip.noise == noise
+            ]
             row(f"  {speed}, {noise}", group)
     strict_false = sum(o.strict is not None for o in others)
     full_false = sum(o.full is not None for o in others)
@@ -138,7 +144,11 @@ def report(outcomes: list[Outcome]) -> None:
         f"  {'false device actions, other speech':34}{strict_false:>13} of {len(others)}"
         f"{full_false:>7} of {len(others)}"
     )
-    wrong = [o for o in commands if o.full is not None and not right(o.clip.utterance, o.full)]
+    wrong = [
+        o
+        for o in commands
+        if o.full is not None and not right(o.clip.utterance, o.full)
+    ]
     print(f"  {'commands turned into another command':34}{'':>20}{len(wrong):>14}")
     ran = [o.second_chance_ms for o in outcomes if o.second_chance_ms is not None]
     taken = [o for o in outcomes if o.chosen != o.heard]
@@ -147,7 +157,9 @@ def report(outcomes: list[Outcome]) -> None:
         f"{summary_ms(ran)}"
     )
     matched = [o.after_decode_ms for o in outcomes if o.strict is not None]
-    print(f"  after the decode, where the strict match succeeded: {summary_ms(matched)}")
+    print(
+        f"  after the decode, where the strict match succeeded: {summary_ms(matched)}"
+    )
     misses = [o for o in commands if not right(o.clip.utterance, o.full)]
     if misses:
         print("  commands not understood by the full chain (heard -> chosen):")
@@ -158,7 +170,9 @@ def report(outcomes: list[Outcome]) -> None:
             )
     for o in others:
         if o.full is not None:
-            print(f"  FALSE ACTION: {o.clip.utterance.text!r}: {o.heard!r} -> {o.chosen!r}")
+            print(
+                f"  FALSE ACTION: {o.clip.utterance.text!r}: {o.heard!r} -> {o.chosen!r}"
+            )
 
 
 def dumped(outcome: Outcome) -> dict[str, Any]:
@@ -179,7 +193,7 @@ def dumped(outcome: Outcome) -> dict[str, Any]:
 async def bench(limit: int | None, dump: Path | None) -> None:
     material = clips()
     if limit is not None:
-        material = material[::max(1, len(material) // limit)]
+        material = material[:: max(1, len(material) // limit)]
     whisper = Whisper(model_path("tiny.en"), None, 1, "int8", 0)
     frames = SpeechFrames(TurnRule().vad_threshold)
     house = await asyncio.to_thread(
@@ -204,9 +218,91 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--limit", type=int, help="About this many clips, evenly taken")
     parser.add_argument("--dump", type=Path, help="Write per-clip results (JSON) here")
+    parser.add_argument(
+        "--prompts",
+        action="store_true",
+        help="Compare prompts instead (strict match, decode time)",
+    )
     args = parser.parse_args()
     np.seterr(all="ignore")
-    asyncio.run(bench(args.limit, args.dump))
+    if args.prompts:
+        asyncio.run(prompts(args.limit or 300))
+    else:
+        asyncio.run(bench(args.limit, args.dump))
+
+
+# --- what the prompt is best spent on ---------------------------------------
+
+
+def prompt_strategies(snapshot: Snapshot) -> dict[str, PromptFor]:
+    names = snapshot.prompt_names()
+
+    def any_shared_word(heard: str | None) -> str | None:
+        """The rule before: names sharing any word with what was heard, in
+        the house's order, then areas, floors, the rest (~50 tokens)."""
+        heard_words = set((heard or "").lower().replace(".", " ").split())
+        related = [n for n in names if heard_words & set(n.lower().split())]
+        house = snapshot.house
+        kept: list[str] = []
+        length = 0
+        for name in dict.fromkeys([*related, *house.areas, *house.floors, *names]):
+            length += len(name) + 2
+            if length > PROMPT_CHARS:
+                break
+            kept.append(name)
+        return ". ".join(kept) + "." if kept else None
+
+    return {
+        "no prompt": lambda heard: None,
+        "names sharing any word, ~50 tokens (before)": any_shared_word,
+        "names sharing rare words first, ~50 tokens": snapshot.prompt,
+        "names sharing rare words first, ~100 tokens": lambda heard: snapshot.prompt(
+            heard, chars=2 * PROMPT_CHARS
+        ),
+        "every name, 223 tokens": lambda heard: ". ".join(names) + ".",
+    }
+
+
+async def prompts(limit: int) -> None:
+    """Strict matching of the final decode with each prompt; decode time."""
+    material = clips()
+    material = material[:: max(1, len(material) // limit)]
+    whisper = Whisper(model_path("tiny.en"), None, 1, "int8", 0, workers=1)
+    house = await asyncio.to_thread(
+        HouseStore.load, HouseConfig(entities=str(HOUSE)), None
+    )
+    strategies = prompt_strategies(house.snapshot)
+    understood: dict[str, int] = Counter()
+    false_actions: dict[str, int] = Counter()
+    times: dict[str, list[float]] = {name: [] for name in strategies}
+    commands = sum(c.utterance.intent is not None for c in material)
+    try:
+        for clip in material:
+            audio = np.frombuffer(clip.audio, np.int16).astype(np.float32) / 32768
+            # what a partial decode would have heard: the clip without a prompt
+            heard = await asyncio.to_thread(whisper.transcribe, audio)
+            for name, prompt_for in strategies.items():
+                prompt = prompt_for(heard)
+                started = time.perf_counter()
+                text = await asyncio.to_thread(whisper.transcribe, audio, prompt)
+                times[name].append((time.perf_counter() - started) * 1000)
+                match = await house.match(text) if text else None
+                if clip.utterance.intent is None:
+                    false_actions[name] += match is not None
+                else:
+                    understood[name] += right(clip.utterance, match)
+    finally:
+        whisper.close()
+        house.close()
+    print(
+        f"Prompt: {len(material)} clips ({commands} commands), final decode with "
+        "each prompt, strict match; Whisper tiny.en int8, one thread at a time"
+    )
+    for name in strategies:
+        print(
+            f"  {name:46} understood {100 * understood[name] / commands:5.1f}%  "
+            f"false {false_actions[name]}  decode {summary_ms(times[name])}"
+        )
 
 
 if __name__ == "__main__":

@@ -141,7 +141,9 @@ def utterances() -> list[Utterance]:
     commands = [
         Utterance(c["text"], c["intent"], c["slots"]) for c in labelled["commands"]
     ]
-    commands += [Utterance(text, intent, slots) for text, intent, slots in MORE_COMMANDS]
+    commands += [
+        Utterance(text, intent, slots) for text, intent, slots in MORE_COMMANDS
+    ]
     others = [Utterance(text) for text in labelled["questions"] + OTHERS]
     return commands + others
 

@@ -17,7 +17,7 @@ import pytest
 from wyoming_rtvoice.converse import DEMO_HOUSE
 from wyoming_rtvoice.handle.house import House
 from wyoming_rtvoice.handle.matcher import Matcher
-from wyoming_rtvoice.handle.vocabulary import word_edits, words_of
+from wyoming_rtvoice.handle.vocabulary import frames_for, word_edits, words_of
 from wyoming_rtvoice.turn import FRAME_BYTES
 
 RATE = 16000
@@ -94,7 +94,6 @@ class FakeDecoder:
         words = self.sentence.split()
         return " ".join(words[: round(loud / WORD_S + 0.49)])
 
-
     async def score(self, audio: np.ndarray, texts: list[str]) -> list[float]:
         self.scored.append(texts)
         said = tuple(words_of(self.said))
@@ -136,5 +135,7 @@ class FakeVoice:
 
 @pytest.fixture(scope="session")
 def demo_matcher() -> Matcher:
-    """The demo house's matcher, compiled once (a house store copies it)."""
+    """The demo house's matcher, compiled once (a house store copies it),
+    and the command sentences, expanded once."""
+    frames_for("en")
     return Matcher("en", House.from_file(DEMO_HOUSE))

@@ -66,14 +66,21 @@ def test_a_candidate_is_taken_only_with_a_clear_margin() -> None:
     assert choose([heard, -9.0, -9.0 - MARGIN]) == 0
     assert choose([heard, -9.0 - MARGIN, -9.0]) == 1
     assert choose([heard, -9.0, -9.0 - MARGIN / 2]) is None  # two alike
-    assert choose([heard, heard - WITHIN_HEARD - 0.1]) is None  # the audio says otherwise
+    assert (
+        choose([heard, heard - WITHIN_HEARD - 0.1]) is None
+    )  # the audio says otherwise
     assert choose([heard, heard - WITHIN_HEARD + 0.1]) == 0
     assert choose([heard]) is None
 
 
 def test_texts_are_scored_in_one_form() -> None:
-    assert spoken_form("turn off the Living Room Lamp") == "Turn off the living room lamp."
-    assert spoken_form("Turn off the living room lamp.") == "Turn off the living room lamp."
+    assert (
+        spoken_form("turn off the Living Room Lamp") == "Turn off the living room lamp."
+    )
+    assert (
+        spoken_form("Turn off the living room lamp.")
+        == "Turn off the living room lamp."
+    )
     assert spoken_form("Set it to 50%!") == "Set it to 50%."
 
 

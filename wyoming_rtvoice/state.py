@@ -14,7 +14,9 @@ import asyncio
 import copy
 import json
 import logging
+import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -100,21 +102,41 @@ class Snapshot:
         names += house.areas + house.floors + list(self.names)
         return list(dict.fromkeys(names))
 
-    def prompt(self, heard: str | None, asked: Sequence[str] = ()) -> str | None:
+    @cached_property
+    def _name_words(self) -> list[tuple[str, dict[str, float]]]:
+        """Each name with its words, and how rare each word is among the
+        names ("lamp" in many, "nightstand" in one)."""
+        names = [(n, set(_WORD.findall(n.lower()))) for n in self.prompt_names()]
+        counts = Counter(word for _, words in names for word in words)
+        rarity = {w: math.log((len(names) + 1) / c) for w, c in counts.items()}
+        return [(name, {w: rarity[w] for w in words}) for name, words in names]
+
+    def prompt(
+        self, heard: str | None, asked: Sequence[str] = (), chars: int = PROMPT_CHARS
+    ) -> str | None:
         """The names that bias a decode, within a budget (a long prompt
         slows every decode: ~40 tokens cost nothing, 220 about 80 ms): those
-        that share a word with what was heard so far, those the client asked
-        for, the extra names, the areas, then the rest."""
+        that share words with what was heard so far, rare words first, those
+        the client asked for, the extra names, the areas, then the rest.
+
+        Measured (`script/bench accuracy --prompts`): ranking by rare shared
+        words understood 83% of spoken commands where any shared word gave
+        78% (none 67%); twice the budget gained nothing, every name (223
+        tokens) lost 9 points and cost ~40 ms a decode."""
         heard_words = set(_WORD.findall((heard or "").lower())) - _COMMON_WORDS
-        names = self.prompt_names()
-        related = [n for n in names if heard_words & set(n.lower().split())]
+        shared = {
+            name: sum(rarity for word, rarity in words.items() if word in heard_words)
+            for name, words in self._name_words
+        }
+        related = sorted((n for n in shared if shared[n] > 0), key=lambda n: -shared[n])
+        names = list(shared)
         house = self.house
         ranked = [*related, *asked, *self.names, *house.areas, *house.floors, *names]
         kept: list[str] = []
         length = 0
         for name in dict.fromkeys(ranked):
             length += len(name) + 2
-            if length > PROMPT_CHARS:
+            if length > chars:
                 break
             kept.append(name)
         # As sentences: a comma-separated list makes the decoder end on a comma.

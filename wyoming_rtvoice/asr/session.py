@@ -34,7 +34,9 @@ _LOGGER = logging.getLogger(__name__)
 BYTES_PER_SECOND = RATE_16K * WIDTH
 FINALS_AT_ONCE = 2  # a stale final decode need not delay the current one
 # The second chance, in natural log-probability of the transcript.
-WITHIN_HEARD = 3.0  # a candidate may fit the audio this much worse than the free transcript
+WITHIN_HEARD = (
+    3.0  # a candidate may fit the audio this much worse than the free transcript
+)
 MARGIN = 2.0  # and must fit it this much better than any other candidate
 
 

@@ -166,7 +166,10 @@ class Whisper:
         view = ctranslate2.StorageView.from_array(
             features[np.newaxis].astype(np.float32)
         )
-        encoded = (np.array(self.model.model.encode(view, to_cpu=True)), len(features[0]))
+        encoded = (
+            np.array(self.model.model.encode(view, to_cpu=True)),
+            len(features[0]),
+        )
         with self._counting:
             self._encodings[key] = encoded
             while len(self._encodings) > KEPT_ENCODINGS:

@@ -30,8 +30,8 @@ from typing import Any
 
 from hassil import Intents
 from hassil.expression import Sentence
+from hassil.intents import RangeSlotList, TextSlotList
 from hassil.parse_expression import parse_sentence
-from hassil.intents import RangeSlotList, TextSlotList, WildcardSlotList
 from hassil.sample import sample_expression, sample_sentence
 from hassil.util import merge_dict
 from home_assistant_intents import get_speech_to_phrase_intents
@@ -56,7 +56,9 @@ _NUMBER_WORDS = frozenset(
 _DIGITS = re.compile(r"^\d+(\.\d+)?$")
 # What may be heard around a command and dropped ("um" and the like are
 # gone already, see matcher.normalize).
-DROPPABLE = frozenset("please now just oh ah i'm and the a".split())
+DROPPABLE = frozenset(
+    "please now just oh ah i'm and the a um uh er hmm so okay ok hey well".split()
+)
 
 
 def words_of(text: str) -> list[str]:
@@ -82,6 +84,9 @@ class Frame:
 class Frames:
     frames: tuple[Frame, ...]
     index: dict[tuple[str, ...], tuple[int, ...]]  # words less up to 2 -> frames
+    # A word of a rule, and the rule's other one-word wordings ("light":
+    # "lights", "lamp"...): a frame says each rule one way, people say any.
+    alike: dict[str, frozenset[str]]
 
     def near(self, words: tuple[str, ...]) -> Iterator[tuple[Frame, int]]:
         """Frames within MAX_EDITS word edits of `words`, with the edits."""
@@ -94,7 +99,7 @@ class Frames:
                 frame = self.frames[number]
                 if _slots(frame.words) != _slots(words):
                     continue
-                edits = changes(words, frame.words)
+                edits = changes(words, frame.words, self.alike)
                 if edits <= MAX_EDITS:
                     yield frame, edits
 
@@ -104,25 +109,34 @@ def _slots(words: Iterable[str]) -> list[str]:
 
 
 def _deletions(words: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
-    """`words` with up to MAX_EDITS of its plain words left out."""
+    """`words` with up to two (MAX_EDITS) of its plain words left out."""
+    yield words
     plain = [i for i, word in enumerate(words) if not word.startswith("{")]
-    for count in range(MAX_EDITS + 1):
-        for left_out in itertools.combinations(plain, count):
-            yield tuple(w for i, w in enumerate(words) if i not in left_out)
+    for first in plain:
+        once = words[:first] + words[first + 1 :]
+        yield once
+        for second in plain:
+            if second > first:
+                yield once[: second - 1] + once[second:]
 
 
-def changes(heard: tuple[str, ...], frame: tuple[str, ...]) -> int:
+def changes(
+    heard: tuple[str, ...],
+    frame: tuple[str, ...],
+    alike: dict[str, frozenset[str]],
+) -> int:
     """Words to change, add or drop to make `heard` the frame, where only
     filler words may be dropped: a word said is never ignored ("did you turn
     off the lamp" is no "turn off the lamp")."""
     never = MAX_EDITS + 1
     row = list(range(len(frame) + 1))
-    for i, word in enumerate(heard, 1):
+    for word in heard:
         drop = 1 if word in DROPPABLE else never
         previous, row[0] = row[0], row[0] + drop
         for j, other in enumerate(frame, 1):
+            same = word == other or word in alike.get(other, ())
             previous, row[j] = row[j], min(
-                row[j] + drop, row[j - 1] + 1, previous + (word != other)
+                row[j] + drop, row[j - 1] + 1, previous + (not same)
             )
     return row[-1]
 
@@ -143,7 +157,7 @@ def frames_for(language: str) -> Frames:
     """Every frame of the language (none without Speech-to-Phrase sentences)."""
     data = get_speech_to_phrase_intents(language)
     if data is None:
-        return Frames((), {})
+        return Frames((), {}, {})
     own = own_sentences(language)
     if own is not None:
         merge_dict(data, own)
@@ -180,18 +194,43 @@ def frames_for(language: str) -> Frames:
     for number, frame in enumerate(ordered):
         for key in set(_deletions(frame.words)):
             index[key].append(number)
-    return Frames(ordered, {key: tuple(value) for key, value in index.items()})
+    return Frames(
+        ordered,
+        {key: tuple(value) for key, value in index.items()},
+        _alike(intents.expansion_rules, intents.slot_lists),
+    )
 
 
 def _plainest(rules: dict[str, Sentence], lists: dict[str, Any]) -> dict[str, Sentence]:
     """Each rule in its first wording, without its optional words: a rule
     says one thing many ways ("the|my|our"), and the candidates need one."""
     return {
-        name: parse_sentence(
-            next(sample_expression(rule.expression, lists, rules, skip_optionals=True))
-        )
+        name: parse_sentence(_plainest_text(rule, lists, rules))
         for name, rule in rules.items()
     }
+
+
+def _plainest_text(
+    rule: Sentence, lists: dict[str, Any], rules: dict[str, Sentence]
+) -> str:
+    said = sample_expression(rule.expression, lists, rules, skip_optionals=True)
+    return next(iter(said))
+
+
+def _alike(
+    rules: dict[str, Sentence], lists: dict[str, Any]
+) -> dict[str, frozenset[str]]:
+    """Of each rule worded in one word only ("light|lights|lamp"), the word
+    a frame gives it and its other wordings."""
+    alike: dict[str, set[str]] = defaultdict(set)
+    for name, rule in rules.items():
+        wordings = [
+            words_of(text) for text in sample_expression(rule.expression, lists, rules)
+        ]
+        if all(len(wording) == 1 for wording in wordings):  # (light|lights|lamp)
+            plain = words_of(_plainest_text(rule, lists, rules))
+            alike[plain[0]].update(wording[0] for wording in wordings)
+    return {word: frozenset(others) for word, others in alike.items()}
 
 
 def _filled(
@@ -260,8 +299,11 @@ class Vocabulary:
         values += [Value("floor", f, f, None, tuple(words_of(f))) for f in house.floors]
         self._values = [value for value in values if value.words]
         self._by_trigram: dict[str, list[int]] = defaultdict(list)
+        self._trigram_counts: list[int] = []
         for number, value in enumerate(self._values):
-            for trigram in _trigrams("".join(value.words)):
+            trigrams = _trigrams("".join(value.words))
+            self._trigram_counts.append(len(trigrams))
+            for trigram in trigrams:
                 self._by_trigram[trigram].append(number)
         self._area_domains = {
             (entity.get("area"), entity["domain"]) for entity in house.entities
@@ -271,7 +313,7 @@ class Vocabulary:
         """Up to CANDIDATES sentences of different meanings, closest first."""
         if not self.frames.frames:
             return []
-        words = words_of(normalize(heard))
+        words = words_of(heard)
         best: dict[tuple[Any, ...], tuple[float, str]] = {}
         for spotted in self._readings(words):
             abstract, numbers = _abstracted(words, spotted)
@@ -283,7 +325,7 @@ class Vocabulary:
                 )
                 if cost > MAX_COST:
                     continue
-                text = _said(frame.words, spotted, numbers)
+                text = _said(frame.words, spotted, numbers, abstract, self.frames.alike)
                 if words_of(text) == words:
                     continue
                 meaning = (
@@ -331,10 +373,12 @@ class Vocabulary:
         for trigram in heard.trigrams:
             shared.update(self._by_trigram.get(trigram, ()))
         found: dict[str, list[Spotted]] = defaultdict(list)
-        for number, count in shared.most_common():
+        for number in sorted(
+            shared, key=lambda n: -shared[n] / self._trigram_counts[n]
+        ):
             value = self._values[number]
-            if count < MIN_SHARED * len(_trigrams("".join(value.words))):
-                continue
+            if shared[number] < MIN_SHARED * self._trigram_counts[number]:
+                break
             if len(found[value.slot]) >= 3 * SPOTTED_PER_LIST:
                 continue
             spot = heard.spot(value)
@@ -374,20 +418,23 @@ class _Letters:
         hits = [i for i in range(len(padded) - 2) if padded[i : i + 3] in wanted]
         if not hits:
             return None
-        # the densest stretch as long as the value
-        first, last = max(
-            ((hit, max(h for h in hits if hit <= h < hit + len(target))) for hit in hits),
-            key=lambda span: sum(1 for h in hits if span[0] <= h <= span[1]),
-        )
-        start = max(0, self._word_at(first - 1))
-        end = self._word_at(last + 1) + 1
+        # Where a run of shared letters starts, a stretch as long as the value.
+        spans = set()
+        for number, hit in enumerate(hits):
+            if number and hit - hits[number - 1] <= 2:
+                continue
+            last = max(h for h in hits if hit <= h < hit + len(target))
+            start = self._word_at(hit - 1)
+            end = self._word_at(last + 1) + 1
+            spans |= {(start, end), (start - 1, end), (start, end + 1)}
         best: Spotted | None = None
-        for s, e in {(start, end), (start - 1, end), (start, end + 1)}:
+        for s, e in spans:
             if s < 0 or e > len(self.words) or e <= s:
                 continue
             similarity = SequenceMatcher(None, "".join(self.words[s:e]), target).ratio()
             if similarity >= MIN_SIMILARITY and (
-                best is None or similarity > best.similarity
+                best is None
+                or (similarity, e - s) > (best.similarity, best.end - best.start)
             ):
                 best = Spotted(value, s, e, similarity)
         return best
@@ -429,13 +476,27 @@ def _abstracted(
 
 
 def _said(
-    frame_words: tuple[str, ...], spotted: tuple[Spotted, ...], numbers: list[str]
+    frame: tuple[str, ...],
+    spotted: tuple[Spotted, ...],
+    numbers: list[str],
+    heard: tuple[str, ...],
+    alike: dict[str, frozenset[str]],
 ) -> str:
+    """The frame filled in, each rule worded as heard ("lights", not "light")."""
     values = {"{" + s.value.slot + "}": s.value.text for s in spotted}
     remaining = iter(numbers)
-    said = [
-        values[word] if word in values else next(remaining, word) if word == NUMBER else word
-        for word in frame_words
-    ]
+    said = []
+    for word in frame:
+        if word in values:
+            said.append(values[word])
+        elif word == NUMBER:
+            said.append(next(remaining, word))
+        else:
+            others = alike.get(word, frozenset())
+            same_place = heard[len(said)] if len(said) < len(heard) else ""
+            if same_place in others:
+                said.append(same_place)
+            else:
+                said.append(next((h for h in heard if h in others), word))
     sentence = " ".join(said)
     return sentence[:1].upper() + sentence[1:]
