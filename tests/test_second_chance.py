@@ -1,20 +1,35 @@
-"""The second chance at a misheard command: the house's closest command
-sentences (text only, the demo house), the margin rule, and the real
-Whisper scoring a clip."""
+"""The house's words in the ASR: the names the prompt gives the decoder, and
+the second chance at a misheard command (the house's closest command
+sentences, the margin rule, the real Whisper scoring a clip)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from wyoming_rtvoice.asr.session import MARGIN, WITHIN_HEARD, choose, spoken_form
 from wyoming_rtvoice.handle.matcher import Matcher
 from wyoming_rtvoice.handle.vocabulary import Vocabulary, frames_for
-from wyoming_rtvoice.state import Snapshot
+from wyoming_rtvoice.handle.house import House
+from wyoming_rtvoice.state import PROMPT_CHARS, Snapshot
+
+TEST_HOUSE = Path(__file__).parent / "data" / "house.json"
 
 
 @pytest.fixture(scope="module")
 def vocabulary(demo_matcher: Matcher) -> Vocabulary:
     return Snapshot(demo_matcher).vocabulary
+
+
+def test_the_prompt_gives_names_sharing_rare_words_first() -> None:
+    snapshot = Snapshot(Matcher("en", House.from_file(TEST_HOUSE)))
+    prompt = snapshot.prompt("Turn on the guest nights and lamp")
+    assert prompt is not None and len(prompt) <= PROMPT_CHARS
+    names = prompt.rstrip(".").split(". ")
+    # "guest" is in a few names, "lamp" in dozens: both first, then the guest's
+    assert set(names[:2]) == {"Guest Nightstand Lamp", "Guest Room Lamp"}
+    assert all(name.startswith("Guest") for name in names[2:6])
 
 
 def test_a_misheard_name_finds_the_command(
