@@ -34,7 +34,15 @@ from typing import Any
 
 import numpy as np
 
-from bench.accuracy_material import HOUSE, NOISES, SPEEDS, Clip, Utterance, clips
+from bench.accuracy_material import (
+    HOUSE,
+    NOISES,
+    SPEEDS,
+    VOICES,
+    Clip,
+    Utterance,
+    clips,
+)
 from bench.speech import summary_ms
 from wyoming_rtvoice.asr import model_path
 from wyoming_rtvoice.asr.session import AsrSession, AsrSettings
@@ -43,7 +51,6 @@ from wyoming_rtvoice.handle.matcher import Match
 from wyoming_rtvoice.state import PROMPT_CHARS, HouseConfig, HouseStore, Snapshot
 from wyoming_rtvoice.trace import Trace
 from wyoming_rtvoice.turn import FRAME_BYTES, SpeechFrames, TurnRule
-
 
 PromptFor = Callable[[str | None], str | None]
 
@@ -112,67 +119,68 @@ async def run_clip(
     )
 
 
-def report(outcomes: list[Outcome]) -> None:
+def report(outcomes: list[Outcome], misses: bool) -> None:
     commands = [o for o in outcomes if o.clip.utterance.intent is not None]
     others = [o for o in outcomes if o.clip.utterance.intent is None]
-    utterances = {o.clip.utterance.text for o in outcomes}
+    said = {o.clip.utterance.text for o in commands}
     print(
-        f"Accuracy: {len(utterances)} utterances ({len({o.clip.utterance.text for o in commands})}"
-        f" device commands, {len({o.clip.utterance.text for o in others})} other), "
+        f"Accuracy: {len(said)} device commands and "
+        f"{len({o.clip.utterance.text for o in others})} other utterances, "
         f"{len(SPEEDS)} speeds x {len(NOISES)} noises = {len(outcomes)} clips; "
         "test house of 203 entities; Whisper tiny.en int8"
     )
-    print(f"  {'':34}{'strict match only':>20}{'full chain':>14}")
+    print(f"  {'':40}{'strict match only':>18}{'full chain':>12}")
 
-    def row(label: str, group: list[Outcome]) -> None:
+    def row(label: str, strict: float, full: float, unit: str = "%") -> None:
+        print(f"  {label:40}{strict:17.1f}{unit}{full:11.1f}{unit}")
+
+    def understood(label: str, group: list[Outcome]) -> None:
         strict = sum(right(o.clip.utterance, o.strict) for o in group)
         full = sum(right(o.clip.utterance, o.full) for o in group)
-        print(
-            f"  {label:34}{100 * strict / len(group):19.1f}%{100 * full / len(group):13.1f}%"
-        )
+        row(label, 100 * strict / len(group), 100 * full / len(group))
 
-    row("device commands understood", commands)
+    understood("device commands understood", commands)
     for speed in SPEEDS:
         for noise in NOISES:
-            group = [
-                o for o in commands if o.clip.speed == speed and o.clip.noise == noise
-            ]
-            row(f"  {speed}, {noise}", group)
-    strict_false = sum(o.strict is not None for o in others)
-    full_false = sum(o.full is not None for o in others)
-    print(
-        f"  {'false device actions, other speech':34}{strict_false:>13} of {len(others)}"
-        f"{full_false:>7} of {len(others)}"
+            understood(
+                f"  {speed}, {noise}",
+                [o for o in commands if (o.clip.speed, o.clip.noise) == (speed, noise)],
+            )
+    for voice in VOICES:
+        understood(f"  voice {voice}", [o for o in commands if o.clip.voice == voice])
+    row(
+        f"false device actions (of {len(others)} other)",
+        sum(o.strict is not None for o in others),
+        sum(o.full is not None for o in others),
+        "",
     )
-    wrong = [
-        o
-        for o in commands
-        if o.full is not None and not right(o.clip.utterance, o.full)
-    ]
-    print(f"  {'commands turned into another command':34}{'':>20}{len(wrong):>14}")
+    row(
+        "commands taken for another command",
+        sum(wrong(o, o.strict) for o in commands),
+        sum(wrong(o, o.full) for o in commands),
+        "",
+    )
     ran = [o.second_chance_ms for o in outcomes if o.second_chance_ms is not None]
-    taken = [o for o in outcomes if o.chosen != o.heard]
-    print(
-        f"  second chance ran on {len(ran)} clips, took a candidate on {len(taken)}: "
-        f"{summary_ms(ran)}"
-    )
+    taken = sum(o.chosen != o.heard for o in outcomes)
+    print(f"  second chance: ran on {len(ran)} clips, took a candidate on {taken}")
+    print(f"    time where it ran: {summary_ms(ran)}")
     matched = [o.after_decode_ms for o in outcomes if o.strict is not None]
-    print(
-        f"  after the decode, where the strict match succeeded: {summary_ms(matched)}"
-    )
-    misses = [o for o in commands if not right(o.clip.utterance, o.full)]
-    if misses:
-        print("  commands not understood by the full chain (heard -> chosen):")
-        for o in misses:
+    print(f"    time added where the strict match succeeded: {summary_ms(matched)}")
+    for o in commands if misses else []:
+        if not right(o.clip.utterance, o.full):
             print(
-                f"    [{o.clip.speed}, {o.clip.noise}] {o.clip.utterance.text!r}: "
-                f"{o.heard!r} -> {o.chosen!r}"
+                f"  missed [{o.clip.speed}, {o.clip.noise}] {o.clip.utterance.text!r}:"
+                f" {o.heard!r} -> {o.chosen!r}"
             )
     for o in others:
         if o.full is not None:
             print(
-                f"  FALSE ACTION: {o.clip.utterance.text!r}: {o.heard!r} -> {o.chosen!r}"
+                f"  FALSE ACTION {o.clip.utterance.text!r}: {o.heard!r} -> {o.chosen!r}"
             )
+
+
+def wrong(outcome: Outcome, match: Match | None) -> bool:
+    return match is not None and not right(outcome.clip.utterance, match)
 
 
 def dumped(outcome: Outcome) -> dict[str, Any]:
@@ -190,7 +198,7 @@ def dumped(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-async def bench(limit: int | None, dump: Path | None) -> None:
+async def bench(limit: int | None, dump: Path | None, misses: bool) -> None:
     material = clips()
     if limit is not None:
         material = material[:: max(1, len(material) // limit)]
@@ -208,7 +216,7 @@ async def bench(limit: int | None, dump: Path | None) -> None:
     finally:
         whisper.close()
         house.close()
-    report(outcomes)
+    report(outcomes, misses)
     if dump is not None:
         dump.write_text(json.dumps([dumped(o) for o in outcomes], indent=1))
         print(f"  per clip: {dump}")
@@ -219,6 +227,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="About this many clips, evenly taken")
     parser.add_argument("--dump", type=Path, help="Write per-clip results (JSON) here")
     parser.add_argument(
+        "--misses", action="store_true", help="List the commands not understood"
+    )
+    parser.add_argument(
         "--prompts",
         action="store_true",
         help="Compare prompts instead (strict match, decode time)",
@@ -228,7 +239,7 @@ def main() -> None:
     if args.prompts:
         asyncio.run(prompts(args.limit or 300))
     else:
-        asyncio.run(bench(args.limit, args.dump))
+        asyncio.run(bench(args.limit, args.dump, args.misses))
 
 
 # --- what the prompt is best spent on ---------------------------------------

@@ -28,6 +28,8 @@ class FakeLlm:
     # A tool call the fake "model" makes after its text, as if it had tools.
     tool_use: dict[str, Any] | None = None
     aborted: int = 0  # streams whose client went away before the end
+    in_flight: int = 0  # answers being streamed now
+    most_in_flight: int = 0  # the most at once since it was last reset
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     port: int = 0
@@ -73,6 +75,14 @@ class FakeLlm:
             await self._runner.cleanup()
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
         self.headers.append(dict(request.headers))

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import numpy as np
 import pytest
 
+from bench.fake_llm import FakeLlm
 from wyoming_rtvoice.converse import DEMO_HOUSE
 from wyoming_rtvoice.handle.house import House
 from wyoming_rtvoice.handle.matcher import Matcher
@@ -139,3 +140,12 @@ def demo_matcher() -> Matcher:
     and the command sentences, expanded once."""
     frames_for("en")
     return Matcher("en", House.from_file(DEMO_HOUSE))
+
+
+@pytest.fixture(scope="module")
+def fake_llm() -> Iterator[FakeLlm]:
+    """The fake Messages API, answering at once (tests set what they need)."""
+    fake = FakeLlm(first_token_s=0.0, token_s=0.0)
+    fake.start_in_thread()
+    yield fake
+    fake.stop_thread()

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from wyoming_rtvoice.asr.session import MARGIN, WITHIN_HEARD, choose, spoken_form
+from wyoming_rtvoice.handle.house import House
 from wyoming_rtvoice.handle.matcher import Matcher
 from wyoming_rtvoice.handle.vocabulary import Vocabulary, frames_for
-from wyoming_rtvoice.handle.house import House
 from wyoming_rtvoice.state import PROMPT_CHARS, Snapshot
 
 TEST_HOUSE = Path(__file__).parent / "data" / "house.json"

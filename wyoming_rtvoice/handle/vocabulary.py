@@ -37,7 +37,7 @@ from hassil.util import merge_dict
 from home_assistant_intents import get_speech_to_phrase_intents
 
 from .house import House
-from .matcher import normalize, own_sentences, spoken_variants
+from .matcher import own_sentences, spoken_variants
 
 HOUSE_LISTS = ("name", "area", "floor")
 NUMBER = "{number}"
