@@ -164,6 +164,12 @@ def report(outcomes: list[Outcome], misses: bool) -> None:
     taken = sum(o.chosen != o.heard for o in outcomes)
     print(f"  second chance: ran on {len(ran)} clips, took a candidate on {taken}")
     print(f"    time where it ran: {summary_ms(ran)}")
+    scored = [
+        o.second_chance_ms
+        for o in outcomes
+        if o.scored and o.second_chance_ms is not None
+    ]
+    print(f"    where it had candidates to score ({len(scored)}): {summary_ms(scored)}")
     matched = [o.after_decode_ms for o in outcomes if o.strict is not None]
     print(f"    time added where the strict match succeeded: {summary_ms(matched)}")
     for o in commands if misses else []:
