@@ -70,7 +70,7 @@ class FakeDecoder:
         self, sentence: str = "", delay_s: float = 0.0, said: str | None = None
     ) -> None:
         self.sentence = sentence
-        self.said = sentence if said is None else said
+        self._said = said
         self.delay_s = delay_s
         self.prompts: list[str | None] = []
         self.scored: list[list[str]] = []
@@ -81,6 +81,10 @@ class FakeDecoder:
     @property
     def busy(self) -> bool:
         return self.running > 0
+
+    @property
+    def said(self) -> str:
+        return self.sentence if self._said is None else self._said
 
     async def decode(self, audio: np.ndarray, prompt: str | None) -> str:
         self.prompts.append(prompt)

@@ -69,6 +69,12 @@ def test_speech_far_from_any_command_has_no_candidate(vocabulary: Vocabulary) ->
         assert vocabulary.closest(text) == [], text
 
 
+def test_a_short_answer_is_near_no_command(vocabulary: Vocabulary) -> None:
+    # "yes please" to "Unlock Front Door?" must stay a yes
+    for text in ("Yes please.", "No.", "Yes", "No thanks"):
+        assert vocabulary.closest(text) == [], text
+
+
 def test_frames_hold_the_projects_own_phrasings() -> None:
     frames = {" ".join(frame.words) for frame in frames_for("en").frames}
     assert "dim the {name}" in frames  # the project's sentence file

@@ -3,7 +3,7 @@
 Each keeps its own port and zeroconf advertisement, so Home Assistant finds
 and chains them as usual; they share the loaded models, the house, one HTTP
 API (/health, /metrics, /api/turns, /api/stats, /api/info, /api/entities,
-/api/names) and one set of metrics. With --zeroconf the HTTP API is
+/api/states, /api/names) and one set of metrics. With --zeroconf the HTTP API is
 advertised too, as `_rtvoice._tcp.local.` with the Wyoming ports in its
 properties, for the Home Assistant integration `rtvoice`.
 
@@ -170,6 +170,8 @@ async def run(config: StackConfig) -> None:
             metrics,
         )
         await engines.warm()
+        if hass is not None:
+            hass.watch_states(models.house, config.hass.states_every_s)
         services = [
             (
                 tts.service(config.tts, models.speaker, metrics),

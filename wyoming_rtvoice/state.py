@@ -28,9 +28,10 @@ import voluptuous as vol
 from aiohttp import web
 
 from .config import option, write_atomically
-from .handle.house import House, describe_error
+from .handle.house import House, States, describe_error
 from .handle.matcher import Match, Matcher
 from .handle.safety import needs_confirmation
+from .handle.tools import Toolbox
 from .handle.vocabulary import Vocabulary
 from .http import read_json
 from .turn import Ending, open_ending
@@ -158,6 +159,11 @@ class Snapshot:
             for end in range(1, len(words))
         )
 
+    @cached_property
+    def toolbox(self) -> Toolbox:
+        """The house's intents as the LLM's tools."""
+        return Toolbox(self.matcher)
+
     def as_json(self) -> dict[str, Any]:
         return {"house": self.house.as_json(), "names": list(self.names)}
 
@@ -182,10 +188,15 @@ def read_house(path: str) -> House:
 
 
 class HouseStore:
-    """The current snapshot, replaced whole; matching on its own thread."""
+    """The current snapshot, replaced whole; matching on its own thread.
+
+    The entities' states (pushed with the house, or fetched from Home
+    Assistant) are kept beside it: they change often, never recompile the
+    matcher and are not written to the state file."""
 
     def __init__(self, snapshot: Snapshot, path: Path | None) -> None:
         self.snapshot = snapshot
+        self.states: States = dict(snapshot.house.states)
         self._path = path
         self._lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="matcher")
@@ -210,7 +221,8 @@ class HouseStore:
         except ValueError as err:
             raise SystemExit(str(err)) from err
         snapshot = Snapshot(matcher, tuple(names))
-        _ = snapshot.vocabulary  # built now, not in the first turn that needs it
+        snapshot.toolbox  # made ahead, like the matcher
+        snapshot.vocabulary  # and the ASR's command sentences
         return cls(snapshot, path)
 
     async def match(self, text: str) -> Match | None:
@@ -242,17 +254,28 @@ class HouseStore:
     async def replace(
         self, house: House | None = None, names: list[str] | None = None
     ) -> Snapshot:
-        """Swap in a new snapshot (compiled off the event loop) and keep it."""
+        """Swap in a new snapshot (compiled off the event loop) and keep it.
+        A house that differs only in its states is not compiled again."""
         async with self._lock:
             old = self.snapshot
             matcher = old.matcher
+            if house is not None and house.states:
+                self.states = house.states
+            if house == old.house:
+                house = None
+            if house is None and (names is None or tuple(names) == old.names):
+                return old
             loop = asyncio.get_running_loop()
             if house is not None:
                 matcher = await loop.run_in_executor(
                     self._executor, _compiled, matcher, house
                 )
             snapshot = Snapshot(matcher, old.names if names is None else tuple(names))
-            await loop.run_in_executor(self._executor, lambda: snapshot.vocabulary)
+            if matcher is not old.matcher:  # the LLM's tools and the ASR's sentences
+                await loop.run_in_executor(self._executor, _made_ahead, snapshot)
+            else:
+                snapshot.__dict__["toolbox"] = old.toolbox
+                snapshot.__dict__["vocabulary"] = old.vocabulary
             if self._path is not None:
                 text = json.dumps(snapshot.as_json(), indent=1)
                 await asyncio.to_thread(write_atomically, self._path, text)
@@ -263,6 +286,7 @@ class HouseStore:
         """GET/PUT /api/entities (the house) and /api/names (extra names)."""
         app.router.add_get("/api/entities", self._get_house)
         app.router.add_put("/api/entities", self._put_house)
+        app.router.add_get("/api/states", self._get_states)
         app.router.add_get("/api/names", self._get_names)
         app.router.add_put("/api/names", self._put_names)
 
@@ -277,6 +301,15 @@ class HouseStore:
         snapshot = await self.replace(house=house)
         return web.json_response(snapshot.house.as_json())
 
+    async def _get_states(self, request: web.Request) -> web.Response:
+        """What the LLM is told the entities are doing."""
+        return web.json_response(
+            [
+                {"domain": domain, "name": name, **vars(state)}
+                for (domain, name), state in self.states.items()
+            ]
+        )
+
     async def _get_names(self, request: web.Request) -> web.Response:
         return web.json_response(list(self.snapshot.names))
 
@@ -290,6 +323,11 @@ class HouseStore:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _made_ahead(snapshot: Snapshot) -> None:
+    snapshot.toolbox
+    snapshot.vocabulary
 
 
 def _compiled(matcher: Matcher, house: House) -> Matcher:

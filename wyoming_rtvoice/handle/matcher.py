@@ -216,8 +216,20 @@ class Matcher:
     def _response(
         self, result: RecognizeResult, slots: dict[str, Any], compiled: _Compiled
     ) -> str:
-        template = self._responses.get(
-            (result.intent.name, result.response or "default")
+        key = result.response or "default"
+        return self._render(result.intent.name, slots, key, compiled)
+
+    def render(self, intent: str, slots: dict[str, Any], key: str = "default") -> str:
+        """The intent's confirmation from the sentences' responses, as Home
+        Assistant's own agent would say it (its default response when `key`
+        is not one; "Done." when it needs Home Assistant's states)."""
+        return self._render(intent, slots, key, self._compiled)
+
+    def _render(
+        self, intent: str, slots: dict[str, Any], key: str, compiled: _Compiled
+    ) -> str:
+        template = self._responses.get((intent, key)) or self._responses.get(
+            (intent, "default")
         )
         if template is None:
             return "Done."

@@ -89,7 +89,9 @@ class Frames:
     alike: dict[str, frozenset[str]]
 
     def near(self, words: tuple[str, ...]) -> Iterator[tuple[Frame, int]]:
-        """Frames within MAX_EDITS word edits of `words`, with the edits."""
+        """Frames within a word edit per two words of `words` (MAX_EDITS at
+        most), with the edits: "yes please" is near no command."""
+        allowed = min(MAX_EDITS, len(words) // 2)
         seen: set[int] = set()
         for key in _deletions(words):
             for number in self.index.get(key, ()):
@@ -100,7 +102,7 @@ class Frames:
                 if _slots(frame.words) != _slots(words):
                     continue
                 edits = changes(words, frame.words, self.alike)
-                if edits <= MAX_EDITS:
+                if edits <= allowed:
                     yield frame, edits
 
 
