@@ -217,6 +217,7 @@ class Pipeline:
             lambda heard: house.snapshot.prompt(heard),
             trace,
             self._classify,
+            house.closest,
         )
         started = False
         while (chunk := await source.read()) is not None:

@@ -169,6 +169,7 @@ class AsrEventHandler(EventHandler):
             prompt_for(self._request, self.house),
             trace,
             self.house.ending,
+            self.house.closest,
         )
         self._converter = AudioChunkConverter(rate=RATE_16K, width=WIDTH, channels=MONO)
         self._sent_words = []

@@ -85,9 +85,18 @@ def load_intents(language: str) -> dict[str, Any]:
     data = get_intents(language)
     if data is None:
         raise ValueError(f"no intents for language {language!r}")
+    own = own_sentences(language)
+    if own is not None:
+        merge_dict(data, own)
+    return data
+
+
+def own_sentences(language: str) -> dict[str, Any] | None:
+    """The project's sentence file for `language`, if there is one."""
     own = SENTENCES_DIR / f"{language}.yaml"
-    if own.is_file():
-        merge_dict(data, yaml.safe_load(own.read_text(encoding="utf-8")))
+    if not own.is_file():
+        return None
+    data: dict[str, Any] = yaml.safe_load(own.read_text(encoding="utf-8"))
     return data
 
 
