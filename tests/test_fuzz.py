@@ -36,16 +36,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wyoming.asr import Transcript
+from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
+from wyoming.info import Describe
 from wyoming.ping import Ping
 from wyoming.satellite import RunSatellite
-from wyoming.tts import Synthesize
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
 from wyoming.wake import Detect
 
 from bench.fake_llm import FakeLlm
 from bench.speech import speak, stream_audio
 from wyoming_rtvoice.audio import RATE_16K, WIDTH, write_wav
+from wyoming_rtvoice.errors import ErrorCode
 from wyoming_rtvoice.reader import Limits, ProtocolError, read_event
 
 from .conftest import free_port, start_service
@@ -595,30 +598,61 @@ def test_events_in_any_order_then_ping(
 
 # --- realistic maxima ---------------------------------------------------------------
 # The most a client may send, sent at once, must be served while a second
-# client's ping stays under 100 ms. (More join these as they come to hold:
-# payloads at the cap for asr, wake, the pipeline and the satellite's reply,
-# thousands of events in one burst; `script/bench abuse` measures them all.)
+# client's ping stays under 100 ms. Not yet here, as they do not hold on this
+# 2-core machine yet (`script/bench abuse` measures them): thousands of small
+# events in one burst (pings, audio chunks, voice-started, questions), 1 MiB
+# chunks of speech to asr and wake, an hour of reply audio to the satellite.
 
 PING_BOUND_S = 0.1
 PUNCTUATION = ("?!. ,;: …\"') " * 1000)[:10_000]
 
 
-async def sent_until(port: int, events: list[Event], last: str) -> None:
-    """Write `events` as fast as the connection takes them; the reply ends
-    with `last` and holds no error."""
+@lru_cache(maxsize=1)
+def speech_at_the_cap() -> AudioChunk:
+    """1 MiB of speech (the payload cap): 33 s at 16 kHz."""
+    speech = spoken("Turn on the kitchen lights, then tell me the weather.")
+    audio = (speech * (1 + (1 << 20) // len(speech)))[: 1 << 20]
+    return AudioChunk(RATE_16K, WIDTH, 1, audio)
+
+
+@dataclass(frozen=True)
+class Maximum:
+    events: list[Event]
+    last: str  # the reply that ends it
+    refusals: frozenset[str] = frozenset()  # error codes it may be answered with
+
+
+async def sent_until(port: int, maximum: Maximum) -> None:
+    """Write the events as fast as the connection takes them; the reply ends
+    with `maximum.last`, with no error but the refusals it may get."""
     async with AsyncTcpClient("127.0.0.1", port) as client:
-        for event in events:
+        for event in maximum.events:
             await client.write_event(event)
-        received = await read_until(client, last, READ_TIMEOUT)
-    assert "error" not in [event.type for event in received], received
+        received = await read_until(client, maximum.last, READ_TIMEOUT)
+    errors = {event.data.get("code") for event in received if event.type == "error"}
+    assert errors <= maximum.refusals, received
 
 
-MAXIMA: dict[str, dict[str, tuple[list[Event], str]]] = {
+MAXIMA: dict[str, dict[str, Maximum]] = {
     "tts": {
-        "10,000 dots": ([Synthesize(text="." * 10_000).event()], "audio-stop"),
-        "10,000 characters of punctuation": (
-            [Synthesize(text=PUNCTUATION).event()],
-            "audio-stop",
+        "10,000 dots": Maximum([Synthesize(text="." * 10_000).event()], "audio-stop"),
+        "10,000 characters of punctuation": Maximum(
+            [Synthesize(text=PUNCTUATION).event()], "audio-stop"
+        ),
+        "1,500 one-dot chunks": Maximum(
+            [SynthesizeStart().event()]
+            + [SynthesizeChunk(text=".").event()] * 1500
+            + [SynthesizeStop().event()],
+            "synthesize-stopped",
+        ),
+    },
+    "pipeline": {
+        "ten chunks of speech at the cap": Maximum(
+            [AudioStart(RATE_16K, WIDTH, 1).event()]
+            + [speech_at_the_cap().event()] * 10
+            + [Describe().event()],
+            "info",
+            frozenset({ErrorCode.TOO_MUCH_AUDIO}),
         ),
     },
 }
@@ -633,12 +667,12 @@ def test_realistic_maxima_keep_the_ping_under_100_ms(
     target: tuple[str, Running],
 ) -> None:
     protocol, running = target
-    for name, (events, last) in MAXIMA[protocol].items():
+    for name, maximum in MAXIMA[protocol].items():
         try:
             with watchdog(running.port, PING_BOUND_S):
-                asyncio.run(sent_until(running.port, events, last))
+                asyncio.run(sent_until(running.port, maximum))
         except AssertionError as err:
-            raise AssertionError(f"{name}: worst ping {err} s") from err
+            raise AssertionError(f"{name}: {err}") from err
         asyncio.run(still_serving(protocol, running))
     asyncio.run(WORKS[protocol](running.port))
 

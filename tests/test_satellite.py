@@ -32,6 +32,7 @@ from bench.fake_llm import FakeLlm
 from bench.soak import rss_mb
 from bench.speech import speak
 from wyoming_rtvoice.audio import RATE_16K, read_wav, write_wav
+from wyoming_rtvoice.discovery import advertised_address
 
 from .conftest import RunningService, free_port, start_service
 
@@ -39,6 +40,7 @@ TIMEOUT = 15.0
 BYTES_PER_S = RATE_16K * 2
 SND_RATE = 22050
 PIPELINE_TOKEN = "pipeline-secret-6a1f93"
+LAN = advertised_address("0.0.0.0")  # another machine, as the stack sees it
 DEMO_HOUSE = (
     Path(__file__).parent.parent / "wyoming_rtvoice" / "data" / "demo_house.json"
 )
@@ -528,15 +530,18 @@ MOON = (
 
 @contextmanager
 def running_stack(tmp: Path, llm_url: str) -> Iterator[int]:
-    """The whole stack on loopback; yields its pipeline endpoint's port."""
+    """The whole stack, its pipeline endpoint on the network with a token
+    (PIPELINE_TOKEN); yields the endpoint's port."""
     ports = {name: free_port() for name in ("tts", "asr", "wake", "handle", "pipe")}
     argv = [sys.executable, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
     for name in ("tts", "asr", "wake", "handle"):
         argv += [f"--{name}-port", str(ports[name])]
-    argv += ["--pipeline-port", str(ports["pipe"]), "--http-uri", ""]
+    argv += ["--pipeline-host", "0.0.0.0", "--pipeline-port", str(ports["pipe"])]
+    argv += ["--http-uri", ""]
     argv += ["--entities", str(DEMO_HOUSE), "--anthropic-base-url", llm_url]
     log = tmp / "stack.log"
     env = {**os.environ, "ANTHROPIC_API_KEY": "sk-satellite-test"}
+    env["RTVOICE_PIPELINE_TOKEN"] = PIPELINE_TOKEN
     with open(log, "w", encoding="utf-8") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
@@ -575,8 +580,17 @@ async def test_direct_mode_against_the_real_stack(tmp_path: Path) -> None:
             port = await asyncio.to_thread(
                 stack.enter_context, running_stack(tmp_path, llm_url)
             )
+            # Another machine without the token is refused at its first event.
+            async with AsyncTcpClient(LAN, port) as intruder:
+                await intruder.write_event(AudioStart(RATE_16K, 2, 1).event())
+                event = await asyncio.wait_for(intruder.read_event(), TIMEOUT)
+                assert event is not None and event.type == "error", event
+                assert await intruder.read_event() is None
+            # The satellite has it, and talks to the stack over the network.
+            (tmp_path / "token").write_text(PIPELINE_TOKEN)
             args = ["--mic-wav", str(tmp_path / "mic.wav"), "--snd-wav", str(snd)]
-            args += ["--pipeline-uri", f"tcp://127.0.0.1:{port}"]
+            args += ["--pipeline-uri", f"tcp://{LAN}:{port}"]
+            args += ["--pipeline-token-file", str(tmp_path / "token")]
             satellite = await asyncio.to_thread(
                 stack.enter_context,
                 start_service("satellite", *args, log_dir=tmp_path),

@@ -1,6 +1,7 @@
-"""Security: the HTTP API stays on loopback unless guarded by a token, secrets
-never leave the process except to their own service, and the LLM cannot act
-on devices."""
+"""Security: the HTTP API and the pipeline endpoint stay on loopback unless
+guarded by a token (another machine on the network is this one's own network
+address), secrets never leave the process except to their own service, and
+the LLM cannot act on devices."""
 
 from __future__ import annotations
 
@@ -25,11 +26,13 @@ from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
 from wyoming.info import Describe
 
+from bench.abuse import listening
 from bench.fake_llm import FakeLlm
 from bench.speech import speak, stream_audio
 from wyoming_rtvoice.__main__ import build_parser
 from wyoming_rtvoice.audio import RATE_16K, write_wav
 from wyoming_rtvoice.config import is_loopback
+from wyoming_rtvoice.discovery import advertised_address
 from wyoming_rtvoice.handle.tools import TOOL_INTENTS
 from wyoming_rtvoice.http import HttpApi
 from wyoming_rtvoice.stack import PORTS
@@ -42,6 +45,7 @@ API_KEY = "sk-ant-secret-key-5d1e0c7b9a"
 HTTP_TOKEN = "http-token-secret-93be27"
 HASS_TOKEN = "hass-token-secret-41f0d6"
 TIMEOUT = 30
+LAN = advertised_address("0.0.0.0")  # this machine's address on the network
 WYOMING = (*PORTS, "pipeline")
 ENDS = {"intent", "handled", "not-handled", "not-recognized", "error"}
 
@@ -60,18 +64,29 @@ def test_http_api_is_on_loopback_by_default() -> None:
 def test_refuses_to_listen_beyond_loopback_without_a_token(tmp_path: Path) -> None:
     empty = tmp_path / "empty-token"
     empty.write_text("\n")
-    for extra in ([], ["--http-token-file", str(empty)]):
+    http = ["--http-uri", f"http://0.0.0.0:{free_port()}"]
+    pipeline = ["--pipeline-host", "0.0.0.0", "--hass-url", "http://127.0.0.1:1"]
+    for extra, refusal in (
+        (http, "needs a bearer token"),
+        (http + ["--http-token-file", str(empty)], "needs a bearer token"),
+        (pipeline, "can operate the house: give it a token"),
+        (pipeline + ["--pipeline-token-file", str(empty)], "give it a token"),
+    ):
         started = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
-            + ["--http-uri", f"http://0.0.0.0:{free_port()}", *extra],
+            + ["--pipeline-port", str(free_port()), *extra],
             capture_output=True,
             text=True,
             timeout=60,
-            env={k: v for k, v in os.environ.items() if k != "RTVOICE_HTTP_TOKEN"},
+            env={
+                name: value
+                for name, value in os.environ.items()
+                if name not in ("RTVOICE_HTTP_TOKEN", "RTVOICE_PIPELINE_TOKEN")
+            },
         )
         assert done.returncode != 0
-        assert "needs a bearer token" in done.stderr
+        assert refusal in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
         assert time.monotonic() - started < 20  # refused before loading models
 
@@ -110,6 +125,7 @@ class Stack:
     http: str
     log_path: Path
     fake: FakeLlm
+    pid: int
 
     @property
     def log(self) -> str:
@@ -118,8 +134,9 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The stack's API on 0.0.0.0 with a token (reached through 127.0.0.1),
-    an Anthropic key, the fake LLM, a Home Assistant token, debug logging."""
+    """The stack's Wyoming ports and pipeline endpoint where the defaults put
+    them, its API on 0.0.0.0 with a token (reached through 127.0.0.1), an
+    Anthropic key, the fake LLM, a Home Assistant token, debug logging."""
     fake = FakeLlm(first_token_s=0.01, token_s=0.0)
     fake.start_in_thread()
     hass = contextlib.ExitStack()
@@ -128,7 +145,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     token_file = folder / "token"
     token_file.write_text(HTTP_TOKEN + "\n")
     ports = {name: free_port() for name in (*PORTS, "pipeline", "http")}
-    argv = [sys.executable, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
+    argv = [sys.executable, "-m", "wyoming_rtvoice", "stack"]
     argv += [f for name in WYOMING for f in (f"--{name}-port", str(ports[name]))]
     argv += ["--hass-url", hass_url]
     argv += ["--http-uri", f"http://0.0.0.0:{ports['http']}"]
@@ -147,7 +164,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         assert process.poll() is None and time.monotonic() < deadline, log_path
         time.sleep(0.2)
     try:
-        yield Stack(ports, f"http://127.0.0.1:{ports['http']}", log_path, fake)
+        yield Stack(
+            ports, f"http://127.0.0.1:{ports['http']}", log_path, fake, process.pid
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
@@ -215,6 +234,29 @@ async def test_every_path_but_health_needs_the_token(stack: Stack) -> None:
                 method, stack.http + path, headers=bearer
             ) as response:
                 assert response.status == 200, (method, path)
+
+
+def test_what_listens_where(stack: Stack) -> None:
+    """By default the services listen on every interface (they act on
+    nothing); the pipeline endpoint, which can operate the house, on loopback."""
+    bound = {
+        int(port): address
+        for address, port in (entry.rsplit(":", 1) for entry in listening(stack.pid))
+    }
+    for name in PORTS:
+        assert bound[stack.ports[name]] == "0.0.0.0", name
+    assert bound[stack.ports["pipeline"]] == "127.0.0.1"
+
+
+async def test_no_command_from_the_network(stack: Stack) -> None:
+    """Another machine (this one's network address) cannot reach the pipeline
+    endpoint; a satellite on this machine is served."""
+    with pytest.raises(OSError):
+        await AsyncTcpClient(LAN, stack.ports["pipeline"]).connect()
+    asked = len(FakeHass.received)
+    events = await converse_once(stack.ports["pipeline"], "Turn on the kitchen lights.")
+    assert "intent" in [event.type for event in events]
+    assert len(FakeHass.received) == asked + 1
 
 
 async def raw_http(url: str, request: bytes) -> bytes:
