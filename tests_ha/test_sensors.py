@@ -102,7 +102,12 @@ def _leave_out(stats: dict[str, Any]) -> dict[str, Any]:
     return stats
 
 
-async def test_a_figure_the_stack_leaves_out_is_unknown(
+def _no_handle(info: dict[str, Any]) -> dict[str, Any]:
+    info["ports"].pop("handle")
+    return info
+
+
+async def test_a_field_the_stack_leaves_out_is_unknown(
     hass: HomeAssistant,
     house: str,
     stack: Stack,
@@ -110,6 +115,7 @@ async def test_a_figure_the_stack_leaves_out_is_unknown(
 ) -> None:
     async with Proxy(stack.http) as proxy:
         proxy.edit["/api/stats"] = _leave_out
+        proxy.edit["/api/info"] = _no_handle
         entry = MockConfigEntry(
             domain=DOMAIN,
             title=stack.title,
@@ -127,6 +133,10 @@ async def test_a_figure_the_stack_leaves_out_is_unknown(
         assert sensor("intent_p50") == "4.5"
         for key in ("first_audio", "intent_p95", "tts_p50", "asr_p95"):
             assert sensor(key) == STATE_UNKNOWN, key
+        response = await process(hass, "turn on the kitchen lights")
+        assert response["speech"]["plain"]["speech"] == (
+            "Sorry, the voice assistant can't be reached right now."
+        )
         assert "Traceback" not in caplog.text
         assert await hass.config_entries.async_unload(entry.entry_id)
 

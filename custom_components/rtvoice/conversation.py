@@ -73,8 +73,10 @@ class RtvoiceConversationEntity(RtvoiceEntity, conversation.ConversationEntity):
             },
         )
         host = self._entry.runtime_data.client.host
-        port = int(self.coordinator.data.info["ports"]["handle"])
+        port = self.coordinator.data.info["ports"].get("handle")
         try:
+            if not isinstance(port, int):
+                raise HandleError("the stack reports no handle service")
             async with AsyncTcpClient(host, port) as client:
                 await client.write_event(transcript)
                 response = await self._answer(client, user_input, chat_log)
