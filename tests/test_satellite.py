@@ -9,12 +9,10 @@ on the network are other loopback addresses (127.0.0.2, ...).
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,20 +26,16 @@ from wyoming.info import Describe, Info
 from wyoming.satellite import PauseSatellite, RunSatellite
 from wyoming.vad import VoiceStarted, VoiceStopped
 
-from bench.fake_llm import FakeLlm
 from bench.soak import rss_mb
 from bench.speech import speak
 from wyoming_rtvoice.audio import RATE_16K, read_wav, write_wav
 
-from .conftest import RunningService, free_port, start_service
+from .conftest import RunningService, Stack, reset_llm, start_service
 
 TIMEOUT = 15.0
 BYTES_PER_S = RATE_16K * 2
 SND_RATE = 22050
 PIPELINE_TOKEN = "pipeline-secret-6a1f93"
-DEMO_HOUSE = (
-    Path(__file__).parent.parent / "wyoming_rtvoice" / "data" / "demo_house.json"
-)
 
 
 @dataclass(frozen=True)
@@ -526,31 +520,6 @@ MOON = (
 )
 
 
-@contextmanager
-def running_stack(tmp: Path, llm_url: str) -> Iterator[int]:
-    """The whole stack on loopback; yields its pipeline endpoint's port."""
-    ports = {name: free_port() for name in ("tts", "asr", "wake", "handle", "pipe")}
-    argv = [sys.executable, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
-    for name in ("tts", "asr", "wake", "handle"):
-        argv += [f"--{name}-port", str(ports[name])]
-    argv += ["--pipeline-port", str(ports["pipe"]), "--http-uri", ""]
-    argv += ["--entities", str(DEMO_HOUSE), "--anthropic-base-url", llm_url]
-    log = tmp / "stack.log"
-    env = {**os.environ, "ANTHROPIC_API_KEY": "sk-satellite-test"}
-    with open(log, "w", encoding="utf-8") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + 180
-        while "Ready" not in log.read_text():
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        yield ports["pipe"]
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
 async def wait_for_log(service: RunningService, text: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while text not in service.log:
@@ -558,7 +527,7 @@ async def wait_for_log(service: RunningService, text: str, timeout: float) -> No
         await asyncio.sleep(0.1)
 
 
-async def test_direct_mode_against_the_real_stack(tmp_path: Path) -> None:
+async def test_direct_mode_against_the_real_stack(tmp_path: Path, stack: Stack) -> None:
     """Wake, a device command played in full, a question whose long answer
     the user speaks over: the stack stops it and the satellite goes quiet."""
     command = speak("Okay Nabu.", lead_s=1.0, tail_s=0.3).audio
@@ -568,28 +537,21 @@ async def test_direct_mode_against_the_real_stack(tmp_path: Path) -> None:
     over = speak("Stop, thank you.", lead_s=0.0, seed=3).audio
     write_wav(tmp_path / "mic.wav", command + question + over, RATE_16K)
     snd = tmp_path / "snd.wav"
-    fake_llm = FakeLlm(answer=MOON, first_token_s=0.05, token_s=0.02)
-    llm_url = fake_llm.start_in_thread()
-    try:
-        with ExitStack() as stack:
-            port = await asyncio.to_thread(
-                stack.enter_context, running_stack(tmp_path, llm_url)
-            )
-            args = ["--mic-wav", str(tmp_path / "mic.wav"), "--snd-wav", str(snd)]
-            args += ["--pipeline-uri", f"tcp://127.0.0.1:{port}"]
-            satellite = await asyncio.to_thread(
-                stack.enter_context,
-                start_service("satellite", *args, log_dir=tmp_path),
-            )
-            # The device command: its confirmation is played in full.
-            await wait_for_log(satellite, "played=", 30)
-            assert "Intent: HassTurnOn" in satellite.log
-            confirmation_s = len(read_wav(snd)[0]) / (SND_RATE * 2)
-            assert 0.4 < confirmation_s < 3.0
-            # The question's long answer is cut when the user speaks over it.
-            await wait_for_log(satellite, "barge-in (server)", 30)
-            await asyncio.sleep(0.5)
-            answer_s = len(read_wav(snd)[0]) / (SND_RATE * 2) - confirmation_s
-            assert 0.5 < answer_s < 5.0  # the whole answer is over 10 s
-    finally:
-        fake_llm.stop_thread()
+    reset_llm(stack.llm, answer=MOON, first_token_s=0.05, token_s=0.02)
+    args = ["--mic-wav", str(tmp_path / "mic.wav"), "--snd-wav", str(snd)]
+    args += ["--pipeline-uri", f"tcp://127.0.0.1:{stack.ports['pipeline']}"]
+    with ExitStack() as running:
+        satellite = await asyncio.to_thread(
+            running.enter_context,
+            start_service("satellite", *args, log_dir=tmp_path),
+        )
+        # The device command: its confirmation is played in full.
+        await wait_for_log(satellite, "played=", 30)
+        assert "Intent: HassTurnOn" in satellite.log
+        confirmation_s = len(read_wav(snd)[0]) / (SND_RATE * 2)
+        assert 0.4 < confirmation_s < 3.0
+        # The question's long answer is cut when the user speaks over it.
+        await wait_for_log(satellite, "barge-in (server)", 30)
+        await asyncio.sleep(0.5)
+        answer_s = len(read_wav(snd)[0]) / (SND_RATE * 2) - confirmation_s
+        assert 0.5 < answer_s < 5.0  # the whole answer is over 10 s
