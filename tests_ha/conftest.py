@@ -286,6 +286,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_llm: str) -> Iterator[S
     stack = Stack({name: free_port() for name in SERVICES}, free_port())
     argv = [PYTHON, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
     argv += [f"--{name}-port={port}" for name, port in stack.ports.items()]
+    argv += [f"--pipeline-port={free_port()}"]  # not the default: it may be taken
     argv += [
         f"--http-uri=http://127.0.0.1:{stack.http}",
         "--zeroconf",
@@ -293,7 +294,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_llm: str) -> Iterator[S
     ]
     argv += [f"--anthropic-base-url={fake_llm}"]
     env = {"ANTHROPIC_API_KEY": "sk-ant-test-0123456789", "RTVOICE_HTTP_TOKEN": TOKEN}
-    log = tmp_path_factory.mktemp("stack") / "stack.log"
+    folder = tmp_path_factory.mktemp("stack")
+    argv += [f"--state-dir={folder / 'state'}"]  # not the user's own
+    log = folder / "stack.log"
     with running(Server(argv, log, env)):
         stack.id = off_loop(_info, stack)["id"]
         yield stack

@@ -50,6 +50,7 @@ async def lone(
     port, http = free_port(), free_port()
     argv = [PYTHON, "-m", "wyoming_rtvoice", "handle"]
     argv += [f"--uri=tcp://127.0.0.1:{port}", f"--http-uri=http://127.0.0.1:{http}"]
+    argv += [f"--state-dir={tmp_path / 'state'}"]  # kept over its restart only
     env = {"ANTHROPIC_API_KEY": "", "RTVOICE_HTTP_TOKEN": "first-token"}
     handle = Server(argv, tmp_path / "handle.log", env=env)
     async with async_running(hass, handle):
