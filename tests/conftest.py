@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 # The stand-in models' fixtures (imported by name: tests_ha imports this
 # module in Home Assistant's environment, which cannot load them).
-pytest_plugins = ["tests.fakes"]
+pytest_plugins = ["tests.fakes", "tests.real_models"]
 
 DATA = Path(__file__).parent / "data"
 STACK_SERVICES = ("tts", "asr", "wake", "handle")

@@ -13,8 +13,6 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
@@ -41,6 +39,7 @@ from wyoming_rtvoice.server import Server
 from wyoming_rtvoice.trace import Metrics
 
 from .conftest import RunningService, free_port, start_service
+from .real_models import RunCommand
 
 DATA = Path(__file__).parent / "data"
 TIMEOUT = 30
@@ -382,20 +381,21 @@ def test_llm_unreachable_is_spoken(tmp_path: Path) -> None:
     assert elapsed < 2.0
 
 
-def test_home_assistant_unreachable(tmp_path: Path) -> None:
+def test_home_assistant_unreachable(tmp_path: Path, run_converse: RunCommand) -> None:
     """converse with nothing at --hass-url: says so, and still speaks the reply."""
     wav, reply = tmp_path / "in.wav", tmp_path / "reply.wav"
     write_wav(wav, speak("Turn on the kitchen lights.").audio, RATE_16K)
     token = "hass-token-unreachable-7f3a9c"
-    done = subprocess.run(
-        [sys.executable, "-m", "wyoming_rtvoice", "converse", str(wav), "--json"]
-        + ["--out", str(reply), "--hass-url", f"http://127.0.0.1:{free_port()}"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, "HASS_TOKEN": token, "ANTHROPIC_API_KEY": ""},
+    done = run_converse(
+        str(wav),
+        "--json",
+        "--out",
+        str(reply),
+        "--hass-url",
+        f"http://127.0.0.1:{free_port()}",
+        env={"HASS_TOKEN": token, "ANTHROPIC_API_KEY": ""},
     )
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["intent"]["name"] == "HassTurnOn"
     assert result["executed"].startswith("Home Assistant unreachable")
