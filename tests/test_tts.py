@@ -27,6 +27,7 @@ from wyoming.tts import (
 )
 
 from .conftest import RunningService, free_port, start_service
+from .real_models import start_up
 
 TIMEOUT = 30
 RATE = 22050
@@ -347,12 +348,9 @@ def test_sigint_exits_cleanly(tmp_path: Path) -> None:
     assert "Traceback" not in running.log
 
 
-def test_unknown_voice_path_stops_startup(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="not found"):
-        with start_service(
-            "tts", "--voice", "/nonexistent/voice.onnx", log_dir=tmp_path
-        ):
-            pass
+def test_unknown_voice_path_stops_startup() -> None:
+    with pytest.raises(SystemExit, match="not found"):
+        start_up("tts", "--voice", "/nonexistent/voice.onnx")
 
 
 async def test_zeroconf_advertisement_is_seen(tmp_path: Path) -> None:

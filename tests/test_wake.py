@@ -18,6 +18,7 @@ from wyoming.wake import Detect
 from bench.speech import SPEEDS, Spoken, speak, stream_audio
 
 from .conftest import RunningService, start_service
+from .real_models import start_up
 
 TIMEOUT = 30
 
@@ -195,7 +196,6 @@ def test_openwakeword_engine_detects(tmp_path: Path) -> None:
     ]
 
 
-def test_unknown_model_stops_startup(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="unknown wake model"):
-        with start_service("wake", "--model", "hey_nobody", log_dir=tmp_path):
-            pass
+def test_unknown_model_stops_startup() -> None:
+    with pytest.raises(SystemExit, match="unknown wake model"):
+        start_up("wake", "--model", "hey_nobody")
