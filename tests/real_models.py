@@ -23,6 +23,7 @@ from wyoming_rtvoice import __main__ as cli
 from wyoming_rtvoice import converse
 from wyoming_rtvoice import models as models_module
 from wyoming_rtvoice.asr import AsrConfig
+from wyoming_rtvoice.asr.whisper import Whisper
 from wyoming_rtvoice.handle import HandleConfig
 from wyoming_rtvoice.models import Models
 from wyoming_rtvoice.reader import Limits
@@ -30,15 +31,35 @@ from wyoming_rtvoice.server import Server
 from wyoming_rtvoice.state import HouseConfig
 from wyoming_rtvoice.trace import Metrics
 from wyoming_rtvoice.tts import TtsConfig
+from wyoming_rtvoice.tts.speaker import Speaker
+
+
+class SessionModels:
+    """Piper (the default voice) and Whisper (the default model), each
+    loaded by the project's `build` when first lent; their executors are not
+    tied to an event loop, so every test's loop may use them."""
+
+    def __init__(self) -> None:
+        self.loaded = Models()
+
+    async def speaker(self) -> Speaker:
+        if self.loaded.speaker is None:
+            self.loaded.speaker = (await models_module.build(tts=TtsConfig())).speaker
+        assert self.loaded.speaker is not None
+        return self.loaded.speaker
+
+    async def whisper(self) -> Whisper:
+        if self.loaded.whisper is None:
+            self.loaded.whisper = (await models_module.build(asr=AsrConfig())).whisper
+        assert self.loaded.whisper is not None
+        return self.loaded.whisper
 
 
 @pytest.fixture(scope="session")
-def real_models() -> Iterator[Models]:
-    """Piper (the default voice) and Whisper (the default model), loaded and
-    warmed once; their executors are not tied to an event loop."""
-    models = asyncio.run(models_module.build(tts=TtsConfig(), asr=AsrConfig()))
+def real_models() -> Iterator[SessionModels]:
+    models = SessionModels()
     yield models
-    asyncio.run(models.close())
+    asyncio.run(models.loaded.close())
 
 
 class Borrowed(Models):
@@ -50,7 +71,7 @@ class Borrowed(Models):
 
 
 @pytest.fixture
-def borrowing(real_models: Models, monkeypatch: pytest.MonkeyPatch) -> None:
+def borrowing(real_models: SessionModels, monkeypatch: pytest.MonkeyPatch) -> None:
     """The commands' `build` lends the session's voice and Whisper to a
     command that asks for the default ones (and builds anything else)."""
 
@@ -74,8 +95,8 @@ def borrowing(real_models: Models, monkeypatch: pytest.MonkeyPatch) -> None:
         if not (lend_tts or lend_asr):
             return own
         return Borrowed(
-            speaker=real_models.speaker if lend_tts else own.speaker,
-            whisper=real_models.whisper if lend_asr else own.whisper,
+            speaker=await real_models.speaker() if lend_tts else own.speaker,
+            whisper=await real_models.whisper() if lend_asr else own.whisper,
             house=own.house,
             responder=own.responder,
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from wyoming.wake import Detect
 from bench.speech import SPEEDS, Spoken, speak, stream_audio
 
 from .conftest import RunningService, start_service
-from .real_models import start_up
+from .real_models import ServeCommand, start_up
 
 TIMEOUT = 30
 
@@ -183,14 +182,10 @@ async def test_disconnect_mid_stream_leaves_server_serving(
     assert [e.type for e in events] == ["detection"]
 
 
-def test_openwakeword_engine_detects(tmp_path: Path) -> None:
-    async def check(port: int) -> list[Event]:
-        return await listen(port, phrase("Hey Jarvis."), names=["hey_jarvis"])
-
-    with start_service(
-        "wake", "--engine", "openwakeword", "--model", "hey_jarvis", log_dir=tmp_path
-    ) as running:
-        events = asyncio.run(check(running.port))
+async def test_openwakeword_engine_detects(serve_command: ServeCommand) -> None:
+    wake = ("wake", "--engine", "openwakeword", "--model", "hey_jarvis")
+    async with serve_command(*wake) as port:
+        events = await listen(port, phrase("Hey Jarvis."), names=["hey_jarvis"])
     assert [(e.type, e.data.get("name")) for e in events] == [
         ("detection", "hey_jarvis")
     ]
