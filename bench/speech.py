@@ -1,7 +1,8 @@
 """Spoken test material made with the project's own TTS, and real-time streaming.
 
 Used by tests and benchmarks: phrases at several speeds with light noise,
-16 kHz mono, with the time of the last spoken sample known exactly.
+16 kHz mono, with the time of the last spoken sample known exactly; room
+noise (fan-like pink noise, babble) mixed at a signal-to-noise ratio.
 """
 
 from __future__ import annotations
@@ -51,13 +52,16 @@ def speak(
     lead_s: float = 0.3,
     tail_s: float = 0.8,
     seed: int = 0,
+    natural: bool = False,
 ) -> Spoken:
-    """`text` spoken by the default voice, padded with silence, with optional noise."""
+    """`text` spoken by the default voice, padded with silence, with optional noise.
+
+    Without Piper's sampled noise (`natural`) the same text is the same audio
+    every run; the variety comes from the speeds and the seeded room noise.
+    """
     voice = _voice()
-    # Without Piper's sampled noise the same text is the same audio every run;
-    # the variety comes from the speeds and the seeded room noise.
     speech = convert(
-        voice.synthesize_blocking(text, length_scale, noise=False), voice.rate
+        voice.synthesize_blocking(text, length_scale, noise=natural), voice.rate
     )
     samples = np.frombuffer(speech, dtype=np.int16).astype(np.float32)
     voiced = np.flatnonzero(np.abs(samples) > 500)
@@ -70,6 +74,40 @@ def speak(
         signal += rng.normal(0.0, 32768.0 * 10 ** (noise_db / 20), len(signal))
     pcm = np.clip(signal, -32768, 32767).astype(np.int16).tobytes()
     return Spoken(text, pcm, (len(lead) + last_voiced) / RATE_16K)
+
+
+def rms(signal: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(signal, dtype=np.float64)))) or 1e-9
+
+
+def speech_rms(signal: np.ndarray) -> float:
+    """RMS of the voiced part (samples within 30 dB of the peak)."""
+    voiced = signal[np.abs(signal) > np.abs(signal).max() * 10 ** (-30 / 20)]
+    return rms(voiced if len(voiced) else signal)
+
+
+def pink_noise(samples: int, rng: np.random.Generator) -> np.ndarray:
+    """Noise with a 1/f spectrum, like a fan or air conditioning; unit RMS."""
+    spectrum = rng.normal(size=samples // 2 + 1) + 1j * rng.normal(
+        size=samples // 2 + 1
+    )
+    frequencies = np.fft.rfftfreq(samples, 1 / RATE_16K)
+    frequencies[0] = frequencies[1]
+    noise = np.fft.irfft(spectrum / np.sqrt(frequencies), samples)
+    return (noise / rms(noise)).astype(np.float32)
+
+
+def with_noise(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """`speech` (float samples) with `noise` (as long) at `snr_db` below its
+    voiced level."""
+    gain = speech_rms(speech) / rms(noise) / 10 ** (snr_db / 20)
+    return (speech + gain * noise).astype(np.float32)
+
+
+def resampled(signal: np.ndarray, factor: float) -> np.ndarray:
+    """Played `factor` times faster: higher and quicker, like another speaker."""
+    positions = np.arange(0, len(signal) - 1, factor)
+    return np.interp(positions, np.arange(len(signal)), signal).astype(np.float32)
 
 
 async def stream_audio(

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import numpy as np
 import pytest
 
+from bench.fake_llm import FakeLlm
 from wyoming_rtvoice.converse import DEMO_HOUSE
 from wyoming_rtvoice.handle.house import House
 from wyoming_rtvoice.handle.matcher import Matcher
@@ -124,3 +125,12 @@ class FakeVoice:
 def demo_matcher() -> Matcher:
     """The demo house's matcher, compiled once (a house store copies it)."""
     return Matcher("en", House.from_file(DEMO_HOUSE))
+
+
+@pytest.fixture(scope="module")
+def fake_llm() -> Iterator[FakeLlm]:
+    """The fake Messages API, answering at once (tests set what they need)."""
+    fake = FakeLlm(first_token_s=0.0, token_s=0.0)
+    fake.start_in_thread()
+    yield fake
+    fake.stop_thread()

@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import voluptuous as vol
 from aiohttp import ClientSession
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wyoming.asr import Transcript
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
@@ -21,7 +24,8 @@ from wyoming.info import Describe, Info
 from wyoming.intent import Recognize
 
 from bench.fake_llm import FakeLlm
-from wyoming_rtvoice.handle.house import House
+from bench.houses import house_json
+from wyoming_rtvoice.handle.house import HOUSE_SCHEMA, House
 from wyoming_rtvoice.handle.llm import Conversations
 from wyoming_rtvoice.handle.matcher import Matcher
 
@@ -138,6 +142,174 @@ def test_spoken_forms(
     assert (
         match is not None and match.intent == intent and slots_agree(match.slots, slots)
     )
+
+
+# The project's sentence file (handle/sentences/en.yaml) and spoken numbers.
+PHRASINGS = [
+    ("dim the desk lamp", "HassLightSet", {"name": "Desk Lamp", "brightness": 25}),
+    ("Dim the reading lamp.", "HassLightSet", {"name": "Reading Lamp"}),
+    ("make the desk lamp dimmer", "HassLightSet", {"brightness": 25}),
+    ("brighten the desk lamp", "HassLightSet", {"brightness": 100}),
+    ("make the mirror light brighter", "HassLightSet", {"name": "Mirror Light"}),
+    (
+        "dim the lights in the kitchen",
+        "HassLightSet",
+        {"area": "Kitchen", "domain": "light", "brightness": 25},
+    ),
+    (
+        "brighten the living room lights",
+        "HassLightSet",
+        {"area": "Living Room", "brightness": 100},
+    ),
+    (
+        "dim the desk lamp to 25%",
+        "HassLightSet",
+        {"name": "Desk Lamp", "brightness": 25},
+    ),
+    ("Dim the desk lamp to 25 percent.", "HassLightSet", {"brightness": 25}),
+    ("brighten the desk lamp to 80%", "HassLightSet", {"brightness": 80}),
+    ("How many minutes are left on my timer?", "HassTimerStatus", {}),
+    ("how many minutes are left", "HassTimerStatus", {}),
+    ("how much time is remaining on the timer", "HassTimerStatus", {}),
+    (
+        "how many minutes are left on the kitchen timer",
+        "HassTimerStatus",
+        {"area": "Kitchen"},
+    ),
+    ("how much longer on my timer", "HassTimerStatus", {}),
+    (
+        "Is the front door lock?",
+        "HassGetState",
+        {"name": "Front Door", "state": "locked"},
+    ),
+    (
+        "is the back door unlock",
+        "HassGetState",
+        {"name": "Back Door", "state": "unlocked"},
+    ),
+    ("is the front door locked", "HassGetState", {"state": "locked"}),
+    ("Turn on garden spotlight three.", "HassTurnOn", {"name": "Garden Spotlight 3"}),
+    ("turn off garden spotlight ten", "HassTurnOff", {"name": "Garden Spotlight 10"}),
+    ("turn on garden spotlight 3", "HassTurnOn", {"name": "Garden Spotlight 3"}),
+]
+
+# Ordinary speech and near-misses: none of it may become a device action.
+NOT_COMMANDS = [
+    "lock the kitchen lights",
+    "lock the kitchen lamp",
+    "make it warmer",  # no relative temperature intent: left to the LLM
+    "make it cooler in here",
+    "dim sum is my favourite food",
+    "what does dim mean",
+    "the lights are a bit dim today",
+    "why is my desk lamp so dim",
+    "is the front door lock broken",
+    "is the kitchen lamp lock",
+    "dim the front door",
+    "brighten the TV",
+    "brighten my day",
+    "how many minutes are left in the game",
+    "how many minutes are left until midnight",
+    "how long until christmas",
+    "turn on garden spotlight eleven",
+    "turn on the garden spotlight three times",
+    "tell me about garden spotlight three",
+    "is the front door",
+    "lock",
+    "timer",
+]
+
+
+@pytest.mark.parametrize(("text", "intent", "slots"), PHRASINGS)
+def test_phrasings_of_the_sentence_file(
+    matcher: Matcher, text: str, intent: str, slots: dict[str, Any]
+) -> None:
+    match = matcher.match(text)
+    assert match is not None, text
+    assert (match.intent, slots_agree(match.slots, slots)) == (intent, True), match
+
+
+@pytest.mark.parametrize("text", NOT_COMMANDS)
+def test_near_misses_are_not_commands(matcher: Matcher, text: str) -> None:
+    assert matcher.match(text) is None
+
+
+def test_own_responses_are_spoken(matcher: Matcher) -> None:
+    dim = matcher.match("dim the desk lamp")
+    lights = matcher.match("brighten the lights in the office")
+    assert dim is not None and dim.response == "Dimmed the light"
+    assert lights is not None and lights.response == "Brightened the lights"
+
+
+def test_a_big_house_changes_no_match(matcher: Matcher) -> None:
+    """5,000 entities (the test house and generated ones): the labelled
+    commands still match as in the test house alone, and a re-push with one
+    name changed is adopted."""
+    big = Matcher("en", House.from_json(house_json(5000)))
+    for command in LABELLED["commands"] + [{"text": q} for q in LABELLED["questions"]]:
+        assert big.match(command["text"]) == matcher.match(command["text"])
+    data = house_json(5000)
+    data["entities"].append({"name": "Sauna Heater", "domain": "switch"})
+    big.update(House.from_json(data))
+    assert len(big.house.entities) == 5001
+    sauna = big.match("turn on the sauna heater")
+    assert sauna is not None and sauna.slots == {"name": "Sauna Heater"}
+
+
+_good_name = st.sampled_from(["Lamp", " Desk Lamp 2 ", "Lamp\n", "x" * 200])
+_bad_name = st.one_of(st.sampled_from(["", " ", "x" * 201]), st.integers(), st.none())
+_good_domain = st.sampled_from(["light", "binary_sensor", "light\n"])
+
+
+def _houses(name: Any, domain: Any, extra: Any) -> Any:
+    entity = st.fixed_dictionaries(
+        {"name": name, "domain": domain},
+        optional={
+            "area": st.one_of(st.none(), name),
+            "aliases": st.lists(name, max_size=2),
+            "extra": st.integers(),
+        },
+    )
+    return st.fixed_dictionaries(
+        {"entities": st.lists(entity, max_size=3)},
+        optional={
+            "areas": st.lists(name, max_size=2),
+            "floors": st.lists(name, max_size=2),
+            **extra,
+        },
+    )
+
+
+_any_name = st.one_of(_good_name, _bad_name)
+_house = st.one_of(
+    _houses(_good_name, _good_domain, {}),  # valid
+    _houses(
+        _any_name,
+        st.one_of(_good_domain, st.sampled_from(["Light", "x-y", 1])),
+        {"other": st.integers()},
+    ),
+    st.lists(_any_name, max_size=1),
+    _any_name,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_house)
+def test_house_validation_is_the_schema(data: Any) -> None:
+    """The fast validation accepts exactly what the schema accepts, with the
+    same result; anything else raises the schema's own error."""
+    try:
+        expected: Any = HOUSE_SCHEMA(data)
+    except vol.Invalid as err:
+        expected = str(err)
+    try:
+        got: Any = House.from_json(data)
+    except vol.Invalid as err:
+        assert str(err) == expected
+    else:
+        assert isinstance(expected, dict)
+        assert got.entities == expected["entities"]
+        assert got.floors == expected["floors"]
 
 
 def test_names_carry_their_domain(matcher: Matcher) -> None:

@@ -58,14 +58,6 @@ ANSWER_EVENTS = {"handled-start", "handled-chunk", "handled-stop", "handled"}
 ANSWER_EVENTS |= {"not-handled", "intent"}
 
 
-@pytest.fixture(scope="module")
-def fake_llm() -> Iterator[FakeLlm]:
-    fake = FakeLlm(answer=ANSWER, first_token_s=0.0, token_s=0.0)
-    fake.start_in_thread()
-    yield fake
-    fake.stop_thread()
-
-
 @pytest.fixture
 def house(demo_matcher: Matcher) -> Iterator[HouseStore]:
     store = HouseStore(Snapshot(demo_matcher), None)
@@ -137,7 +129,7 @@ async def both(reply_by: Responder, sentence: str) -> list[list[tuple[str, objec
 async def test_a_late_first_token_is_acknowledged_alike(
     house: HouseStore, fake_llm: FakeLlm
 ) -> None:
-    fake_llm.first_token_s, fake_llm.failure = 1.0, "none"
+    fake_llm.answer, fake_llm.first_token_s, fake_llm.failure = ANSWER, 1.0, "none"
     reply_by = responder(house, fake_llm.url)
     service, _ = await both(reply_by, "how far away is the moon")
     assert service[:2] == [("handled-start", None), ("handled-chunk", ACK + " ")]

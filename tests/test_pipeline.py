@@ -6,7 +6,7 @@ deliberately late first token."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from wyoming.event import Event
@@ -41,16 +41,9 @@ from .fakes import (
 ANSWER = "The moon is far away. About a second at the speed of light."
 
 
-@pytest.fixture(scope="module")
-def fake_llm() -> Iterator[FakeLlm]:
-    fake = FakeLlm(answer=ANSWER, first_token_s=0.0, token_s=0.0)
-    fake.start_in_thread()
-    yield fake
-    fake.stop_thread()
-
-
 @pytest.fixture
 async def engines(demo_matcher: Matcher, fake_llm: FakeLlm) -> AsyncIterator[Engines]:
+    fake_llm.answer = ANSWER
     fake_llm.first_token_s, fake_llm.token_s, fake_llm.failure = 0.0, 0.0, "none"
     llm = Llm("sk-pipeline-test", fake_llm.url, LlmSettings())
     house = HouseStore(Snapshot(demo_matcher), None)

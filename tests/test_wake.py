@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,7 +15,9 @@ from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.wake import Detect
 
-from bench.speech import SPEEDS, Spoken, speak, stream_audio
+from bench.speech import SPEEDS, Spoken, pink_noise, speak, stream_audio, with_noise
+from wyoming_rtvoice.wake import WakeConfig
+from wyoming_rtvoice.wake.engines import Listener, Stream, find_model
 
 from .conftest import RunningService, start_service
 from .real_models import ServeCommand, start_up
@@ -194,3 +197,57 @@ async def test_openwakeword_engine_detects(serve_command: ServeCommand) -> None:
 def test_unknown_model_stops_startup() -> None:
     with pytest.raises(SystemExit, match="unknown wake model"):
         start_up("wake", "--model", "hey_nobody")
+
+
+def chunked(stream: Stream, audio: bytes) -> list[tuple[str, int]]:
+    """What the server does: 20 ms chunks into one stream."""
+    return [
+        hit
+        for i in range(0, len(audio), 640)
+        for hit in stream.process(audio[i : i + 640])
+    ]
+
+
+@pytest.mark.parametrize("trigger_level", [1, 2, 3])
+def test_trigger_level_counts_the_model_decisions(trigger_level: int) -> None:
+    """microWakeWord decides every third feature step; the steps between are
+    no evidence against the wake word (they used to reset the run)."""
+    model = find_model("micro", "okay_nabu")
+    stream = Stream([model], None, trigger_level, 2.0)
+    assert [name for name, _ in chunked(stream, phrase("Okay Nabu.").audio)] == [
+        "okay_nabu"
+    ]
+
+
+def test_replayed_scores_fire_where_the_stream_fires() -> None:
+    """`script/bench wake` replays settings on a stream's scores with the
+    stream's own rule: the same detections as running the stream."""
+    model = find_model("micro", "okay_nabu")
+    wake_phrase = phrase("Okay Nabu.").audio
+    audio = wake_phrase + speak("Turn on the kitchen lights.").audio + wake_phrase
+    live = chunked(Stream([model], 0.5, 2, 2.0), audio)
+    scoring = Stream([model], None, 1, 2.0)
+    scores = [
+        s for i in range(0, len(audio), 640) for s in scoring.scores(audio[i : i + 640])
+    ]
+    listener = Listener(model, scoring.listeners[0].detector, 0.5, 2, 32000)
+    replayed = [
+        (model.name, at) for _, at, p in scores if Stream.fires(listener, p, at)
+    ]
+    assert len(live) == 2 and replayed == live
+
+
+def test_second_opinion_finds_the_phrase_in_fan_noise() -> None:
+    """3 dB above a fan, microWakeWord is unsure of this "Okay Nabu" (its
+    probability peaks near 0.3: above 0.05, far below 0.65); openWakeWord,
+    asked, hears it (near 0.97, far above 0.02)."""
+    spoken = speak("Okay Nabu.", noise_db=None, lead_s=1.0, tail_s=1.0)
+    speech = np.frombuffer(spoken.audio, dtype=np.int16).astype(np.float32)
+    noise = pink_noise(len(speech), np.random.default_rng(2))
+    noisy = with_noise(speech, noise, 3.0).clip(-32768, 32767).astype(np.int16)
+    model = WakeConfig(second_opinion=True).tuned(find_model("micro", "okay_nabu"))
+    assert model.second_opinion is not None
+    alone = replace(model, second_opinion=None)
+    assert chunked(Stream([alone], None, 1, 2.0), noisy.tobytes()) == []
+    [(name, at)] = chunked(Stream([model], None, 1, 2.0), noisy.tobytes())
+    assert name == "okay_nabu" and at / 16000 > spoken.speech_end_s

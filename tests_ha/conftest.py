@@ -95,11 +95,21 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def state_dir(self) -> Path:
+        """Its own state (id, house), kept across its restarts."""
+        return self.log.with_suffix(".state")
+
     def start(self, startup_s: float = 180) -> None:
         offset = self.log.stat().st_size if self.log.exists() else 0
+        argv = self.argv
+        if "wyoming_rtvoice" in argv and argv[argv.index("wyoming_rtvoice") + 1] != (
+            "converse"
+        ):
+            argv = [*argv, f"--state-dir={self.state_dir}"]
         with open(self.log, "a", encoding="utf-8") as out:
             self.process = subprocess.Popen(
-                self.argv,
+                argv,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=REPO,  # bench/ (the fake LLM, spoken material) is not installed
@@ -109,7 +119,12 @@ class Server:
         while "Ready" not in self.log.read_text()[offset:]:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.process.kill()
-                raise RuntimeError(f"did not start:\n{self.log.read_text()}")
+                code = self.process.wait()
+                raise RuntimeError(
+                    f"{self.argv[1:4]} did not start in {startup_s} s (exit code "
+                    f"{code}; negative: killed by that signal):\n"
+                    + self.log.read_text()[offset:]
+                )
             time.sleep(0.1)
 
     def stop(self) -> None:
@@ -286,17 +301,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_llm: str) -> Iterator[S
     stack = Stack({name: free_port() for name in SERVICES}, free_port())
     argv = [PYTHON, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
     argv += [f"--{name}-port={port}" for name, port in stack.ports.items()]
-    argv += [f"--pipeline-port={free_port()}"]  # not the default: it may be taken
     argv += [
+        f"--pipeline-port={free_port()}",
         f"--http-uri=http://127.0.0.1:{stack.http}",
         "--zeroconf",
         stack.zeroconf_name,
     ]
     argv += [f"--anthropic-base-url={fake_llm}"]
     env = {"ANTHROPIC_API_KEY": "sk-ant-test-0123456789", "RTVOICE_HTTP_TOKEN": TOKEN}
-    folder = tmp_path_factory.mktemp("stack")
-    argv += [f"--state-dir={folder / 'state'}"]  # not the user's own
-    log = folder / "stack.log"
+    log = tmp_path_factory.mktemp("stack") / "stack.log"
     with running(Server(argv, log, env)):
         stack.id = off_loop(_info, stack)["id"]
         yield stack

@@ -7,13 +7,13 @@ Assistant are two devices."""
 
 from __future__ import annotations
 
+
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
-from homeassistant.const import CONF_PORT, CONF_TOKEN, STATE_UNAVAILABLE
+from homeassistant.const import CONF_TOKEN, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
@@ -30,7 +30,6 @@ from tests.conftest import free_port
 from .conftest import (
     DOMAIN,
     PYTHON,
-    Proxy,
     Server,
     Stack,
     agent,
@@ -50,7 +49,6 @@ async def lone(
     port, http = free_port(), free_port()
     argv = [PYTHON, "-m", "wyoming_rtvoice", "handle"]
     argv += [f"--uri=tcp://127.0.0.1:{port}", f"--http-uri=http://127.0.0.1:{http}"]
-    argv += [f"--state-dir={tmp_path / 'state'}"]  # kept over its restart only
     env = {"ANTHROPIC_API_KEY": "", "RTVOICE_HTTP_TOKEN": "first-token"}
     handle = Server(argv, tmp_path / "handle.log", env=env)
     async with async_running(hass, handle):
@@ -84,92 +82,78 @@ async def test_a_stack_that_goes_comes_back_restarts_and_changes_its_token(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     handle, stack = lone
-    boot: dict[str, Any] = {"id": None}  # the boot id the stack reports
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=stack.title,
+        data=stack.data,
+        unique_id=stack.id,
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await synced(stack.get, "Kitchen Lights")
+    assert await _speech(hass, "What time is it in Tokyo?") == (
+        "I can control your devices, but no assistant is set up to answer " "questions."
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
 
-    def boot_id(info: dict[str, Any]) -> dict[str, Any]:
-        # Until every stack reports one, the proxy stands in for it.
-        if boot["id"] is None:
-            info.pop("boot_id", None)
-        elif "boot_id" not in info:
-            info["boot_id"] = boot["id"]
-        return info
+    # Down: unavailable, and a turn is a spoken error.
+    await handle.async_stop(hass)
+    await _tick(hass)
+    assert state(hass, agent(hass)) == STATE_UNAVAILABLE
+    entities = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+    sensors = [e.entity_id for e in entities if e.domain == "sensor"]
+    enabled = [e.entity_id for e in entities if e.domain == "sensor" and not e.disabled]
+    assert len(sensors) == 9 and len(enabled) == 1  # p50/p95: off by default
+    assert state(hass, enabled[0]) == STATE_UNAVAILABLE
+    assert await _speech(hass, "turn on the kitchen lights") == (
+        "Sorry, the voice assistant can't be reached right now."
+    )
 
-    async with Proxy(stack.http) as proxy:
-        proxy.edit["/api/info"] = boot_id
-        entry = MockConfigEntry(
-            domain=DOMAIN,
-            title=stack.title,
-            data={**stack.data, CONF_PORT: proxy.port},
-            unique_id=stack.id,
-        )
-        entry.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        await synced(stack.get, "Kitchen Lights")
-        assert await _speech(hass, "What time is it in Tokyo?") == (
-            "I can control your devices, but no assistant is set up to answer "
-            "questions."
-        )
-        await hass.async_block_till_done(wait_background_tasks=True)
+    # Back (same ports): available, with its names.
+    await handle.async_start(hass)
+    await _tick(hass)
+    assert state(hass, agent(hass)) != STATE_UNAVAILABLE
+    assert await _house(stack) == {"Kitchen Lights"}
+    assert await _speech(hass, "turn on the kitchen lights") == ("Turned on the light")
+    assert state(hass, house) == "on"
+    logged = [r.getMessage() for r in caplog.records if r.name.endswith("rtvoice")]
+    assert sum("Error fetching rtvoice data" in m for m in logged) == 1
+    assert sum("Fetching rtvoice data recovered" in m for m in logged) == 1
 
-        # Down: unavailable, and a turn is a spoken error.
-        await handle.async_stop(hass)
-        await _tick(hass)
-        assert state(hass, agent(hass)) == STATE_UNAVAILABLE
-        entities = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
-        sensors = [e.entity_id for e in entities if e.domain == "sensor"]
-        enabled = [
-            e.entity_id for e in entities if e.domain == "sensor" and not e.disabled
-        ]
-        assert len(sensors) == 9 and len(enabled) == 1  # p50/p95: off by default
-        assert state(hass, enabled[0]) == STATE_UNAVAILABLE
-        assert await _speech(hass, "turn on the kitchen lights") == (
-            "Sorry, the voice assistant can't be reached right now."
-        )
+    # Restarted between two polls: its state file brings the names back.
+    await hass.async_block_till_done(wait_background_tasks=True)
+    await handle.async_stop(hass)
+    await handle.async_start(hass)
+    assert await _house(stack) == {"Kitchen Lights"}
 
-        # Back (same ports, an empty house): available, the names sent again.
-        await handle.async_start(hass)
-        await _tick(hass)
-        assert state(hass, agent(hass)) != STATE_UNAVAILABLE
-        assert await _house(stack) == {"Kitchen Lights"}
-        assert await _speech(hass, "turn on the kitchen lights") == (
-            "Turned on the light"
-        )
-        assert state(hass, house) == "on"
-        logged = [r.getMessage() for r in caplog.records if r.name.endswith("rtvoice")]
-        assert sum("Error fetching rtvoice data" in m for m in logged) == 1
-        assert sum("Fetching rtvoice data recovered" in m for m in logged) == 1
+    # Restarted without the house it kept (its file lost) between two polls:
+    # nothing looked down, but the new boot id is seen.
+    await handle.async_stop(hass)
+    await hass.async_add_executor_job((handle.state_dir / "house.json").unlink)
+    await handle.async_start(hass)
+    assert await _house(stack) == set()
+    await _tick(hass)
+    assert await _house(stack) == {"Kitchen Lights"}
 
-        # Restarted between two polls: nothing looked down, the names are gone
-        # (emptied here too, for a stack that would keep them over a restart).
-        await hass.async_block_till_done(wait_background_tasks=True)
-        await handle.async_stop(hass)
-        await handle.async_start(hass)
-        await stack.put("/api/entities", {"entities": [], "areas": [], "floors": []})
-        await _tick(hass)
-        assert await _house(stack) == set()  # a stack without a boot id: unknown
-        boot["id"] = "after-the-restart"  # (or the stack's own, once it has one)
-        await _tick(hass)
-        assert await _house(stack) == {"Kitchen Lights"}
+    # The stack's token is changed while Home Assistant runs.
+    handle.env["RTVOICE_HTTP_TOKEN"] = "second-token"
+    await handle.async_stop(hass)
+    await handle.async_start(hass)
+    await _tick(hass)
 
-        # The stack's token is changed while Home Assistant runs.
-        handle.env["RTVOICE_HTTP_TOKEN"] = "second-token"
-        await handle.async_stop(hass)
-        await handle.async_start(hass)
-        await _tick(hass)
-
-        assert state(hass, agent(hass)) == STATE_UNAVAILABLE
-        [flow] = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
-        assert flow["context"]["source"] == SOURCE_REAUTH
-        assert flow["context"]["entry_id"] == entry.entry_id
-        result = await hass.config_entries.flow.async_configure(
-            flow["flow_id"], {CONF_TOKEN: "second-token"}
-        )
-        assert result["type"] is FlowResultType.ABORT
-        assert result["reason"] == "reauth_successful"
-        await hass.async_block_till_done()
-        assert entry.state is ConfigEntryState.LOADED
-        assert state(hass, agent(hass)) != STATE_UNAVAILABLE
-        assert await hass.config_entries.async_unload(entry.entry_id)
+    assert state(hass, agent(hass)) == STATE_UNAVAILABLE
+    [flow] = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert flow["context"]["source"] == SOURCE_REAUTH
+    assert flow["context"]["entry_id"] == entry.entry_id
+    result = await hass.config_entries.flow.async_configure(
+        flow["flow_id"], {CONF_TOKEN: "second-token"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert state(hass, agent(hass)) != STATE_UNAVAILABLE
+    assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_two_stacks_are_two_devices(

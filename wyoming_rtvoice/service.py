@@ -4,6 +4,7 @@ HTTP API for all of them, until SIGINT/SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,6 +52,10 @@ async def serve(
     advertise_api: bool = False,
 ) -> None:
     """Serve until SIGINT/SIGTERM (or the end of a stdio:// connection)."""
+    # The models are loaded: keep their objects out of every later garbage
+    # collection (a full one over them stalled single requests by ~0.3 s).
+    gc.collect()
+    gc.freeze()
     ident = stack_id(config)
     servers: list[Server] = []
     parts: list[Part] = []

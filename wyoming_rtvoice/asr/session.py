@@ -131,6 +131,7 @@ class AsrSession:
         self._partial: Decode | None = None
         self._final: Decode | None = None
         self._finals_running = 0
+        self._decoding: set[asyncio.Task[str]] = set()
         self._final_due = False  # wanted while FINALS_AT_ONCE run
         self._previous_words: list[str] = []
         self._compared: asyncio.Task[str] | None = None
@@ -235,9 +236,8 @@ class AsrSession:
 
     def cancel(self) -> None:
         self._final_due = False
-        for decode in (self._partial, self._final):
-            if decode is not None:
-                decode.task.cancel()
+        for task in self._decoding:
+            task.cancel()
 
     def _in_speech_now(self) -> bool:
         return self._in_speech and self._silence_s == 0.0
@@ -299,6 +299,8 @@ class AsrSession:
         prompt = self._prompt(self.latest_partial())
         task = asyncio.ensure_future(self.decoder.decode(audio, prompt))
         task.add_done_callback(_log_failure)
+        self._decoding.add(task)
+        task.add_done_callback(self._decoding.discard)
         return Decode(len(self.audio), task)
 
     def _take_stable_words(self) -> list[str]:

@@ -1,9 +1,12 @@
-"""Early intent matching: hassil with the home-assistant-intents sentences.
+"""Early intent matching: hassil with the home-assistant-intents sentences and
+the project's own (sentences/<language>.yaml, merged the way Home Assistant
+merges custom sentences).
 
 Entity names carry their domain as context, as Home Assistant's own agent
-does, so a sentence that needs a lock only matches names of locks. The
-sentences are narrowed to the house's domains, and compiled and warmed
-when the house changes, so no request pays a cold cost.
+does, so a sentence that needs a lock only matches names of locks. A house is
+compiled whole (slot lists indexed, sentences narrowed to its domains and
+parsed) and swapped in at once: no request pays a cold cost or sees half of
+a house.
 """
 
 from __future__ import annotations
@@ -12,25 +15,44 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+import yaml
 from hassil import (
     Intents,
     RecognizeResult,
     SlotList,
     TextSlotList,
+    TextSlotValue,
     filter_intents,
     recognize_best,
 )
+from hassil.numbers import get_rbnf_engine
+from hassil.util import merge_dict
 from home_assistant_intents import get_intents
+from jinja2 import Template
 from jinja2.sandbox import SandboxedEnvironment
 
 from .house import House
 
 _LOGGER = logging.getLogger(__name__)
 
+SENTENCES_DIR = Path(__file__).parent / "sentences"
 FILLERS = re.compile(r"\b(um+|uh+|er+|hmm+|like|so|okay|ok|hey|well)\b[,]?\s*", re.I)
 PUNCTUATION = re.compile(r"[^\w\s%'°.-]|(?<!\d)\.|\.(?!\d)")
+NUMBER = re.compile(r"\b\d{1,4}\b")
+# Number words build hassil's (process-wide) number tables on first use.
+WARM_TEXTS = (
+    "turn on the light",
+    "set the brightness to fifty percent",
+    "set the temperature to twenty one degrees",
+    "set the volume to forty",
+    "set a timer for five minutes and ten seconds",
+    "set a timer for two hours",
+    "set the fan speed to thirty percent",
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +62,17 @@ class Match:
     response: str
 
 
+@dataclass(frozen=True)
+class _Compiled:
+    """Everything a match needs for one house; never changed once built."""
+
+    house: House
+    intents: Intents
+    slot_lists: dict[str, SlotList]
+    domains: dict[str, str]  # entity name -> domain
+    name_values: dict[tuple[str, str, str], TextSlotValue]
+
+
 def normalize(text: str) -> str:
     """What speech-to-text gives, as the sentences expect it."""
     text = PUNCTUATION.sub(" ", text)
@@ -47,37 +80,67 @@ def normalize(text: str) -> str:
     return " ".join(text.split()).lower()
 
 
+def load_intents(language: str) -> dict[str, Any]:
+    """home-assistant-intents for `language` with the project's sentences merged in."""
+    data = get_intents(language)
+    if data is None:
+        raise ValueError(f"no intents for language {language!r}")
+    own = SENTENCES_DIR / f"{language}.yaml"
+    if own.is_file():
+        merge_dict(data, yaml.safe_load(own.read_text(encoding="utf-8")))
+    return data
+
+
+def spoken_variants(name: str, language: str) -> list[str]:
+    """`name` with its numbers as words too ("Spotlight 21": "Spotlight twenty-one",
+    "Spotlight twenty one"), since speech-to-text writes either."""
+    if not NUMBER.search(name):
+        return []
+    try:
+        words = NUMBER.sub(lambda m: number_words(int(m.group()), language), name)
+    except ValueError:  # no number words for the language
+        return []
+    return list(dict.fromkeys([words, words.replace("-", " ")]))
+
+
+@lru_cache(maxsize=4096)
+def number_words(number: int, language: str) -> str:
+    return str(get_rbnf_engine(language).format_number(number).text)
+
+
 class Matcher:
     def __init__(self, language: str, house: House) -> None:
-        data = get_intents(language)
-        if data is None:
-            raise ValueError(f"no intents for language {language!r}")
+        data = load_intents(language)
         self.language = language
         self._all_intents = Intents.from_dict(data)
+        for intent in self._all_intents.intents.values():
+            for intent_data in intent.data:
+                rules = {
+                    **self._all_intents.expansion_rules,
+                    **intent_data.expansion_rules,
+                }
+                for sentence in intent_data.sentences:  # parsed here, not in a request
+                    sentence.get_required_clauses(rules)
         self._skip_words = data.get("skip_words", [])
-        self._responses: dict[str, dict[str, str]] = data["responses"]["intents"]
-        self._templates = SandboxedEnvironment()
-        self.house = house
-        self.update(house)
+        environment = SandboxedEnvironment()
+        self._responses: dict[tuple[str, str], Template] = {
+            (intent, key): environment.from_string(source)
+            for intent, responses in data["responses"]["intents"].items()
+            for key, source in responses.items()
+        }
+        self._narrowed: tuple[frozenset[str], Intents] | None = None
+        self._compiled = self._compile(house, {})
+        for text in WARM_TEXTS:
+            self.match(text)
+
+    @property
+    def house(self) -> House:
+        return self._compiled.house
 
     def update(self, house: House) -> None:
-        """Adopt a new house: slot lists, narrowed sentences, one warm match."""
+        """Adopt a new house: compiled aside (indexes built), then swapped in."""
         started = time.monotonic()
-        names = [
-            (alias, entity["name"], {"domain": entity["domain"]})
-            for entity in house.entities
-            for alias in [entity["name"], *entity.get("aliases", [])]
-        ]
-        self._slot_lists: dict[str, SlotList] = {
-            "name": TextSlotList.from_tuples(names, allow_template=False),
-            "area": TextSlotList.from_strings(house.areas, allow_template=False),
-            "floor": TextSlotList.from_strings(house.floors, allow_template=False),
-        }
-        self._domains = {entity["name"]: entity["domain"] for entity in house.entities}
-        domains = set(self._domains.values())
-        self._intents = filter_intents(self._all_intents, domains=domains)
-        self.house = house
-        self.match("turn on the light")  # warm
+        self._compiled = self._compile(house, self._compiled.name_values)
         _LOGGER.info(
             "House: %s entities, %s areas, %s floors (ready in %.0f ms)",
             len(house.entities),
@@ -86,30 +149,83 @@ class Matcher:
             (time.monotonic() - started) * 1000,
         )
 
+    def _compile(
+        self, house: House, known: dict[tuple[str, str, str], TextSlotValue]
+    ) -> _Compiled:
+        # Slot values of unchanged names are reused: most pushes change a few.
+        name_values: dict[tuple[str, str, str], TextSlotValue] = {}
+        for entity in house.entities:
+            name, domain = entity["name"], entity["domain"]
+            for alias in [name, *entity.get("aliases", [])]:
+                for text in [alias, *spoken_variants(alias, self.language)]:
+                    key = (text, name, domain)
+                    if key not in name_values:
+                        name_values[key] = known.get(key) or TextSlotValue.from_tuple(
+                            (text, name, {"domain": domain}), allow_template=False
+                        )
+        slot_lists: dict[str, SlotList] = {
+            "name": TextSlotList(name="name", values=list(name_values.values())),
+            "area": TextSlotList.from_strings(house.areas, allow_template=False),
+            "floor": TextSlotList.from_strings(house.floors, allow_template=False),
+        }
+        for slot_list in slot_lists.values():
+            if isinstance(slot_list, TextSlotList):
+                slot_list.get_candidates("")  # builds its index now
+        domains = {entity["name"]: entity["domain"] for entity in house.entities}
+        return _Compiled(
+            house,
+            self._intents_for(frozenset(domains.values())),
+            slot_lists,
+            domains,
+            name_values,
+        )
+
+    def _intents_for(self, domains: frozenset[str]) -> Intents:
+        """The sentences that can name something in the house."""
+        if self._narrowed is None or self._narrowed[0] != domains:
+            self._narrowed = (
+                domains,
+                filter_intents(self._all_intents, domains=domains),
+            )
+        return self._narrowed[1]
+
     def match(self, text: str) -> Match | None:
+        compiled = self._compiled
         result = recognize_best(
             normalize(text),
-            self._intents,
-            slot_lists=self._slot_lists,
+            compiled.intents,
+            slot_lists=compiled.slot_lists,
             skip_words=self._skip_words,
             language=self.language,
             best_slot_name="name",
         )
         if result is None or result.intent is None:
             return None
-        slots = {name: entity.value for name, entity in result.entities.items()}
-        return Match(result.intent.name, slots, self._response(result, slots))
+        slots = {name: _plain(entity.value) for name, entity in result.entities.items()}
+        return Match(result.intent.name, slots, self._response(result, slots, compiled))
 
-    def _response(self, result: RecognizeResult, slots: dict[str, Any]) -> str:
-        key = result.response or "default"
-        template = self._responses.get(result.intent.name, {}).get(key, "")
+    def _response(
+        self, result: RecognizeResult, slots: dict[str, Any], compiled: _Compiled
+    ) -> str:
+        template = self._responses.get(
+            (result.intent.name, result.response or "default")
+        )
+        if template is None:
+            return "Done."
         name = slots.get("name")
-        domain = self._domains.get(str(name)) or slots.get("domain")
+        domain = compiled.domains.get(str(name)) or slots.get("domain")
         state = {"domain": domain, "name": name}
         try:
-            text = self._templates.from_string(template).render(
+            text = template.render(
                 slots=slots, state=state, query={"matched": [], "unmatched": []}
             )
         except Exception:  # a template that needs Home Assistant's states
             text = ""
         return " ".join(text.split()) or "Done."
+
+
+def _plain(value: Any) -> Any:
+    """50.0 -> 50: ranges come back as floats, and responses say them."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

@@ -203,6 +203,8 @@ def wake_factory(
         model = find_model(config.wake_engine, config.wake_model)
     except ValueError as err:
         raise SystemExit(str(err)) from err
+    # The wake service's measured threshold and second opinion, here too.
+    model = wake_service.WakeConfig(engine=config.wake_engine).tuned(model)
     return model.name, functools.partial(LocalWake.open, model)
 
 
