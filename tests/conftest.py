@@ -89,6 +89,8 @@ def launch(
     not waited for. `ports` are where it will listen (a stack names them in
     `args`); without them it gets `--uri tcp://127.0.0.1:PORT`."""
     argv = [sys.executable, "-m", "wyoming_rtvoice", service]
+    if "--http-uri" not in args:  # not the default port: another may hold it
+        argv += ["--http-uri", ""]
     if ports is None:
         ports = {service: free_port()}
         argv += ["--uri", f"tcp://127.0.0.1:{ports[service]}"]
@@ -245,3 +247,22 @@ def stack(
     finally:
         stop([service])
     assert "Traceback" not in service.log, service.log[-3000:]
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`-n 2 --dist loadgroup`) each module runs in one
+    worker, so its module fixtures start once, and the modules that use the
+    session's shared stack run in the same worker, so it starts once."""
+    sharing = {
+        item.module.__name__
+        for item in items
+        if isinstance(item, pytest.Function)
+        and "stack" in item.fixturenames
+        and not hasattr(item.module, "stack")  # a module's own stack
+    }
+    for item in items:
+        if isinstance(item, pytest.Function):
+            module = item.module.__name__
+            group = "shared-stack" if module in sharing else module
+            item.add_marker(pytest.mark.xdist_group(group))
