@@ -280,11 +280,11 @@ async def test_piper_failing_mid_turn(
             raise RuntimeError("onnxruntime fell over")
         return real_stream(self, text)
 
-    monkeypatch.setattr(Voice, "stream", failing_once)
     async with (
         serve_command("tts") as port,
         AsyncTcpClient("127.0.0.1", port) as client,
     ):
+        monkeypatch.setattr(Voice, "stream", failing_once)  # loaded and warm
         await client.write_event(
             Synthesize(text="The first clause fails. The second one is heard.").event()
         )
@@ -309,11 +309,11 @@ async def test_whisper_failing_mid_turn(
     def failing(self: Whisper, *args: Any, **kwargs: Any) -> str:
         raise RuntimeError("CTranslate2 fell over")
 
-    monkeypatch.setattr(Whisper, "transcribe", failing)
     async with (
         serve_command("asr") as port,
         AsyncTcpClient("127.0.0.1", port) as client,
     ):
+        monkeypatch.setattr(Whisper, "transcribe", failing)  # loaded and warm
         await stream_audio(client, audio, realtime=False)
         events = await collect(client, "error")
         assert events[-1].data["code"] == "transcription-failed"
