@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -249,20 +249,48 @@ def stack(
     assert "Traceback" not in service.log, service.log[-3000:]
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+# The modules that use the session's shared stack. Under pytest-xdist they run
+# in one worker, so it starts once; a module that starts using it must be
+# listed (the collection says so).
+SHARED_STACK_MODULES = (
+    "tests/test_fuzz.py",
+    "tests/test_install.py",
+    "tests/test_satellite.py",
+    "tests/test_stack.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`-n 2 --dist loadgroup`) each module runs in one
-    worker, so its module fixtures start once, and the modules that use the
-    session's shared stack run in the same worker, so it starts once."""
-    sharing = {
-        item.module.__name__
+    """The shared stack's modules first (together the longest part of the
+    suite, so a worker starts on them at once), each in collection order."""
+    using = {
+        item.nodeid.split("::", 1)[0]
         for item in items
         if isinstance(item, pytest.Function)
         and "stack" in item.fixturenames
-        and not hasattr(item.module, "stack")  # a module's own stack
+        and not hasattr(item.module, "stack")  # a module with a stack of its own
     }
-    for item in items:
-        if isinstance(item, pytest.Function):
-            module = item.module.__name__
-            group = "shared-stack" if module in sharing else module
-            item.add_marker(pytest.mark.xdist_group(group))
+    if unlisted := using - set(SHARED_STACK_MODULES):
+        raise pytest.UsageError(f"add {sorted(unlisted)} to SHARED_STACK_MODULES")
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in using)
+
+
+try:
+    from xdist.scheduler import LoadScopeScheduling
+except ImportError:  # a checkout whose .venv predates it: no -n
+    LoadScopeScheduling = None
+
+if LoadScopeScheduling is not None:
+
+    class ByModule(LoadScopeScheduling):
+        """A module goes to one worker (its module fixtures start once), the
+        shared stack's modules all to the same one, in collection order."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "shared stack" if module in SHARED_STACK_MODULES else module
+
+    def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+        """`script/test` runs the suite in two pytest-xdist workers."""
+        config.option.loadscopereorder = False
+        return ByModule(config, log)
