@@ -136,7 +136,8 @@ async def run_usual(
         reply = match.response
     else:  # the whole answer first, then the whole synthesis
         assert llm is not None
-        reply = "".join([delta async for delta in llm.stream("usual", text)])
+        deltas = [delta async for delta in llm.stream("usual", text)]
+        reply = "".join(delta for delta in deltas if isinstance(delta, str))
     await loop.run_in_executor(None, lambda: list(piper.synthesize(reply)))
     first_audio = time.monotonic()
     path.speech_end_ms.append((first_audio - (started + spoken.speech_end_s)) * 1000)

@@ -9,10 +9,13 @@ does it, then `Matcher.update`: the first push and a re-push with one name
 changed) and match latency, for this checkout's matcher and, side by side in
 the same process, the matcher of `--baseline REV` (read from git).
 
-The labelled accuracy uses the test house; the overhead is measured through
-the real service (a subprocess) against the local fake Messages API with a
-known first-token delay: transcript sent -> first `handled-chunk` received,
-minus that delay.
+The labelled accuracy uses the test house. The LLM path: what each request
+carries (tools, the house and its states) at 200 and 1,000 entities; its
+overhead through the real service (a subprocess) against the local fake
+Messages API with a known first-token delay (transcript sent -> first
+`handled-chunk` or `intent` received, minus that delay), with the tools
+offered and without; a tool call's confirmation rendered (final) or from a
+second request; with --warm, TLS handshakes for ten questions 20 s apart.
 """
 
 from __future__ import annotations
@@ -36,15 +39,18 @@ from typing import Any
 from wyoming.asr import Transcript
 from wyoming.client import AsyncTcpClient
 
-from bench.fake_llm import FakeLlm
+from bench.fake_llm import FakeLlm, Reply
 from bench.houses import house_json
 from bench.speech import summary_ms
 from bench.tts import free_port, wait_ready
 from wyoming_rtvoice.handle.house import House
+from wyoming_rtvoice.handle.llm import Llm, LlmSettings, Prompt, ToolCall
 from wyoming_rtvoice.handle.matcher import Matcher
+from wyoming_rtvoice.handle.tools import Toolbox, home_data
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
+DIM = {"name": "HassLightSet", "input": {"name": "Dining Room Lamp", "brightness": 30}}
 BASELINE = "62642bb"  # main before the #17 work on the matcher
 PHRASINGS = [
     "dim the desk lamp",
@@ -244,7 +250,8 @@ def is_right(matcher: Matcher, command: dict[str, Any]) -> bool:
     )
 
 
-async def first_chunk_ms(port: int, text: str) -> float:
+async def reply_ms(port: int, text: str) -> float:
+    """Transcript sent -> the first `handled-chunk` or `intent` received."""
     async with AsyncTcpClient("127.0.0.1", port) as client:
         started = time.monotonic()
         await client.write_event(Transcript(text=text).event())
@@ -253,49 +260,174 @@ async def first_chunk_ms(port: int, text: str) -> float:
             event = await asyncio.wait_for(client.read_event(), 10)
             if event is None:
                 raise ConnectionError("closed")
-            if event.type == "handled-chunk" and first is None:
+            if event.type in ("handled-chunk", "intent") and first is None:
                 first = (time.monotonic() - started) * 1000
-            if event.type in ("handled", "not-handled"):
+            if event.type in ("handled", "not-handled", "intent"):
                 assert first is not None, "no handled-chunk"
                 return first
 
 
-async def overhead(requests: int, first_token_ms: float) -> None:
-    fake = FakeLlm(first_token_s=first_token_ms / 1000, token_s=0.005)
+def big_house(entities: int) -> dict[str, Any]:
+    """A generated house (bench/houses.py) whose entities have a state and
+    the attributes Home Assistant would push."""
+    house = house_json(entities)
+    for entity in house["entities"]:
+        entity.update(STATES.get(entity["domain"], {"state": "off"}))
+    return house
+
+
+STATES: dict[str, dict[str, Any]] = {
+    "light": {"state": "on", "attributes": {"brightness": 128}},
+    "sensor": {
+        "state": "21.5",
+        "attributes": {"unit_of_measurement": "°C", "device_class": "temperature"},
+    },
+    "climate": {
+        "state": "heat",
+        "attributes": {"current_temperature": 20.5, "temperature": 21},
+    },
+    "cover": {"state": "open", "attributes": {"current_position": 100}},
+    "media_player": {
+        "state": "playing",
+        "attributes": {"volume_level": 0.3, "media_title": "Blue in Green"},
+    },
+    "lock": {"state": "locked"},
+}
+
+
+def sizes() -> None:
+    """What each LLM request carries besides the conversation, by house size."""
+    for entities in (200, 1000):
+        house = House.from_json(big_house(entities))
+        toolbox = Toolbox(Matcher("en", house))
+        tools = json.dumps(toolbox.tools)
+        home = home_data(house, house.states)
+        system = Prompt(home, tuple(toolbox.tools)).system
+        print(
+            f"  request at {entities} entities: {len(toolbox.tools)} tools "
+            f"{len(tools)} chars (~{len(tools) / CHARS_PER_TOKEN:.0f} tokens), "
+            f"system prompt with the house and its states {len(system)} chars "
+            f"(~{len(system) / CHARS_PER_TOKEN:.0f} tokens)"
+        )
+
+
+CHARS_PER_TOKEN = 3.5  # Claude's tokenizer on English and JSON, about
+
+
+async def overhead(requests: int, first_token_ms: float, token_ms: float) -> None:
+    """Through the real service (a subprocess) with a 200-entity house with
+    states (the tools offered), against the fake API: the time above the
+    fake's first token, for a spoken answer and for a tool call (whose
+    input takes three more tokens); and without a house (no tools) as the
+    baseline."""
+    fake = FakeLlm(first_token_s=first_token_ms / 1000, token_s=token_ms / 1000)
+    fake.rules = {"dim": Reply(tools=[DIM])}
     fake.start_in_thread()
+    with tempfile.TemporaryDirectory() as folder:
+        house = Path(folder) / "house.json"
+        house.write_text(json.dumps(big_house(200)), encoding="utf-8")
+        try:
+            for label, argv in (
+                ("no house, no tools (baseline)", []),
+                ("200 entities, tools and states", ["--entities", str(house)]),
+            ):
+                answer, call = await _through_service(argv, fake, requests)
+                extra = [t - first_token_ms for t in answer]
+                print(f"  LLM path, {label}: above the first token {summary_ms(extra)}")
+                if call:
+                    late = [t - first_token_ms - 3 * token_ms for t in call]
+                    print(
+                        f"  LLM path, {label}: a tool call's intent above its last "
+                        f"input token {summary_ms(late)}"
+                    )
+        finally:
+            fake.stop_thread()
+    print(
+        f"  (fake first token {first_token_ms:.0f} ms, {token_ms:.0f} ms a token; "
+        "transcript sent -> first handled-chunk or intent received)"
+    )
+
+
+async def _through_service(
+    argv: list[str], fake: FakeLlm, requests: int
+) -> tuple[list[float], list[float]]:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "wyoming_rtvoice", "handle"]
-        + [
-            "--uri",
-            f"tcp://127.0.0.1:{port}",
-            "--http-uri",
-            f"http://127.0.0.1:{free_port()}",
-        ]
-        + ["--entities", str(DATA / "house.json"), "--anthropic-base-url", fake.url],
+        + ["--uri", f"tcp://127.0.0.1:{port}"]
+        + ["--http-uri", f"http://127.0.0.1:{free_port()}"]
+        + ["--anthropic-base-url", fake.url, "--ack-after-ms", "5000", *argv]
+        + ["--state-dir", tempfile.mkdtemp()],
         env={**os.environ, "ANTHROPIC_API_KEY": "sk-bench"},
         stderr=subprocess.DEVNULL,
     )
     try:
         await wait_ready(port)
-        await first_chunk_ms(port, "Warm up the connection, please.")
-        times = [
-            await first_chunk_ms(port, f"Tell me something interesting, number {n}.")
-            for n in range(requests)
-        ]
+        await reply_ms(port, "Warm up the connection, please.")
+        answer, call = [], []
+        for n in range(requests):
+            answer.append(await reply_ms(port, f"Tell me something, number {n}."))
+            if argv:
+                call.append(await reply_ms(port, f"Dim it a bit, number {n}."))
+        return answer, call
     finally:
         server.terminate()
         server.wait()
-        fake.stop_thread()
-    extra = [t - first_token_ms for t in times]
+
+
+async def round_trips(requests: int, first_token_ms: float, token_ms: float) -> None:
+    """A tool call's confirmation: rendered and final (one request), or the
+    model told the result and answering (a second request)."""
+    fake = FakeLlm(first_token_s=first_token_ms / 1000, token_s=token_ms / 1000)
+    fake.rules = {"dim": Reply(tools=[DIM])}
+    fake.follow_up = "Done, the dining room is dimmed."
+    await fake.start()
+    house = House.from_json(big_house(200))
+    toolbox = Toolbox(Matcher("en", house))
+    prompt = Prompt(home_data(house, house.states), tuple(toolbox.tools))
+    llm = Llm("sk-bench", fake.url, LlmSettings())
+    final, second = [], []
+    try:
+        await llm.warm()
+        for n in range(requests):
+            started = time.monotonic()
+            async for item in llm.stream(f"c{n}", "Dim the dining room.", prompt):
+                if isinstance(item, ToolCall):
+                    match = toolbox.command(item.name, item.input)
+                    final.append((time.monotonic() - started) * 1000)
+            llm.conversations.resolve(f"c{n}", {"toolu_fake0": match.response})
+            async for item in llm.stream(f"c{n}", None, prompt):
+                second.append((time.monotonic() - started) * 1000)
+                break
+    finally:
+        await llm.close()
+        await fake.stop()
     print(
-        f"  LLM path: transcript -> first handled-chunk {summary_ms(times)} "
-        f"with a fake first token at {first_token_ms:.0f} ms"
+        f"  tool call -> what to say: the rendered confirmation (final) "
+        f"{summary_ms(final)}; the model's answer to the result (a second "
+        f"request) {summary_ms(second)}"
     )
-    print(
-        f"  service overhead above the first token {summary_ms(extra)} "
-        f"(mean {statistics.mean(extra):.1f} ms)"
-    )
+
+
+async def connections(
+    questions: int, gap_s: float, settings: LlmSettings, idle_close_s: float = 400
+) -> tuple[int, int]:
+    """TLS handshakes and keep-warm requests for `questions` questions `gap_s`
+    apart, through the real client against the fake API over HTTPS (which
+    closes connections idle `idle_close_s`, as the API's edge does)."""
+    fake = FakeLlm(first_token_s=0.0, token_s=0.0, tls=True, idle_close_s=idle_close_s)
+    await fake.start()
+    llm = Llm("sk-bench", fake.url, settings, verify=fake.client_ssl())
+    try:
+        await llm.warm()  # start-up
+        for n in range(questions):
+            await asyncio.sleep(gap_s)
+            async for _ in llm.stream(f"c{n}", "How far away is the moon?"):
+                pass
+    finally:
+        await llm.close()
+        await fake.stop()
+    return fake.handshakes, fake.model_lists
 
 
 def main() -> None:
@@ -317,14 +449,41 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--first-token-ms", type=float, default=200.0)
+    parser.add_argument("--token-ms", type=float, default=5.0)
     parser.add_argument(
         "--scale-only", action="store_true", help="only the scale figures"
     )
+    parser.add_argument(
+        "--llm-only", action="store_true", help="only the LLM path's figures"
+    )
+    parser.add_argument(
+        "--warm",
+        action="store_true",
+        help="also ten questions 20 s apart over TLS: handshakes (takes ~7 min)",
+    )
     args = parser.parse_args()
-    scale(args.entities, args.rounds, args.baseline)
-    if not args.scale_only:
+    if not args.llm_only:
+        scale(args.entities, args.rounds, args.baseline)
+    if not args.scale_only and not args.llm_only:
         matching(args.rounds)
-        asyncio.run(overhead(args.requests, args.first_token_ms))
+    if not args.scale_only:
+        sizes()
+        asyncio.run(overhead(args.requests, args.first_token_ms, args.token_ms))
+        asyncio.run(round_trips(args.requests, args.first_token_ms, args.token_ms))
+    if args.warm:
+        asyncio.run(warm())
+
+
+async def warm() -> None:
+    for label, settings in (
+        ("the SDK's pool", LlmSettings(keep_alive_s=5, keep_warm_s=0)),
+        ("ours", LlmSettings()),
+    ):
+        handshakes, pings = await connections(10, 20.0, settings)
+        print(
+            f"  ten questions 20 s apart, {label}: {handshakes} TLS handshakes "
+            f"(start-up included), {pings} keep-warm requests"
+        )
 
 
 if __name__ == "__main__":

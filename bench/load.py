@@ -60,14 +60,18 @@ class ClientError(Exception):
     """The service answered with an error or not at all."""
 
 
-async def until(client: AsyncTcpClient, wanted: str, timeout: float) -> Event:
+async def until(
+    client: AsyncTcpClient, wanted: str | tuple[str, ...], timeout: float
+) -> Event:
+    """The first event of the wanted type(s); an `error` event raises."""
+    types = (wanted,) if isinstance(wanted, str) else wanted
     async with asyncio.timeout(timeout):
         while (event := await client.read_event()) is not None:
-            if event.type == wanted:
+            if event.type in types:
                 return event
             if event.type == "error":
                 raise ClientError(event.data.get("text"))
-    raise ClientError(f"closed before {wanted}")
+    raise ClientError(f"closed before {' or '.join(types)}")
 
 
 # --- one request of each kind; each returns its latency in ms ----------------------

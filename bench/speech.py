@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from wyoming_rtvoice.tts.voice import Voice
 
 SPEEDS = (0.85, 1.0, 1.2)  # Piper length_scale: < 1 faster, > 1 slower
+VOICED = 500  # a sample louder than this is speech
+EDGE_S = 0.05  # of a word's quiet start or end kept around a pause
 
 
 @dataclass(frozen=True)
@@ -59,13 +61,57 @@ def speak(
     Without Piper's sampled noise (`natural`) the same text is the same audio
     every run; the variety comes from the speeds and the seeded room noise.
     """
-    voice = _voice()
-    speech = convert(
-        voice.synthesize_blocking(text, length_scale, noise=natural), voice.rate
-    )
-    samples = np.frombuffer(speech, dtype=np.int16).astype(np.float32)
-    voiced = np.flatnonzero(np.abs(samples) > 500)
+    samples = _samples(text, length_scale, natural)
+    voiced = np.flatnonzero(np.abs(samples) > VOICED)
     last_voiced = int(voiced[-1]) + 1 if len(voiced) else len(samples)
+    return _in_room(text, samples, last_voiced, noise_db, lead_s, tail_s, seed)
+
+
+def speak_with_pause(
+    first: str,
+    pause_s: float,
+    second: str,
+    length_scale: float = 1.0,
+    noise_db: float | None = -40.0,
+    lead_s: float = 0.3,
+    tail_s: float = 0.8,
+    seed: int = 0,
+) -> Spoken:
+    """`first`, exactly `pause_s` from its last spoken sample to the first of
+    `second`, then `second`: a speaker hesitating mid-sentence. The quiet
+    starts and ends of the words (up to `EDGE_S`) are kept in the pause."""
+    before = _samples(first, length_scale, False)
+    after = _samples(second, length_scale, False)
+    end = int(np.flatnonzero(np.abs(before) > VOICED)[-1]) + 1
+    start = int(np.flatnonzero(np.abs(after) > VOICED)[0])
+    fade_out = before[end : end + int(EDGE_S * RATE_16K)]
+    fade_in = after[max(0, start - int(EDGE_S * RATE_16K)) : start]
+    gap = int(pause_s * RATE_16K) - len(fade_out) - len(fade_in)
+    silence = np.zeros(max(0, gap), dtype=np.float32)
+    samples = np.concatenate([before[:end], fade_out, silence, fade_in, after[start:]])
+    last_voiced = int(np.flatnonzero(np.abs(samples) > VOICED)[-1]) + 1
+    text = f"{first} {second}"
+    return _in_room(text, samples, last_voiced, noise_db, lead_s, tail_s, seed)
+
+
+def _samples(text: str, length_scale: float, natural: bool) -> np.ndarray:
+    speech = convert(
+        _voice().synthesize_blocking(text, length_scale, noise=natural),
+        _voice().rate,
+    )
+    return np.frombuffer(speech, dtype=np.int16).astype(np.float32)
+
+
+def _in_room(
+    text: str,
+    samples: np.ndarray,
+    last_voiced: int,
+    noise_db: float | None,
+    lead_s: float,
+    tail_s: float,
+    seed: int,
+) -> Spoken:
+    """Silence before and after, and the room's noise over all of it."""
     lead = np.zeros(int(lead_s * RATE_16K), dtype=np.float32)
     tail = np.zeros(int(tail_s * RATE_16K), dtype=np.float32)
     signal = np.concatenate([lead, samples, tail])

@@ -18,6 +18,7 @@ from bench.fake_llm import FakeLlm
 from wyoming_rtvoice.converse import DEMO_HOUSE
 from wyoming_rtvoice.handle.house import House
 from wyoming_rtvoice.handle.matcher import Matcher
+from wyoming_rtvoice.handle.vocabulary import frames_for, word_edits, words_of
 from wyoming_rtvoice.turn import FRAME_BYTES
 
 RATE = 16000
@@ -58,14 +59,21 @@ class FakeFrames:
 
 
 class FakeDecoder:
-    """Hears the first N words of `sentence`, N from the loud audio's length."""
+    """Hears the first N words of `sentence`, N from the loud audio's length.
+
+    What was really `said` (by default the sentence) is what its scores
+    favour: a text scores -2 per word it differs from it by."""
 
     language = "en"
 
-    def __init__(self, sentence: str = "", delay_s: float = 0.0) -> None:
+    def __init__(
+        self, sentence: str = "", delay_s: float = 0.0, said: str | None = None
+    ) -> None:
         self.sentence = sentence
+        self._said = said
         self.delay_s = delay_s
         self.prompts: list[str | None] = []
+        self.scored: list[list[str]] = []
         self.decodes = 0
         self.running = 0
         self.most_running = 0
@@ -73,6 +81,10 @@ class FakeDecoder:
     @property
     def busy(self) -> bool:
         return self.running > 0
+
+    @property
+    def said(self) -> str:
+        return self.sentence if self._said is None else self._said
 
     async def decode(self, audio: np.ndarray, prompt: str | None) -> str:
         self.prompts.append(prompt)
@@ -86,6 +98,11 @@ class FakeDecoder:
         loud = float(np.count_nonzero(np.abs(audio) > 0.01)) / RATE
         words = self.sentence.split()
         return " ".join(words[: round(loud / WORD_S + 0.49)])
+
+    async def score(self, audio: np.ndarray, texts: list[str]) -> list[float]:
+        self.scored.append(texts)
+        said = tuple(words_of(self.said))
+        return [-2.0 * word_edits(tuple(words_of(text)), said) for text in texts]
 
 
 class FakeCache(set[str]):
@@ -123,7 +140,9 @@ class FakeVoice:
 
 @pytest.fixture(scope="session")
 def demo_matcher() -> Matcher:
-    """The demo house's matcher, compiled once (a house store copies it)."""
+    """The demo house's matcher, compiled once (a house store copies it),
+    and the command sentences, expanded once."""
+    frames_for("en")
     return Matcher("en", House.from_file(DEMO_HOUSE))
 
 

@@ -63,10 +63,19 @@ def test_spoken_command_gives_intent_and_reply_audio(
 def test_plain_output_has_the_waterfall(
     tmp_path: Path, run_converse: RunCommand
 ) -> None:
-    done = run_converse(str(spoken_wav(tmp_path, "Open the garage door.")), env=NO_KEY)
+    done = run_converse(
+        str(spoken_wav(tmp_path, "Turn off the bedroom fan.")), env=NO_KEY
+    )
     assert done.code == 0, done.stderr
     assert "waterfall" in done.stdout and "first reply audio" in done.stdout
     assert "not executed: no --hass-url given" in done.stdout
+
+
+def test_a_lock_is_asked_about(tmp_path: Path, run_converse: RunCommand) -> None:
+    done = run_converse(str(spoken_wav(tmp_path, "Lock the front door.")), env=NO_KEY)
+    assert done.code == 0, done.stderr
+    assert "Lock Front Door?" in done.stdout
+    assert "not executed: waiting for a yes" in done.stdout
 
 
 def test_question_goes_to_the_llm(

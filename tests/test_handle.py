@@ -25,7 +25,7 @@ from wyoming.intent import Recognize
 
 from bench.fake_llm import FakeLlm
 from bench.houses import house_json
-from wyoming_rtvoice.handle.house import HOUSE_SCHEMA, House
+from wyoming_rtvoice.handle.house import HOUSE_SCHEMA, EntityState, House
 from wyoming_rtvoice.handle.llm import Conversations
 from wyoming_rtvoice.handle.matcher import Matcher
 
@@ -268,6 +268,24 @@ def _houses(name: Any, domain: Any, extra: Any) -> Any:
             "area": st.one_of(st.none(), name),
             "aliases": st.lists(name, max_size=2),
             "extra": st.integers(),
+            "state": st.one_of(
+                st.none(), st.sampled_from(["on", "x" * 256]), st.integers()
+            ),
+            "attributes": st.one_of(
+                st.none(),
+                st.lists(st.integers(), max_size=1),
+                st.dictionaries(
+                    st.sampled_from(["brightness", "media_title", "friendly_name"]),
+                    st.one_of(
+                        st.none(),
+                        st.integers(),
+                        st.floats(allow_nan=False),
+                        st.sampled_from(["Jazz", "x" * 201]),
+                        st.lists(st.integers(), max_size=1),
+                    ),
+                    max_size=3,
+                ),
+            ),
         },
     )
     return st.fixed_dictionaries(
@@ -308,8 +326,15 @@ def test_house_validation_is_the_schema(data: Any) -> None:
         assert str(err) == expected
     else:
         assert isinstance(expected, dict)
+        states = {}
+        for entity in expected["entities"]:
+            state, attributes = entity.pop("state", None), entity.pop("attributes", {})
+            if state is not None:
+                key = (entity["domain"], entity["name"].lower())
+                states[key] = EntityState(state, attributes)
         assert got.entities == expected["entities"]
         assert got.floors == expected["floors"]
+        assert got.states == states
 
 
 def test_names_carry_their_domain(matcher: Matcher) -> None:

@@ -1,10 +1,12 @@
 """Install paths: the Docker image, the compose file, the Home Assistant add-on
-and the README's quick start, checked without a Docker engine or a Supervisor.
+and the README's quick start, checked without a container engine or a
+Supervisor (script/docker-test builds and runs them).
 
 What runs for real: the CLI's parser on every command the files hold, the
 add-on's start script against the running stack and a stand-in Supervisor,
-the image's health check against the running stack, and the README's quick
-start in a fresh clone of the committed HEAD.
+the image's health check against the running stack, the dependency tree
+resolved for aarch64 on the package index, and the README's quick start in a
+fresh clone of the committed HEAD.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import threading
 import tomllib
 import zipfile
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -32,7 +33,9 @@ import pytest
 import voluptuous as vol
 import yaml
 from compose_spec import PyCompose
+from packaging.requirements import Requirement
 
+from bench.fake_supervisor import Received, server
 from wyoming_rtvoice.__main__ import build_parser
 from wyoming_rtvoice.stack import PORTS
 from wyoming_rtvoice.wake.engines import builtin_models
@@ -43,9 +46,10 @@ REPO = Path(__file__).resolve().parents[1]
 DOCKER = REPO / "docker"
 ADDON = DOCKER / "addon"
 README = (REPO / "README.md").read_text(encoding="utf-8")
-VERSION = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))[
+PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))[
     "project"
-]["version"]
+]
+VERSION = PROJECT["version"]
 IMAGE_PORTS = {10200, 10300, 10400, 10500, 10580, 10600}
 
 
@@ -338,12 +342,17 @@ def test_addon_options_are_checked_against_their_types(
 
 def test_addon_identity_ports_and_discovery(addon_config: dict[str, Any]) -> None:
     assert addon_config["version"] == VERSION
-    assert addon_config["discovery"] == ["wyoming"]
+    assert addon_config["discovery"] == ["wyoming", "rtvoice"]
     ports = {int(key.split("/")[0]) for key in addon_config["ports"]}
     assert ports == IMAGE_PORTS
     build = load_yaml(ADDON / "build.yaml")
     assert set(build["build_from"]) == set(addon_config["arch"])
-    assert build["args"]["RTVOICE_PIP_SPEC"] == f"wyoming-rtvoice=={VERSION}"
+    # Not on the index: a clone builds the repository's own source.
+    spec = Requirement(build["args"]["RTVOICE_PIP_SPEC"])
+    repository = load_yaml(REPO / "repository.yaml")
+    assert spec.name == PROJECT["name"]
+    assert spec.url is not None
+    assert spec.url.startswith(f"{repository['url']}/archive/")
     translations = load_yaml(ADDON / "translations" / "en.yaml")
     assert set(translations["configuration"]) == set(addon_config["schema"])
     assert set(translations["network"]) == set(addon_config["ports"])
@@ -409,6 +418,53 @@ def test_addon_secrets_go_to_the_environment_not_the_command_line(
     assert addon_run.environment(addon_config["options"]) == {}
 
 
+def test_addon_makes_an_http_token_once_and_opens_the_api_behind_it(
+    addon_config: dict[str, Any], addon_run: ModuleType, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "http_token"
+    options = addon_run.with_http_token(addon_config["options"], token_file)
+    token = options["http_token"]
+    assert len(token) >= 32 and token_file.read_text(encoding="utf-8") == token
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    again = addon_run.with_http_token(addon_config["options"], token_file)
+    assert again["http_token"] == token, "kept across restarts"
+    mine = {**addon_config["options"], "http_token": "the user's"}
+    assert addon_run.with_http_token(mine, token_file) == mine
+    config = addon_run.stack_config(options)
+    assert token not in repr(config)
+    assert config.server.http_uri == "http://0.0.0.0:10580"
+    assert addon_run.environment(options) == {"RTVOICE_HTTP_TOKEN": token}
+
+
+def test_the_repository_is_an_addon_repository_with_this_addon() -> None:
+    """What the Supervisor reads in a clone: repository.yaml at the root, and
+    an add-on wherever a config.json/yaml/yml lies outside hidden folders and
+    `rootfs`."""
+    repository = load_yaml(REPO / "repository.yaml")
+    vol.Schema(
+        {
+            vol.Required("name"): str,
+            vol.Optional("url"): vol.Url(),
+            vol.Optional("maintainer"): str,
+        }
+    )(repository)
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    addons = [
+        path
+        for path in map(Path, files)
+        if path.stem == "config"
+        and path.suffix in (".json", ".yaml", ".yml")
+        and not any(part.startswith(".") or part == "rootfs" for part in path.parts)
+    ]
+    assert addons == [Path("docker/addon/config.yaml")]
+
+
 # --- Dockerfiles and compose -------------------------------------------------
 
 
@@ -421,18 +477,33 @@ def by_name(steps: tuple[Any, ...]) -> dict[str, Any]:
     return {step.cmd.upper(): step for step in steps}  # the last of each
 
 
+def stages(steps: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    starts = [index for index, step in enumerate(steps) if step.cmd.upper() == "FROM"]
+    return [steps[start:end] for start, end in zip(starts, starts[1:] + [len(steps)])]
+
+
 def test_image_dockerfile() -> None:
     steps = instructions(DOCKER / "Dockerfile")
-    given = by_name(steps)
-    assert steps[0].cmd.upper() == "FROM"
-    assert re.match(r"python:3\.1\d-slim", steps[0].value[0])
-    assert any(s.cmd.upper() == "RUN" and "pip install ." in s.value[0] for s in steps)
+    build, run = stages(steps)
+    given = by_name(run)
+    assert build[0].value == ("python:3.11-slim-bookworm", "AS", "build")
+    assert run[0].value == ("python:3.11-slim-bookworm",)
+    assert any(
+        s.cmd.upper() == "RUN" and re.search(r"pip .*install \.(\s|$)", s.value[0])
+        for s in build
+    )
+    assert any(s.cmd.upper() == "RUN" and "trim-venv " in s.value[0] for s in build)
+    assert any(s.flags == ("--from=build",) for s in run if s.cmd.upper() == "COPY")
     user = given["USER"].value[0]
     assert int(user.split(":")[0]) > 0, "a numeric user that is not root"
     assert {int(port) for port in given["EXPOSE"].value} == IMAGE_PORTS
     ignore = (DOCKER / "Dockerfile.dockerignore").read_text(encoding="utf-8")
     kept = [line[1:].rstrip("/") for line in ignore.splitlines() if line[:1] == "!"]
-    copies = [step for step in steps if step.cmd.upper() == "COPY"]
+    copies = [
+        step
+        for step in steps
+        if step.cmd.upper() == "COPY" and not step.flags[:1] == ("--from=build",)
+    ]
     for source in (source for copy in copies for source in copy.value[:-1]):
         assert (REPO / source).exists(), source
         assert any(
@@ -457,11 +528,17 @@ def test_image_dockerfile() -> None:
 
 def test_addon_dockerfile() -> None:
     steps = instructions(ADDON / "Dockerfile")
-    given = by_name(steps)
     assert steps[0].cmd.upper() == "ARG"
     assert steps[0].value == ("BUILD_FROM=python:3.11-slim-bookworm",)
-    assert given["FROM"].value == ("${BUILD_FROM}",)
-    assert '"${RTVOICE_PIP_SPEC}"' in given["RUN"].value[0]
+    build, run = stages(steps[1:])
+    given = by_name(run)
+    assert build[0].value == ("${BUILD_FROM}", "AS", "build")
+    assert run[0].value == ("${BUILD_FROM}",)
+    install = by_name(build)["RUN"].value[0]
+    for part in ("/tmp/addon/wheels", "${RTVOICE_PIP_SPEC}", "trim-venv.sh"):
+        assert part in install, part
+    for copy in (s for s in steps if s.cmd.upper() == "COPY" and not s.flags):
+        assert all((ADDON / source).exists() for source in copy.value[:-1])
     assert given["CMD"].json and given["CMD"].value == ("python", "/run.py")
     assert ("io.hass.type", '"addon"') == given["LABEL"].value[:2]
 
@@ -552,62 +629,49 @@ def test_healthcheck_pings_the_listening_services(
     assert healthcheck(stack.ports["handle"], silent_port) == 1
 
 
-class FakeSupervisor(BaseHTTPRequestHandler):
-    received: list[tuple[str, str, Any]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.received.append((self.path, self.headers["Authorization"], body))
-        reply = json.dumps({"result": "ok", "data": {"uuid": "x"}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def supervisor() -> Iterator[tuple[str, list[tuple[str, str, Any]]]]:
-    received: list[tuple[str, str, Any]] = []
-    handler = type("Recording", (FakeSupervisor,), {"received": received})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+def supervisor() -> Iterator[tuple[str, list[Received]]]:
+    received: list[Received] = []
+    stand_in = server("127.0.0.1", 0, received)
+    thread = threading.Thread(target=stand_in.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", received
-    server.shutdown()
-    server.server_close()
+    yield f"http://127.0.0.1:{stand_in.server_address[1]}", received
+    stand_in.shutdown()
+    stand_in.server_close()
     thread.join(timeout=5)
 
 
-def test_addon_announces_each_service_once_up(
+def test_addon_announces_each_service_and_the_api_once_up(
     addon_run: ModuleType,
     stack: Stack,
-    supervisor: tuple[str, list[tuple[str, str, Any]]],
+    supervisor: tuple[str, list[Received]],
 ) -> None:
     url, received = supervisor
     sent = addon_run.announce(
         "supervisor-token",
         "abc123-rtvoice",
+        "http-token",
         supervisor_url=url,
         health_url=f"{stack.http}/health",
         timeout_s=30,
     )
-    assert sent == 4
-    assert received == [
-        (
-            "/discovery",
-            "Bearer supervisor-token",
-            {"service": "wyoming", "config": {"uri": f"tcp://abc123-rtvoice:{port}"}},
-        )
+    assert sent == 5
+    messages = [
+        {"service": "wyoming", "config": {"uri": f"tcp://abc123-rtvoice:{port}"}}
         for port in PORTS.values()
+    ] + [
+        {
+            "service": "rtvoice",
+            "config": {"host": "abc123-rtvoice", "port": 10580, "token": "http-token"},
+        }
+    ]
+    assert received == [
+        ("/discovery", "Bearer supervisor-token", message) for message in messages
     ]
 
 
 def test_addon_does_not_announce_a_stack_that_never_came_up(
-    addon_run: ModuleType, supervisor: tuple[str, list[tuple[str, str, Any]]]
+    addon_run: ModuleType, supervisor: tuple[str, list[Received]]
 ) -> None:
     url, received = supervisor
     sent = addon_run.announce(
@@ -693,6 +757,41 @@ def test_readme_quick_start_runs_a_turn_in_a_fresh_clone(clone: Path) -> None:
         label = re.sub(r"[+-]?\d+\.\d.*$", "", line).rstrip()
         if label and not line.startswith("$"):
             assert label in output, f"README shows {label!r}, not printed"
+
+
+def bookworm_platforms(machine: str) -> list[str]:
+    """Every manylinux tag that glibc 2.36 (Debian bookworm, the images' base)
+    accepts; pip does not expand a newer tag to the older ones by itself."""
+    return [f"manylinux2014_{machine}"] + [
+        f"manylinux_2_{minor}_{machine}" for minor in range(17, 37)
+    ]
+
+
+def test_every_dependency_has_an_aarch64_wheel_on_the_index(tmp_path: Path) -> None:
+    """What pip in the aarch64 image (Python 3.11 on bookworm, as on a
+    Raspberry Pi or Home Assistant Green) installs, resolved on the package
+    index from wheels only, without downloading them."""
+    report = tmp_path / "report.json"
+    command = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet"]
+    command += ["--ignore-installed", "--target", str(tmp_path / "target")]
+    command += ["--report", str(report), "--only-binary=:all:"]
+    command += ["--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"]
+    for platform in bookworm_platforms("aarch64"):
+        command += ["--platform", platform]
+    done = subprocess.run(
+        command + PROJECT["dependencies"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    install = json.loads(report.read_text(encoding="utf-8"))["install"]
+    wheels = [item["download_info"]["url"].rsplit("/", 1)[1] for item in install]
+    assert all(w.endswith("-any.whl") or "aarch64" in w for w in wheels), wheels
+    names = {item["metadata"]["name"].lower() for item in install}
+    assert {
+        "pymicro-wakeword",
+        "pyopen-wakeword",
+        "ctranslate2",
+        "onnxruntime",
+    } <= names
 
 
 def test_fresh_clone_installs_with_the_sample_and_demo_house(

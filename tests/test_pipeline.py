@@ -18,7 +18,6 @@ from wyoming_rtvoice.handle.responder import ACK, LLM_DOWN, AckPolicy, Responder
 from wyoming_rtvoice.hass import HomeAssistant
 from wyoming_rtvoice.pipeline import (
     HASS_DOWN,
-    NOT_FROM_HERE,
     AudioSource,
     Engines,
     Pipeline,
@@ -124,17 +123,24 @@ async def test_a_pause_mid_command_does_not_end_the_turn(engines: Engines) -> No
     assert "speech resumed" in notes(turn)
 
 
-async def test_a_door_waits_for_the_silence_and_is_not_opened_from_here(
+async def test_a_door_waits_for_the_silence_and_opens_only_after_a_yes(
     engines: Engines,
 ) -> None:
     said(engines, "open the garage door")
     hass = HomeAssistant(f"http://127.0.0.1:{free_port()}", "token")
     guarded = Engines(engines.decoder, engines.speaker, engines.responder, hass)
-    _, turn = await run_turn(guarded, speech(4) + silence(2))
-    await hass.close()
+    pipeline = Pipeline(guarded, frames=FakeFrames)
+    events, turn = await run_turn(guarded, speech(4) + silence(2), pipeline)
     assert "turn over: confirm after 512 ms of silence" in notes(turn)
-    assert turn.executed == "refused: needs a confirmation"
-    assert turn.answer == NOT_FROM_HERE
+    assert turn.executed == "not executed: waiting for a yes"
+    assert "intent" not in types(events)
+    assert turn.answer == "Open Garage Door?"
+    said(engines, "yes")
+    events, turn = await run_turn(guarded, speech(1) + silence(2), pipeline)
+    await hass.close()
+    assert "confirmed" in notes(turn)
+    assert turn.executed.startswith("Home Assistant unreachable")  # it was sent
+    assert types(events)[types(events).index("transcript") + 1] == "intent"
 
 
 async def test_a_late_first_token_is_acknowledged(
@@ -161,10 +167,9 @@ async def test_an_unreachable_llm_is_a_spoken_apology(engines: Engines) -> None:
     events, turn = await run_turn(broken, speech(6) + silence(1))
     await llm.close()
     assert turn.answer == LLM_DOWN
-    assert types(events)[-5:] == [
-        "handled-start",
+    assert types(events)[-4:] == [  # nothing was streamed: no handled-start
+        "transcript",
         "audio-start",
-        "handled-stop",
         "not-handled",
         "audio-stop",
     ]

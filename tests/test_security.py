@@ -31,6 +31,7 @@ from wyoming_rtvoice import stack as stack_module
 from wyoming_rtvoice.__main__ import build_parser, main
 from wyoming_rtvoice.audio import RATE_16K, write_wav
 from wyoming_rtvoice.config import is_loopback
+from wyoming_rtvoice.handle.tools import TOOL_INTENTS
 from wyoming_rtvoice.http import HttpApi
 from wyoming_rtvoice.stack import PORTS
 from wyoming_rtvoice.trace import Metrics
@@ -191,6 +192,7 @@ PATHS = [
     ("GET", "/api/info"),
     ("GET", "/api/entities"),
     ("PUT", "/api/entities"),
+    ("GET", "/api/states"),
     ("GET", "/api/names"),
     ("PUT", "/api/names"),
     ("GET", "/no-such-path"),
@@ -292,6 +294,7 @@ async def test_secrets_never_leave_the_process(stack: Stack) -> None:
             "/api/stats",
             "/api/info",
             "/api/entities",
+            "/api/states",
             "/api/names",
         ):
             async with session.get(stack.http + path) as response:
@@ -310,16 +313,21 @@ async def test_secrets_never_leave_the_process(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize(
-    ("answer", "tool_use"),
+    ("answer", "tool_use", "ends"),
     [
-        ("Turn on the kitchen lights.", None),
-        ('{"type": "tool_use", "name": "HassTurnOn", "input": {}}', None),
-        ("Sure.", {"name": "HassTurnOn", "input": {"name": "Kitchen Lights"}}),
+        ("Turn on the kitchen lights.", None, "handled"),
+        ('{"type": "tool_use", "name": "HassTurnOn", "input": {}}', None, "handled"),
+        ("Sure.", {"name": "HassTurnOn", "input": {"name": "Shed"}}, "not-handled"),
+        ("Sure.", {"name": "HassTurnOff", "input": {"name": "Back Door"}}, "handled"),
+        ("Sure.", {"name": "HassTurnOn", "input": {"entity_id": "x"}}, "not-handled"),
     ],
 )
-async def test_the_llm_cannot_act_on_devices(
-    stack: Stack, answer: str, tool_use: dict[str, object] | None
+async def test_the_llm_acts_only_through_checked_tool_calls(
+    stack: Stack, answer: str, tool_use: dict[str, object] | None, ends: str
 ) -> None:
+    """Text that reads like a command is only spoken; a tool call naming what
+    the house does not have, or a slot its tool lacks, is refused; one on a
+    lock is asked about (handled: the question), never run at once."""
     stack.fake.answer, stack.fake.tool_use = answer, tool_use
     try:
         events = await exchange(
@@ -330,11 +338,11 @@ async def test_the_llm_cannot_act_on_devices(
     finally:
         stack.fake.answer, stack.fake.tool_use = "Paris.", None
     assert "intent" not in [e.type for e in events]
-    assert events[-1].type == "handled"
+    assert events[-1].type == ends
     request = stack.fake.requests[-1]
-    assert "tools" not in request and "tool_choice" not in request
-    # A reply that reads like a command is only ever spoken.
-    assert events[-1].data["text"] == answer
+    assert {tool["name"] for tool in request["tools"]} <= set(TOOL_INTENTS)
+    if tool_use is None:
+        assert events[-1].data["text"] == answer  # only ever spoken
 
 
 # --- converse and the Home Assistant token ---------------------------------------

@@ -314,7 +314,7 @@ def test_rules_marked_done_pass_hassfests_checks() -> None:
 
 def test_every_platform_sets_parallel_updates() -> None:
     platforms = [p.value for p in Platform if (INTEGRATION / f"{p.value}.py").exists()]
-    assert {"conversation", "sensor"} <= set(platforms)
+    assert {"conversation", "sensor", "stt"} <= set(platforms)
     for platform in platforms:
         assigned = {
             target.id

@@ -30,8 +30,8 @@ async def test_setup_and_unload_leave_nothing_behind(
 
     assert entry.state is ConfigEntryState.LOADED
     entities = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
-    assert {e.domain for e in entities} == {"conversation", "sensor"}
-    assert len(entities) == 10
+    assert {e.domain for e in entities} == {"conversation", "sensor", "stt"}
+    assert len(entities) == 11
     assert state(hass, agent(hass)) != STATE_UNAVAILABLE
 
     assert await hass.config_entries.async_unload(entry.entry_id)

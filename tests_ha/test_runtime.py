@@ -7,7 +7,6 @@ Assistant are two devices."""
 
 from __future__ import annotations
 
-
 from collections.abc import AsyncIterator
 from pathlib import Path
 

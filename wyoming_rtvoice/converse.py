@@ -130,6 +130,8 @@ async def load(config: ConverseConfig) -> tuple[Engines, Models]:
         config.budgets,
     )
     await engines.warm()
+    if engines.hass is not None and models.house is not None:
+        engines.hass.watch_states(models.house, config.hass.states_every_s)
     return engines, models
 
 

@@ -109,4 +109,4 @@ async def _responder(config: HandleConfig, house: HouseStore) -> Responder:
     )
     if llm.available:
         await llm.warm()
-    return Responder(house, llm, config.policy)
+    return Responder(house, llm, config.policy, config.confirm_domains)

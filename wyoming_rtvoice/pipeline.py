@@ -4,8 +4,9 @@ responder, speaker), streaming at every boundary.
 
 audio -> ASR session (partials, VAD) -> every transcript seen is matched and
 a device command's reply is synthesised ahead -> the turn ends by the shared
-end-of-turn rule -> final transcript -> intent (executed by Home Assistant
-with --hass-url) or the responder's answer -> reply audio, clause by clause.
+end-of-turn rule -> final transcript -> the responder's replies: commands
+(executed by Home Assistant with --hass-url; a lock, door or alarm only
+after a spoken yes) or an answer -> reply audio, clause by clause.
 
 Every stage has a budget; over it the turn degrades and says so in its
 trace. Speech while the reply is playing (barge-in) stops the reply and
@@ -19,28 +20,28 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from wyoming.asr import Transcript
 from wyoming.audio import AudioStop
 from wyoming.event import Event
+from wyoming.handle import HandledStop
 from wyoming.vad import VoiceStarted, VoiceStopped
 
 from .asr.session import AsrSession, AsrSettings, Classify, Decoder
 from .audio import RATE_16K, WIDTH
-from .handle.events import intent_event, reply_events
+from .handle.events import intent_events, reply_events
 from .handle.matcher import Match
 from .handle.responder import (
-    EMPTY,
     PHRASES,
     AnswerStarted,
+    Command,
     Finished,
     Reply,
     Responder,
     Said,
 )
-from .handle.safety import needs_confirmation
 from .hass import HomeAssistant
 from .trace import Budgets, Metrics, Trace
 from .tts.clauses import ClauseSplitter, split_clauses
@@ -50,7 +51,6 @@ from .turn import Frames, SpeechFrames, SpeechOnset, TurnRule
 _LOGGER = logging.getLogger(__name__)
 
 HASS_DOWN = "Sorry, Home Assistant did not answer."
-NOT_FROM_HERE = "For safety, locks, doors and alarms are not operated from here."
 PREROLL_BYTES = RATE_16K * WIDTH // 2  # kept before barge-in speech (0.5 s)
 
 Sink = Callable[[Event], Awaitable[None]]
@@ -143,7 +143,7 @@ class Engines:
     async def warm(self) -> None:
         """Render the phrases a turn may need at once (they play even when
         synthesis fails)."""
-        await self.speaker.render(PHRASES + (HASS_DOWN, NOT_FROM_HERE))
+        await self.speaker.render(PHRASES + (HASS_DOWN,))
 
 
 class Pipeline:
@@ -217,12 +217,15 @@ class Pipeline:
             lambda heard: house.snapshot.prompt(heard),
             trace,
             self._classify,
+            house.closest,
         )
         started = False
         while (chunk := await source.read()) is not None:
             await session.add(chunk)
             if session.heard_speech and not started:
                 started = True
+                if self.engines.hass is not None:  # the answer may need them
+                    self.engines.hass.refresh_states()
                 await sink(VoiceStarted().event())
             for guess in (session.latest_partial(), session.ready_transcript()):
                 if guess:
@@ -321,43 +324,47 @@ class Pipeline:
 
     async def _reply(self, turn: Turn, conversation: str, sink: Sink) -> None:
         try:
-            if turn.intent is not None:
-                await self._command(turn, turn.intent, sink)
-            elif not turn.transcript:
-                await self._answer(turn, _heard_nothing(), sink)
-            else:
-                replies = self.engines.responder.answer(
-                    turn.transcript, conversation, turn.trace
-                )
-                async with contextlib.aclosing(replies):
-                    await self._answer(turn, replies, sink)
+            replies = self.engines.responder.respond(
+                turn.transcript,
+                conversation,
+                turn.trace,
+                match=turn.intent,
+                confirm_commands=True,
+            )
+            async with contextlib.aclosing(replies):
+                await self._answer(turn, replies, sink)
         finally:
             if "first_audio" in turn.trace.marks and not turn.interrupted:
                 await sink(AudioStop().event())
 
-    async def _command(self, turn: Turn, match: Match, sink: Sink) -> None:
-        if match.response in self._prepared:
+    async def _commands(
+        self, turn: Turn, matches: tuple[Match, ...], started: bool, sink: Sink
+    ) -> None:
+        """Run the commands (with --hass-url), say what became of them."""
+        if any(match.response in self._prepared for match in matches):
             turn.trace.notes.append("reply prepared while speaking")
         hass = self.engines.hass
-        answer = match.response
         if hass is None:
             turn.executed = (
                 "not executed: no --hass-url given (Home Assistant would run it)"
             )
-        elif needs_confirmation(match, self.engines.responder.house.snapshot.house):
-            turn.executed = "refused: needs a confirmation"
-            answer = NOT_FROM_HERE
+            answers = [match.response for match in matches]
         else:
             turn.trace.mark("hass_request")
-            failure = await hass.execute(match)
+            failures = await asyncio.gather(*(hass.execute(m) for m in matches))
             turn.trace.mark("hass_done")
             turn.trace.stage("network", "hass_request", "hass_done")
-            turn.executed = failure or "executed by Home Assistant"
-            if failure is not None:
-                answer = HASS_DOWN
-        turn.answer = answer
-        await sink(intent_event(match, answer, None))
-        await self._speak(split_clauses(answer), turn, sink)
+            turn.executed = "; ".join(
+                dict.fromkeys(f or "executed by Home Assistant" for f in failures)
+            )
+            answers = [
+                HASS_DOWN if failure else match.response
+                for match, failure in zip(matches, failures)
+            ]
+        turn.answer = " ".join(dict.fromkeys(answers))
+        stop = [HandledStop().event()] if started else []
+        await self._send(stop + intent_events(matches, answers, None), sink)
+        await self._speak(split_clauses(turn.answer), turn, sink)
 
     async def _answer(
         self, turn: Turn, replies: AsyncIterator[Reply], sink: Sink
@@ -366,6 +373,10 @@ class Pipeline:
         splitter = ClauseSplitter()
         started = False
         async for reply in replies:
+            if isinstance(reply, Command):
+                await self._speak(splitter.flush(), turn, sink)
+                await self._commands(turn, reply.matches, started, sink)
+                continue
             if isinstance(reply, Said) and reply.acknowledgement:
                 await self._send(reply_events(reply, started), sink)
                 await self._speak([reply.text], turn, sink, acknowledgement=True)
@@ -376,6 +387,8 @@ class Pipeline:
                 await self._speak(splitter.feed(reply.text), turn, sink)
                 continue
             if isinstance(reply, Finished):
+                if reply.asked:
+                    turn.executed = "not executed: waiting for a yes"
                 rest = splitter.flush() + ([] if reply.handled else [reply.text])
                 if not reply.handled:
                     turn.answer = reply.text
@@ -440,7 +453,3 @@ class Pipeline:
             if len(heard) > PREROLL_BYTES:
                 del heard[: len(heard) - PREROLL_BYTES]
         return False
-
-
-async def _heard_nothing() -> AsyncGenerator[Reply, None]:
-    yield Finished(EMPTY, handled=False)

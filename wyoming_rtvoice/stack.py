@@ -3,9 +3,14 @@
 Each keeps its own port and zeroconf advertisement, so Home Assistant finds
 and chains them as usual; they share the loaded models, the house, one HTTP
 API (/health, /metrics, /api/turns, /api/stats, /api/info, /api/entities,
-/api/names) and one set of metrics. With --zeroconf the HTTP API is
+/api/states, /api/names) and one set of metrics. With --zeroconf the HTTP API is
 advertised too, as `_rtvoice._tcp.local.` with the Wyoming ports in its
 properties, for the Home Assistant integration `rtvoice`.
+
+When the ASR service sends a transcript that is a device command, the stack
+starts the rest of the turn at once: the confirmation is synthesised into
+the TTS cache and the match is kept, so Home Assistant's next two requests
+(the conversation agent's, then the confirmation's speech) find both ready.
 
 The pipeline endpoint runs the whole turn in process on the same engines,
 for satellites that talk to the stack directly. It can operate the house
@@ -16,6 +21,8 @@ beyond loopback only with a shared token.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 from dataclasses import dataclass, field
 
 from wyoming.info import Info
@@ -29,11 +36,14 @@ from .models import Models, build
 from .pipeline import Engines, Pipeline
 from .pipeline_handler import PipelineEventHandler
 from .service import Listener, Service, serve
-from .state import HouseConfig
+from .state import HouseConfig, HouseStore
 from .trace import Budgets, Metrics
 from .tts import TtsConfig
+from .tts.speaker import Speaker
 from .turn import TurnRule
 from .wake import WakeConfig
+
+_LOGGER = logging.getLogger(__name__)
 
 PORTS = {"tts": 10200, "asr": 10300, "wake": 10400, "handle": 10500}
 PIPELINE_PORT = 10600
@@ -50,6 +60,7 @@ class StackConfig:
     pipeline_host: str = "127.0.0.1"
     pipeline_port: int = PIPELINE_PORT
     pipeline_token_file: str | None = None
+    reply_ahead: bool = True
     tts: TtsConfig = field(default_factory=TtsConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
     wake: WakeConfig = field(default_factory=WakeConfig)
@@ -90,6 +101,14 @@ class StackConfig:
             help="File holding the token a satellite must send in run-pipeline "
             f"(or set {PIPELINE_TOKEN_ENV})",
         )
+        group.add_argument(
+            "--no-reply-ahead",
+            dest="reply_ahead",
+            action="store_false",
+            help="Do not synthesise a device command's confirmation when the ASR "
+            "service sends its transcript (saves CPU when Home Assistant "
+            "speaks with another TTS)",
+        )
         TtsConfig.add_arguments(parser, "tts-")
         AsrConfig.add_arguments(parser, "asr-")
         WakeConfig.add_arguments(parser, "wake-")
@@ -108,6 +127,7 @@ class StackConfig:
             pipeline_host=args.pipeline_host,
             pipeline_port=args.pipeline_port,
             pipeline_token_file=args.pipeline_token_file,
+            reply_ahead=args.reply_ahead,
             tts=TtsConfig.from_args(args, "tts-"),
             asr=AsrConfig.from_args(args, "asr-"),
             wake=WakeConfig.from_args(args, "wake-"),
@@ -129,6 +149,30 @@ class StackConfig:
                 " or keep it on loopback"
             )
         return token
+
+
+class ReplyAhead:
+    """Told each transcript the ASR service sends: a device command's
+    confirmation goes into the speaker's cache (and its match stays in the
+    house's recent matches) before Home Assistant asks for either."""
+
+    def __init__(self, house: HouseStore, speaker: Speaker) -> None:
+        self.house = house
+        self.speaker = speaker
+        self._tasks: set[asyncio.Task[None]] = set()  # outlive the connection
+
+    def __call__(self, transcript: str) -> None:
+        task = asyncio.create_task(self._prepare(transcript))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _prepare(self, transcript: str) -> None:
+        try:
+            match = await self.house.match(transcript)
+            if match is not None:
+                await self.speaker.prepare(match.response)
+        except Exception as err:  # the TTS request will say so, if it comes
+            _LOGGER.warning("Reply ahead failed: %s", type(err).__name__)
 
 
 def _listener(config: StackConfig, name: str) -> Listener:
@@ -170,6 +214,8 @@ async def run(config: StackConfig) -> None:
             metrics,
         )
         await engines.warm()
+        if hass is not None:
+            hass.watch_states(models.house, config.hass.states_every_s)
         services = [
             (
                 tts.service(config.tts, models.speaker, metrics),
@@ -177,7 +223,16 @@ async def run(config: StackConfig) -> None:
             ),
             (
                 asr.service(
-                    config.asr, models.whisper, models.house, config.rule, metrics
+                    config.asr,
+                    models.whisper,
+                    models.house,
+                    config.rule,
+                    metrics,
+                    ahead=(
+                        ReplyAhead(models.house, models.speaker)
+                        if config.reply_ahead
+                        else None
+                    ),
                 ),
                 _listener(config, "asr"),
             ),

@@ -14,10 +14,12 @@ import asyncio
 import copy
 import json
 import logging
+import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -26,9 +28,11 @@ import voluptuous as vol
 from aiohttp import web
 
 from .config import option, write_atomically
-from .handle.house import House, describe_error
+from .handle.house import House, States, describe_error
 from .handle.matcher import Match, Matcher
 from .handle.safety import needs_confirmation
+from .handle.tools import Toolbox
+from .handle.vocabulary import Vocabulary
 from .http import read_json
 from .turn import Ending, open_ending
 
@@ -36,6 +40,7 @@ _LOGGER = logging.getLogger(__name__)
 
 STATE_FILE = "house.json"
 PROMPT_CHARS = 200  # about 50 tokens
+RECENT_MATCHES = 64
 _WORD = re.compile(r"[\w']+")
 _COMMON_WORDS = frozenset(
     "the a an to on off in of and or my is are what turn set switch please".split()
@@ -83,6 +88,11 @@ class HouseConfig:
 class Snapshot:
     matcher: Matcher  # compiled for this house; never changed once published
     names: tuple[str, ...] = ()
+    # The latest matches by text: the ASR service looks at a transcript to end
+    # the turn, the handle service answers the same text moments later.
+    matches: dict[str, Match | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def house(self) -> House:
@@ -99,25 +109,50 @@ class Snapshot:
         names += house.areas + house.floors + list(self.names)
         return list(dict.fromkeys(names))
 
-    def prompt(self, heard: str | None, asked: Sequence[str] = ()) -> str | None:
+    @cached_property
+    def _name_words(self) -> list[tuple[str, dict[str, float]]]:
+        """Each name with its words, and how rare each word is among the
+        names ("lamp" in many, "nightstand" in one)."""
+        names = [(n, set(_WORD.findall(n.lower()))) for n in self.prompt_names()]
+        counts = Counter(word for _, words in names for word in words)
+        rarity = {w: math.log((len(names) + 1) / c) for w, c in counts.items()}
+        return [(name, {w: rarity[w] for w in words}) for name, words in names]
+
+    def prompt(
+        self, heard: str | None, asked: Sequence[str] = (), chars: int = PROMPT_CHARS
+    ) -> str | None:
         """The names that bias a decode, within a budget (a long prompt
         slows every decode: ~40 tokens cost nothing, 220 about 80 ms): those
-        that share a word with what was heard so far, those the client asked
-        for, the extra names, the areas, then the rest."""
+        that share words with what was heard so far, rare words first, those
+        the client asked for, the extra names, the areas, then the rest.
+
+        Measured (`script/bench accuracy --prompts`): ranking by rare shared
+        words understood 83% of spoken commands where any shared word gave
+        78% (none 67%); twice the budget gained nothing, every name (223
+        tokens) lost 9 points and cost ~40 ms a decode."""
         heard_words = set(_WORD.findall((heard or "").lower())) - _COMMON_WORDS
-        names = self.prompt_names()
-        related = [n for n in names if heard_words & set(n.lower().split())]
+        shared = {
+            name: sum(rarity for word, rarity in words.items() if word in heard_words)
+            for name, words in self._name_words
+        }
+        related = sorted((n for n in shared if shared[n] > 0), key=lambda n: -shared[n])
+        names = list(shared)
         house = self.house
         ranked = [*related, *asked, *self.names, *house.areas, *house.floors, *names]
         kept: list[str] = []
         length = 0
         for name in dict.fromkeys(ranked):
             length += len(name) + 2
-            if length > PROMPT_CHARS:
+            if length > chars:
                 break
             kept.append(name)
         # As sentences: a comma-separated list makes the decoder end on a comma.
         return ". ".join(kept) + "." if kept else None
+
+    @cached_property
+    def vocabulary(self) -> Vocabulary:
+        """The house's command sentences, for the ASR's second chance."""
+        return Vocabulary(self.house, self.matcher.language)
 
     @cached_property
     def name_prefixes(self) -> frozenset[str]:
@@ -129,6 +164,16 @@ class Snapshot:
             if len(words := name.lower().split()) > 1
             for end in range(1, len(words))
         )
+
+    @cached_property
+    def toolbox(self) -> Toolbox:
+        """The house's intents as the LLM's tools."""
+        return Toolbox(self.matcher)
+
+    def remember(self, text: str, match: Match | None) -> None:
+        self.matches[text] = match
+        if len(self.matches) > RECENT_MATCHES:
+            del self.matches[next(iter(self.matches))]
 
     def as_json(self) -> dict[str, Any]:
         return {"house": self.house.as_json(), "names": list(self.names)}
@@ -154,10 +199,15 @@ def read_house(path: str) -> House:
 
 
 class HouseStore:
-    """The current snapshot, replaced whole; matching on its own thread."""
+    """The current snapshot, replaced whole; matching on its own thread.
+
+    The entities' states (pushed with the house, or fetched from Home
+    Assistant) are kept beside it: they change often, never recompile the
+    matcher and are not written to the state file."""
 
     def __init__(self, snapshot: Snapshot, path: Path | None) -> None:
         self.snapshot = snapshot
+        self.states: States = dict(snapshot.house.states)
         self._path = path
         self._lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="matcher")
@@ -181,12 +231,25 @@ class HouseStore:
             matcher = Matcher(config.language, house)
         except ValueError as err:
             raise SystemExit(str(err)) from err
-        return cls(Snapshot(matcher, tuple(names)), path)
+        snapshot = Snapshot(matcher, tuple(names))
+        snapshot.toolbox  # made ahead, like the matcher
+        snapshot.vocabulary  # and the ASR's command sentences
+        return cls(snapshot, path)
 
     async def match(self, text: str) -> Match | None:
-        matcher = self.snapshot.matcher
+        snapshot = self.snapshot
+        if text in snapshot.matches:
+            return snapshot.matches[text]
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, matcher.match, text)
+        match = await loop.run_in_executor(self._executor, snapshot.matcher.match, text)
+        snapshot.remember(text, match)
+        return match
+
+    async def closest(self, text: str) -> list[str]:
+        """The house's device commands closest to `text` (which matched none)."""
+        vocabulary = self.snapshot.vocabulary
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, vocabulary.closest, text)
 
     async def ending(self, text: str) -> Ending:
         """What `text` is for the end of a turn: a complete device command
@@ -206,16 +269,28 @@ class HouseStore:
     async def replace(
         self, house: House | None = None, names: list[str] | None = None
     ) -> Snapshot:
-        """Swap in a new snapshot (compiled off the event loop) and keep it."""
+        """Swap in a new snapshot (compiled off the event loop) and keep it.
+        A house that differs only in its states is not compiled again."""
         async with self._lock:
             old = self.snapshot
             matcher = old.matcher
+            if house is not None and house.states:
+                self.states = house.states
+            if house == old.house:
+                house = None
+            if house is None and (names is None or tuple(names) == old.names):
+                return old
+            loop = asyncio.get_running_loop()
             if house is not None:
-                loop = asyncio.get_running_loop()
                 matcher = await loop.run_in_executor(
                     self._executor, _compiled, matcher, house
                 )
             snapshot = Snapshot(matcher, old.names if names is None else tuple(names))
+            if matcher is not old.matcher:  # the LLM's tools and the ASR's sentences
+                await loop.run_in_executor(self._executor, _made_ahead, snapshot)
+            else:
+                snapshot.__dict__["toolbox"] = old.toolbox
+                snapshot.__dict__["vocabulary"] = old.vocabulary
             if self._path is not None:
                 text = json.dumps(snapshot.as_json(), indent=1)
                 await asyncio.to_thread(write_atomically, self._path, text)
@@ -226,6 +301,7 @@ class HouseStore:
         """GET/PUT /api/entities (the house) and /api/names (extra names)."""
         app.router.add_get("/api/entities", self._get_house)
         app.router.add_put("/api/entities", self._put_house)
+        app.router.add_get("/api/states", self._get_states)
         app.router.add_get("/api/names", self._get_names)
         app.router.add_put("/api/names", self._put_names)
 
@@ -240,6 +316,15 @@ class HouseStore:
         snapshot = await self.replace(house=house)
         return web.json_response(snapshot.house.as_json())
 
+    async def _get_states(self, request: web.Request) -> web.Response:
+        """What the LLM is told the entities are doing."""
+        return web.json_response(
+            [
+                {"domain": domain, "name": name, **vars(state)}
+                for (domain, name), state in self.states.items()
+            ]
+        )
+
     async def _get_names(self, request: web.Request) -> web.Response:
         return web.json_response(list(self.snapshot.names))
 
@@ -253,6 +338,11 @@ class HouseStore:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _made_ahead(snapshot: Snapshot) -> None:
+    snapshot.toolbox
+    snapshot.vocabulary
 
 
 def _compiled(matcher: Matcher, house: House) -> Matcher:

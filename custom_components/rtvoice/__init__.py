@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN, Platform
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.start import async_at_started
 
-from .api import RtvoiceClient
+from .api import RtvoiceClient, RtvoiceError, asr_languages
+from .const import DOMAIN
 from .coordinator import RtvoiceConfigEntry, RtvoiceCoordinator, RuntimeData
 from .names import NameSync
 
-PLATFORMS = [Platform.CONVERSATION, Platform.SENSOR]
+PLATFORMS = [Platform.CONVERSATION, Platform.SENSOR, Platform.STT]
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: RtvoiceConfigEntry) -> bool:
     """Connect to the stack, start the poll and the name sync.
 
     The first poll raises ConfigEntryNotReady while the stack does not answer,
-    ConfigEntryAuthFailed (a reauthentication) when it refuses the token.
+    ConfigEntryAuthFailed (a reauthentication) when it refuses the token; so
+    does an ASR service that does not say which languages it speaks.
     """
     client = RtvoiceClient(
         async_get_clientsession(hass),
@@ -28,8 +31,19 @@ async def async_setup_entry(hass: HomeAssistant, entry: RtvoiceConfigEntry) -> b
     )
     coordinator = RtvoiceCoordinator(hass, entry, client)
     await coordinator.async_config_entry_first_refresh()
+    languages = None
+    if "asr" in coordinator.data.info["ports"]:
+        port = int(coordinator.data.info["ports"]["asr"])
+        try:
+            languages = await asr_languages(client.host, port)
+        except RtvoiceError as err:
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN,
+                translation_key="asr_unreachable",
+                translation_placeholders={"host": client.host, "error": str(err)},
+            ) from err
     names = NameSync(hass, client, coordinator.data.info.get("boot_id"))
-    entry.runtime_data = RuntimeData(client, coordinator, names)
+    entry.runtime_data = RuntimeData(client, coordinator, names, languages)
 
     @callback
     def stack_seen() -> None:

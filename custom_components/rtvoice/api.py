@@ -1,4 +1,5 @@
-"""Client for the stack's HTTP API: /api/info, /api/stats, /api/entities."""
+"""Client for the stack's HTTP API (/api/info, /api/stats, /api/entities),
+and what its ASR service says of itself."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 from typing import Any
 
 import aiohttp
+from wyoming.client import AsyncTcpClient
+from wyoming.info import Describe, Info
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 
@@ -70,3 +73,25 @@ class RtvoiceClient:
                 return await response.json()
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as err:
             raise RtvoiceError(f"{method} {path}: {err or type(err).__name__}") from err
+
+
+async def asr_languages(host: str, port: int) -> list[str]:
+    """The languages of the ASR service's installed models (`describe`)."""
+    try:
+        async with asyncio.timeout(TIMEOUT.total):
+            async with AsyncTcpClient(host, port) as client:
+                await client.write_event(Describe().event())
+                while (event := await client.read_event()) is not None:
+                    if Info.is_type(event.type):
+                        return sorted(
+                            {
+                                language
+                                for program in Info.from_event(event).asr
+                                for model in program.models
+                                if model.installed
+                                for language in model.languages
+                            }
+                        )
+    except (OSError, TimeoutError) as err:
+        raise RtvoiceError(f"ASR service: {err or type(err).__name__}") from err
+    raise RtvoiceError("ASR service: closed without describing itself")

@@ -30,6 +30,7 @@ class RuntimeData:
     client: RtvoiceClient
     coordinator: RtvoiceCoordinator
     names: NameSync
+    asr_languages: list[str] | None  # None: the stack has no ASR service
 
 
 type RtvoiceConfigEntry = ConfigEntry[RuntimeData]

@@ -1,10 +1,11 @@
 """Pushes the house's names to the handle service, so early intent matching
-knows the entities, areas and floors that are exposed to Assist."""
+knows the entities, areas and floors that are exposed to Assist, and their
+states, so its LLM knows what they are doing."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from homeassistant.components import conversation
@@ -24,6 +25,22 @@ from .api import RtvoiceClient, RtvoiceError, RtvoiceRejected
 from .const import LOGGER, NAME_SYNC_COOLDOWN
 
 MAX_NAME = 200
+# The attributes the stack keeps for its LLM (wyoming_rtvoice/handle/house.py).
+STATE_ATTRIBUTES = (
+    "brightness",
+    "color_temp_kelvin",
+    "current_temperature",
+    "temperature",
+    "hvac_action",
+    "current_position",
+    "percentage",
+    "volume_level",
+    "is_volume_muted",
+    "media_title",
+    "media_artist",
+    "unit_of_measurement",
+    "device_class",
+)
 DOMAIN_RE = re.compile(r"[a-z_]+")
 REGISTRY_EVENTS = (
     er.EVENT_ENTITY_REGISTRY_UPDATED,
@@ -34,8 +51,8 @@ REGISTRY_EVENTS = (
 
 
 def exposed_house(hass: HomeAssistant) -> dict[str, Any]:
-    """The exposed entities (name, aliases, domain, area), areas and floors,
-    in the JSON the handle service takes."""
+    """The exposed entities (name, aliases, domain, area, state), areas and
+    floors, in the JSON the handle service takes."""
     entities = er.async_get(hass)
     devices = dr.async_get(hass)
     areas = ar.async_get(hass)
@@ -57,6 +74,8 @@ def exposed_house(hass: HomeAssistant) -> dict[str, Any]:
                 "domain": state.domain,
                 "area": area.name if area else None,
                 "aliases": _fitting(entry.aliases) if entry else [],
+                "state": state.state,
+                "attributes": _attributes(state.attributes),
             }
         )
     return {
@@ -64,6 +83,17 @@ def exposed_house(hass: HomeAssistant) -> dict[str, Any]:
         "areas": _names(areas.async_list_areas()),
         "floors": _names(fr.async_get(hass).async_list_floors()),
     }
+
+
+def _attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    kept = {}
+    for key in STATE_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, bool | int | float) or (
+            isinstance(value, str) and len(value) <= MAX_NAME
+        ):
+            kept[key] = value
+    return kept
 
 
 def _names(items: Any) -> list[str]:
@@ -92,6 +122,7 @@ class NameSync:
         self.in_sync = False
         self._boot_id = boot_id
         self._changed = False
+        self._sent: dict[str, Any] | None = None
         self._debouncer = Debouncer(
             hass,
             LOGGER,
@@ -112,6 +143,8 @@ class NameSync:
         while self._changed:
             self._changed = False
             house = exposed_house(self.hass)
+            if self.in_sync and house == self._sent:
+                continue  # e.g. a state that changed and changed back
             try:
                 await self.client.put_house(house)
             except RtvoiceRejected as err:  # not retried: a change may fix it
@@ -123,6 +156,7 @@ class NameSync:
                 self.in_sync = False
                 return
             self.in_sync = True
+            self._sent = house
             LOGGER.debug("Sent %d exposed entities", len(house["entities"]))
 
     @callback
@@ -152,9 +186,18 @@ class NameSync:
         unsubscribers = [
             self.hass.bus.async_listen(event, changed) for event in REGISTRY_EVENTS
         ]
+
+        @callback
+        def exposed_and_changed(data: EventStateChangedData) -> bool:
+            if data["old_state"] is None or data["new_state"] is None:
+                return True  # new or gone
+            return _changed(data) and async_should_expose(
+                self.hass, conversation.DOMAIN, data["entity_id"]
+            )
+
         unsubscribers.append(
             self.hass.bus.async_listen(
-                EVENT_STATE_CHANGED, changed, event_filter=_renamed_or_new
+                EVENT_STATE_CHANGED, changed, event_filter=exposed_and_changed
             )
         )
         unsubscribers.append(
@@ -171,10 +214,12 @@ class NameSync:
 
 
 @callback
-def _renamed_or_new(data: EventStateChangedData) -> bool:
+def _changed(data: EventStateChangedData) -> bool:
+    """Renamed, or a state or an attribute the stack keeps changed."""
     old, new = data["old_state"], data["new_state"]
-    if old is None or new is None:
+    if old is None or new is None or old.state != new.state:
         return True
-    return old.attributes.get(ATTR_FRIENDLY_NAME) != new.attributes.get(
-        ATTR_FRIENDLY_NAME
+    return any(
+        old.attributes.get(key) != new.attributes.get(key)
+        for key in (ATTR_FRIENDLY_NAME, *STATE_ATTRIBUTES)
     )

@@ -134,7 +134,10 @@ def service(
     rule: TurnRule,
     metrics: Metrics,
     new_frames: Callable[[], Frames] | None = None,
+    ahead: Callable[[str], None] | None = None,
 ) -> Service:
+    """`ahead` is told each final transcript as it is sent (the stack starts
+    the reply to a device command then)."""
     from .handler import AsrEventHandler
 
     info = describe(config, decoder.language)
@@ -153,5 +156,6 @@ def service(
             config,
             metrics,
             new_frames,
+            ahead,
         ),
     )

@@ -53,7 +53,9 @@ def prompt_for(request: Transcribe, house: HouseStore) -> Prompt:
 
 
 def rule_for(rule: TurnRule, request: Transcribe) -> TurnRule:
-    scale = SENSITIVITY.get(str(request.vad_sensitivity or "default"), 1.0)
+    # A known value arrives as wyoming's VadSensitivity, whose str() is its name.
+    sensitivity = getattr(request.vad_sensitivity, "value", request.vad_sensitivity)
+    scale = SENSITIVITY.get(str(sensitivity or "default"), 1.0)
     return replace(rule, silence_s=rule.silence_s * scale, pause_s=rule.pause_s * scale)
 
 
@@ -71,6 +73,7 @@ class AsrEventHandler(EventHandler):
         config: AsrConfig,
         metrics: Metrics,
         new_frames: Callable[[], Frames] | None = None,
+        ahead: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(reader, writer, info, limits)
         self.decoder = decoder
@@ -80,6 +83,7 @@ class AsrEventHandler(EventHandler):
         self.config = config
         self.metrics = metrics
         self._new_frames = new_frames or (lambda: SpeechFrames(rule.vad_threshold))
+        self._ahead = ahead  # told each final transcript as it is sent
         self._frames: Frames | None = None
         self._request = Transcribe()
         self._session: AsrSession | None = None
@@ -165,6 +169,7 @@ class AsrEventHandler(EventHandler):
             prompt_for(self._request, self.house),
             trace,
             self.house.ending,
+            self.house.closest,
         )
         self._converter = AudioChunkConverter(rate=RATE_16K, width=WIDTH, channels=MONO)
         self._sent_words = []
@@ -191,6 +196,8 @@ class AsrEventHandler(EventHandler):
                     ErrorCode.TRANSCRIPTION_FAILED,
                 )
             return
+        if text and self._ahead is not None:
+            self._ahead(text)
         try:
             await self._send_transcript(text, session)
         except ConnectionError:

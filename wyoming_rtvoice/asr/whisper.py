@@ -11,9 +11,11 @@ by the audio's length, and a repetition of the transcript's start is cut.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 import ctranslate2
@@ -29,6 +31,8 @@ LEAD_S = 0.5
 TOKENS_PER_SECOND = 8  # speech is ~3-4 tokens/s; this bounds runaway repetition
 NO_SPEECH_THRESHOLD = 0.6
 PROMPT_BUDGET = 223  # Whisper's prompt limit: max_length // 2 - 1
+KEPT_ENCODINGS = 8  # the last decodes' encoder outputs, for scoring
+SAMPLES_PER_ENCODED = 320  # an encoder frame is two 10 ms mel frames
 
 
 def window_samples(samples: int) -> int:
@@ -72,6 +76,7 @@ class Whisper:
         self.beam_size = beam_size
         self.in_flight = 0  # decodes running now, across every stream
         self._counting = threading.Lock()
+        self._encodings: OrderedDict[bytes, tuple[np.ndarray, int]] = OrderedDict()
         # Its own threads: decodes never queue behind synthesis or matching.
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="whisper")
         warm = np.random.default_rng(0).normal(0, 0.01, RATE).astype(np.float32)
@@ -113,17 +118,81 @@ class Whisper:
             with self._counting:
                 self.in_flight -= 1
 
-    def _transcribe(self, audio: np.ndarray, prompt: str | None) -> str:
+    async def score(self, audio: np.ndarray, texts: list[str]) -> list[float]:
+        """`log_probabilities` on this model's own threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, self.log_probabilities, audio, texts
+        )
+
+    def log_probabilities(self, audio: np.ndarray, texts: list[str]) -> list[float]:
+        """How likely each text is as the transcript of `audio`: the decoder
+        forced through its tokens, on the encoder output of the decode of the
+        same audio when it is still at hand. Special tokens (the end) are not
+        scored: a text that stops early is told by its last word or its
+        full stop."""
+        with self._counting:
+            self.in_flight += 1
+        try:
+            encoded, _ = self._encoded(audio)
+            # The silence the window was padded with tells nothing: a third
+            # less work; the scores hardly move.
+            lead = int(LEAD_S * RATE)
+            samples = min(len(audio), int(MAX_WINDOW_S * RATE) - lead) + lead
+            frames = min(encoded.shape[1], samples // SAMPLES_PER_ENCODED + 10)
+            tokens = [self.tokenizer.encode(" " + text.strip()) for text in texts]
+            batch = ctranslate2.StorageView.from_array(
+                np.repeat(encoded[:, :frames], len(tokens), axis=0)
+            )
+            results = self.model.model.align(
+                batch,
+                self.prompt_tokens(None),
+                tokens,
+                2 * frames,
+                median_filter_width=1,  # the alignment itself is not used
+            )
+            return [
+                float(np.log(np.maximum(result.text_token_probs, 1e-12)).sum())
+                for result in results
+            ]
+        finally:
+            with self._counting:
+                self.in_flight -= 1
+
+    def _encoded(self, audio: np.ndarray) -> tuple[np.ndarray, int]:
+        """The encoder output of `audio` and its number of frames; the last
+        few are kept, so scoring the audio of a decode encodes it once."""
+        key = hashlib.blake2b(audio.tobytes(), digest_size=16).digest()
+        with self._counting:
+            if key in self._encodings:
+                self._encodings.move_to_end(key)
+                return self._encodings[key]
         lead = int(LEAD_S * RATE)
         audio = audio[: int(MAX_WINDOW_S * RATE) - lead]
         window = np.zeros(window_samples(lead + len(audio)), dtype=np.float32)
         window[lead : lead + len(audio)] = audio
         features = self.model.feature_extractor(window)
         features = features[:, : len(window) // self.model.feature_extractor.hop_length]
+        view = ctranslate2.StorageView.from_array(
+            features[np.newaxis].astype(np.float32)
+        )
+        encoded = (
+            np.array(self.model.model.encode(view, to_cpu=True)),
+            len(features[0]),
+        )
+        with self._counting:
+            self._encodings[key] = encoded
+            while len(self._encodings) > KEPT_ENCODINGS:
+                self._encodings.popitem(last=False)
+        return encoded
+
+    def _transcribe(self, audio: np.ndarray, prompt: str | None) -> str:
+        encoded, _ = self._encoded(audio)
         prompt_ids = self.prompt_tokens(prompt)
-        new_tokens = 10 + int(TOKENS_PER_SECOND * len(audio) / RATE)
+        seconds = min(len(audio) / RATE, MAX_WINDOW_S - LEAD_S)
+        new_tokens = 10 + int(TOKENS_PER_SECOND * seconds)
         result = self.model.model.generate(
-            ctranslate2.StorageView.from_array(features[np.newaxis].astype(np.float32)),
+            ctranslate2.StorageView.from_array(encoded),
             [prompt_ids],
             beam_size=self.beam_size,
             max_length=len(prompt_ids) + new_tokens,

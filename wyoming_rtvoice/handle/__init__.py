@@ -20,6 +20,7 @@ from ..service import Service
 from ..trace import Metrics
 from .llm import LlmSettings
 from .responder import AckPolicy, Responder
+from .safety import CONFIRM_DOMAINS
 
 DEFAULT_URI = "tcp://0.0.0.0:10500"
 ATTRIBUTION = Attribution(
@@ -34,6 +35,7 @@ class HandleConfig:
     anthropic_base_url: str | None = None
     policy: AckPolicy = field(default_factory=AckPolicy)
     max_text_chars: int = 2000
+    confirm_domains: frozenset[str] = CONFIRM_DOMAINS
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -53,6 +55,14 @@ class HandleConfig:
             default=HandleConfig.max_text_chars,
             help="Longest transcript one request may carry (%(default)s)",
         )
+        group.add_argument(
+            f"--{prefix}confirm-domains",
+            nargs="*",
+            default=[],
+            metavar="DOMAIN",
+            help="Domains never operated from an LLM answer without a spoken yes, "
+            "besides locks, alarm panels, doors and garage doors",
+        )
         AckPolicy.add_arguments(parser, prefix)
 
     @classmethod
@@ -62,6 +72,8 @@ class HandleConfig:
             anthropic_base_url=option(args, prefix, "anthropic-base-url"),
             policy=AckPolicy.from_args(args, prefix),
             max_text_chars=option(args, prefix, "max-text-chars"),
+            confirm_domains=CONFIRM_DOMAINS
+            | frozenset(option(args, prefix, "confirm-domains")),
         )
 
 

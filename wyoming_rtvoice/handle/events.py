@@ -3,11 +3,12 @@ stack's pipeline endpoint alike."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from wyoming.event import Event
 from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop, NotHandled
-from wyoming.intent import Entity, Intent
+from wyoming.intent import Entity, Intent, IntentsStart, IntentsStop
 
 from .matcher import Match
 from .responder import AnswerStarted, Command, Reply, Said
@@ -20,18 +21,30 @@ def intent_event(match: Match, text: str, context: dict[str, Any] | None) -> Eve
     ).event()
 
 
+def intent_events(
+    matches: Sequence[Match], texts: Sequence[str], context: dict[str, Any] | None
+) -> list[Event]:
+    """One `intent`, or several between `intents-start` and `intents-stop`
+    (wyoming 1.9; a client that predates them runs the first)."""
+    events = [intent_event(m, text, context) for m, text in zip(matches, texts)]
+    if len(events) == 1:
+        return events
+    return [IntentsStart(context=context).event(), *events, IntentsStop().event()]
+
+
 def reply_events(
     reply: Reply, started: bool, context: dict[str, Any] | None = None
 ) -> list[Event]:
     """`started`: an AnswerStarted came before (its `handled-stop` is due)."""
+    stop = [HandledStop().event()] if started else []
     if isinstance(reply, Command):
-        return [intent_event(reply.match, reply.match.response, context)]
+        texts = [match.response for match in reply.matches]
+        return stop + intent_events(reply.matches, texts, context)
     if isinstance(reply, AnswerStarted):
         return [HandledStart(context=context).event()]
     if isinstance(reply, Said):
         text = reply.text + " " if reply.acknowledgement else reply.text
         return [HandledChunk(text=text).event()]
-    events = [HandledStop().event()] if started else []
     if reply.handled:
-        return events + [Handled(text=reply.text, context=context).event()]
-    return events + [NotHandled(text=reply.text, context=context).event()]
+        return stop + [Handled(text=reply.text, context=context).event()]
+    return stop + [NotHandled(text=reply.text, context=context).event()]

@@ -1,5 +1,6 @@
 """The house the matcher knows: entities (name, aliases, domain, area), areas,
-floors."""
+floors; and what the entities are doing now (state and a few attributes),
+which only the LLM is told."""
 
 from __future__ import annotations
 
@@ -15,6 +16,30 @@ MAX_NAME = 200
 MAX_ENTITIES = 10_000
 DOMAIN = re.compile(r"^[a-z_]+$")
 _NAME = vol.All(str, vol.Strip, vol.Length(min=1, max=MAX_NAME))
+MAX_STATE = 255
+MAX_VALUE = 200
+# The attributes an answer or a command may need; anything else is dropped.
+STATE_ATTRIBUTES = (
+    "brightness",  # 0-255, as Home Assistant has it
+    "color_temp_kelvin",
+    "current_temperature",
+    "temperature",  # a thermostat's target
+    "hvac_action",
+    "current_position",
+    "percentage",
+    "volume_level",  # 0-1
+    "is_volume_muted",
+    "media_title",
+    "media_artist",
+    "unit_of_measurement",
+    "device_class",
+)
+_KEPT = frozenset(STATE_ATTRIBUTES)
+_VALUE = vol.Any(None, bool, int, float, vol.All(str, vol.Length(max=MAX_VALUE)))
+_ATTRIBUTES = vol.Schema(
+    {vol.Optional(key): _VALUE for key in STATE_ATTRIBUTES}, extra=vol.REMOVE_EXTRA
+)
+
 
 HOUSE_SCHEMA = vol.Schema(
     {
@@ -29,6 +54,10 @@ HOUSE_SCHEMA = vol.Schema(
                         ),
                         vol.Optional("area"): vol.Any(None, _NAME),
                         vol.Optional("aliases", default=list): [_NAME],
+                        vol.Optional("state"): vol.Any(
+                            None, vol.All(str, vol.Length(max=MAX_STATE))
+                        ),
+                        vol.Optional("attributes"): _ATTRIBUTES,
                     },
                     extra=vol.REMOVE_EXTRA,
                 )
@@ -42,10 +71,40 @@ HOUSE_SCHEMA = vol.Schema(
 
 
 @dataclass(frozen=True)
+class EntityState:
+    state: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def of(state: str, attributes: dict[str, Any]) -> EntityState:
+        """From all of an entity's attributes, those the LLM may need."""
+        kept = {}
+        for key in STATE_ATTRIBUTES:
+            value = attributes.get(key)
+            if isinstance(value, (bool, int, float)) or (
+                isinstance(value, str) and len(value) <= MAX_VALUE
+            ):
+                kept[key] = value
+        return EntityState(state[:MAX_STATE], kept)
+
+
+# By (domain, lowercase name): how both Home Assistant's states and a pushed
+# house name an entity.
+States = dict[tuple[str, str], EntityState]
+
+
+def state_key(domain: str, name: str) -> tuple[str, str]:
+    return (domain, name.lower())
+
+
+@dataclass(frozen=True)
 class House:
     entities: list[dict[str, Any]] = field(default_factory=list)
     areas: list[str] = field(default_factory=list)
     floors: list[str] = field(default_factory=list)
+    # The states pushed with the house: not part of what the matcher
+    # compiles, so a push that changes only states compares equal.
+    states: States = field(default_factory=dict, compare=False)
 
     @staticmethod
     def from_json(data: Any) -> House:
@@ -53,12 +112,19 @@ class House:
         valid = _valid_fast(data)
         if valid is None:  # something is wrong: the schema says what
             valid = HOUSE_SCHEMA(data)
+        states: States = {}
+        for entity in valid["entities"]:
+            state = entity.pop("state", None)
+            attributes = entity.pop("attributes", None) or {}
+            if state is not None:
+                key = state_key(entity["domain"], entity["name"])
+                states[key] = EntityState(state, attributes)
         areas = list(
             dict.fromkeys(
                 valid["areas"] + [e["area"] for e in valid["entities"] if e.get("area")]
             )
         )
-        return House(valid["entities"], areas, valid["floors"])
+        return House(valid["entities"], areas, valid["floors"], states)
 
     @staticmethod
     def from_file(path: Path | str) -> House:
@@ -93,11 +159,39 @@ def _valid_fast(data: Any) -> dict[str, Any] | None:
             if area is not None and (area := _name(area)) is None:
                 return None
             valid["area"] = area
+        if not _state_fast(entity, valid):
+            return None
         valid_entities.append(valid)
     areas, floors = _names(data.get("areas", [])), _names(data.get("floors", []))
     if areas is None or floors is None:
         return None
     return {"entities": valid_entities, "areas": areas, "floors": floors}
+
+
+def _state_fast(entity: dict[str, Any], valid: dict[str, Any]) -> bool:
+    """The entity's state and kept attributes into `valid`; False for what
+    the schema would refuse."""
+    state = entity.get("state")
+    if state is not None:
+        if not isinstance(state, str) or len(state) > MAX_STATE:
+            return False
+        valid["state"] = state
+    attributes = entity.get("attributes")
+    if attributes is None:
+        return "attributes" not in entity
+    if not isinstance(attributes, dict):
+        return False
+    kept = {}
+    for key, value in attributes.items():
+        if key not in _KEPT:
+            continue
+        if isinstance(value, str) and len(value) > MAX_VALUE:
+            return False
+        if value is not None and not isinstance(value, (bool, int, float, str)):
+            return False
+        kept[key] = value
+    valid["attributes"] = kept
+    return True
 
 
 def _name(value: Any) -> str | None:

@@ -85,9 +85,18 @@ def load_intents(language: str) -> dict[str, Any]:
     data = get_intents(language)
     if data is None:
         raise ValueError(f"no intents for language {language!r}")
+    own = own_sentences(language)
+    if own is not None:
+        merge_dict(data, own)
+    return data
+
+
+def own_sentences(language: str) -> dict[str, Any] | None:
+    """The project's sentence file for `language`, if there is one."""
     own = SENTENCES_DIR / f"{language}.yaml"
-    if own.is_file():
-        merge_dict(data, yaml.safe_load(own.read_text(encoding="utf-8")))
+    if not own.is_file():
+        return None
+    data: dict[str, Any] = yaml.safe_load(own.read_text(encoding="utf-8"))
     return data
 
 
@@ -207,8 +216,20 @@ class Matcher:
     def _response(
         self, result: RecognizeResult, slots: dict[str, Any], compiled: _Compiled
     ) -> str:
-        template = self._responses.get(
-            (result.intent.name, result.response or "default")
+        key = result.response or "default"
+        return self._render(result.intent.name, slots, key, compiled)
+
+    def render(self, intent: str, slots: dict[str, Any], key: str = "default") -> str:
+        """The intent's confirmation from the sentences' responses, as Home
+        Assistant's own agent would say it (its default response when `key`
+        is not one; "Done." when it needs Home Assistant's states)."""
+        return self._render(intent, slots, key, self._compiled)
+
+    def _render(
+        self, intent: str, slots: dict[str, Any], key: str, compiled: _Compiled
+    ) -> str:
+        template = self._responses.get((intent, key)) or self._responses.get(
+            (intent, "default")
         )
         if template is None:
             return "Done."

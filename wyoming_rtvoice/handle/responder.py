@@ -1,12 +1,19 @@
 """The responder: what to answer to a transcript, knowing no protocol.
 
 A device command is matched in milliseconds; anything else goes to the LLM,
-whose answer streams. The acknowledgement and failure policy is here, once,
-for the handle service and the in-process pipeline alike:
+which may answer (streamed) or call the house's intents as tools: a tool
+call becomes the same `Command` a matched sentence gives. The policies are
+here, once, for the handle service and the in-process pipeline alike:
 - no LLM configured: a short spoken answer saying so (not handled);
 - the first token later than `ack_after_s`: "One moment." first;
 - no first token (timeout, HTTP 429/500, unreachable): an apology (not handled);
-- the stream cut mid-answer: the answer so far and an apology (handled).
+- the stream cut mid-answer (or mid-tool-call): the answer so far and an
+  apology; no tool call of a broken answer runs;
+- a tool call the house cannot take: what was wrong, said (not handled);
+- a command on a lock, alarm panel, door or garage door (or any domain of
+  `confirm_domains`) from the LLM, or from a sentence when the caller asks
+  for it, is not run but asked about ("Unlock Front Door?"); a yes as the
+  conversation's next turn, within `CONFIRM_WITHIN_S`, runs it.
 """
 
 from __future__ import annotations
@@ -15,14 +22,22 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import re
+import time
+from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from types import EllipsisType
 from typing import TYPE_CHECKING
+
+from anthropic import APIError
 
 from ..config import option
 from ..trace import Trace
-from .llm import Llm
+from .llm import Llm, Prompt, ToolCall
 from .matcher import Match
+from .safety import CONFIRM_DOMAINS, needs_confirmation, question
+from .tools import BadCall, home_data
 
 if TYPE_CHECKING:
     from ..state import HouseStore
@@ -34,14 +49,21 @@ NO_LLM = "I can control your devices, but no assistant is set up to answer quest
 LLM_DOWN = "Sorry, I can't reach the assistant right now."
 LLM_BROKE = "Sorry, I lost my train of thought."
 EMPTY = "Sorry, I didn't hear anything."
-PHRASES = (ACK, NO_LLM, LLM_DOWN, LLM_BROKE, EMPTY)  # rendered ahead by the pipeline
+DROPPED = "Okay, I won't."
+PHRASES = (ACK, NO_LLM, LLM_DOWN, LLM_BROKE, EMPTY, DROPPED)  # rendered ahead
+CONFIRM_WITHIN_S = 30.0
+_NO = frozenset("no nope nah don't dont not cancel stop never nevermind wait".split())
+_YES = frozenset(
+    "yes yeah yep yup sure ok okay confirm confirmed correct please".split()
+)
 
 
 @dataclass(frozen=True)
 class Command:
-    """A device command: the client executes it (an `intent` event)."""
+    """Device commands: the client executes them (`intent` events, framed
+    by `intents-start`/`intents-stop` when there are several)."""
 
-    match: Match
+    matches: tuple[Match, ...]
 
 
 @dataclass(frozen=True)
@@ -65,6 +87,7 @@ class Finished:
 
     text: str
     handled: bool
+    asked: bool = False  # a command waits for a yes
 
 
 Reply = Command | AnswerStarted | Said | Finished
@@ -72,10 +95,12 @@ Reply = Command | AnswerStarted | Said | Finished
 
 @dataclass(frozen=True)
 class AckPolicy:
-    # Claude's first token typically comes 0.4-0.8 s after the request: an
-    # acknowledgement at 0.5 s covers the slow half and stays out of the way
-    # of the fast one (it takes ~0.8 s to say, and the answer waits for it).
-    ack_after_s: float = 0.5
+    # From published first-token times of Claude Haiku 4.5 (docs/services.md,
+    # "When the first token is late"): ~0.5 s at the median, ~1 s at p90.
+    # At 0.8 s one turn in five hears "One moment.", and the silence before
+    # the first sound stays under ~1.4 s after the user stopped; at 0.5 s
+    # every second answer would wait ~0.5 s behind the acknowledgement.
+    ack_after_s: float = 0.8
     first_token_timeout_s: float = 5.0
 
     @staticmethod
@@ -102,11 +127,39 @@ class AckPolicy:
         )
 
 
+@dataclass(frozen=True)
+class _Pending:
+    matches: tuple[Match, ...]
+    until: float
+
+
+def yes_or_no(text: str) -> bool | None:
+    """A spoken yes (True), no (False), or neither (None)."""
+    words = re.findall(r"[a-z']+", text.lower())
+    if not words or len(words) > 6:
+        return None
+    if _NO & set(words):
+        return False
+    phrase = " ".join(words)
+    if words[0] in _YES or phrase.startswith(("go ahead", "do it")):
+        return True
+    return None
+
+
 class Responder:
-    def __init__(self, house: HouseStore, llm: Llm | None, policy: AckPolicy):
+    def __init__(
+        self,
+        house: HouseStore,
+        llm: Llm | None,
+        policy: AckPolicy,
+        confirm_domains: frozenset[str] = CONFIRM_DOMAINS,
+    ):
         self.house = house
         self.llm = llm if llm is not None and llm.available else None
         self.policy = policy
+        self.confirm_domains = confirm_domains
+        self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        self._prompt: tuple[object, object, Prompt] | None = None
 
     async def match(self, text: str, trace: Trace | None = None) -> Match | None:
         match = await self.house.match(text) if text.strip() else None
@@ -116,60 +169,177 @@ class Responder:
         return match
 
     async def respond(
-        self, text: str, conversation: str, trace: Trace
+        self,
+        text: str,
+        conversation: str,
+        trace: Trace,
+        match: Match | None | EllipsisType = ...,
+        confirm_commands: bool = False,
     ) -> AsyncGenerator[Reply, None]:
-        """A device command, else the LLM's answer, as replies."""
+        """A pending confirmation's yes or no, a device command, else the
+        LLM's answer, as replies. `match`: the sentence's match when the
+        caller has it already. `confirm_commands`: a matched command that
+        needs a confirmation asks for it too (the pipeline, which runs
+        commands itself)."""
         if not text.strip():
             yield Finished(EMPTY, handled=False)
             return
-        match = await self.match(text, trace)
+        pending = self._pending.pop(conversation, None)
+        if pending is not None and time.monotonic() < pending.until:
+            verdict = yes_or_no(text)
+            if verdict is not None:
+                trace.notes.append("confirmed" if verdict else "not confirmed")
+                if verdict:
+                    yield Command(pending.matches)
+                else:
+                    async for reply in _say(DROPPED):
+                        yield reply
+                return
+        if match is ...:
+            match = await self.match(text, trace)
         if match is not None:
-            yield Command(match)
+            if confirm_commands and self.must_confirm([match]):
+                async for reply in self._ask(conversation, (match,), trace):
+                    yield reply
+            else:
+                yield Command((match,))
             return
         async for reply in self.answer(text, conversation, trace):
             yield reply
 
+    def must_confirm(self, matches: list[Match] | tuple[Match, ...]) -> bool:
+        house = self.house.snapshot.house
+        states = self.house.states
+        return any(
+            needs_confirmation(m, house, self.confirm_domains, states) for m in matches
+        )
+
+    async def _ask(
+        self, conversation: str, matches: tuple[Match, ...], trace: Trace
+    ) -> AsyncGenerator[Reply, None]:
+        """Keep the commands until the conversation's next turn says yes."""
+        trace.notes.append("asked to confirm")
+        self._pending[conversation] = _Pending(
+            matches, time.monotonic() + CONFIRM_WITHIN_S
+        )
+        while len(self._pending) > 1000:
+            self._pending.popitem(last=False)
+        async for reply in _say(
+            question(list(matches), self.house.snapshot.house), True
+        ):
+            yield reply
+
+    def prompt(self) -> Prompt:
+        """The house as data and its intents as tools, for the current house
+        and states (made again only when either changes)."""
+        snapshot, states = self.house.snapshot, self.house.states
+        made = self._prompt
+        if made is None or made[0] is not snapshot or made[1] is not states:
+            tools = tuple(snapshot.toolbox.tools)
+            home = home_data(snapshot.house, states) if tools else ""
+            made = self._prompt = (snapshot, states, Prompt(home, tools))
+        return made[2]
+
     async def answer(
         self, text: str, conversation: str, trace: Trace
     ) -> AsyncGenerator[Reply, None]:
-        """The LLM's answer, acknowledged when late, an apology on failure."""
+        """The LLM's answer or commands, acknowledged when late, an apology
+        on failure."""
         if self.llm is None:
             yield Finished(NO_LLM, handled=False)
             return
-        yield AnswerStarted()
+        started = False
         answer = ""
-        deltas = self.llm.stream(conversation, text)
+        calls: list[ToolCall] = []
+        deltas = self.llm.stream(conversation, text, self.prompt())
         async with contextlib.aclosing(deltas):
             first = asyncio.ensure_future(anext(deltas))
             try:
                 done, _ = await asyncio.wait({first}, timeout=self.policy.ack_after_s)
                 if not done:
                     trace.notes.append("llm late: acknowledged")
+                    started = True
+                    yield AnswerStarted()
                     yield Said(ACK, acknowledgement=True)
-                answer = await asyncio.wait_for(first, self._left_for_first())
+                item: str | ToolCall | None = await asyncio.wait_for(
+                    first, self._left_for_first()
+                )
             except StopAsyncIteration:
-                pass
-            except Exception as err:  # timeout, 429, 500, unreachable
+                item = None
+            except Exception as err:  # timeout, 429, 500, unreachable; cut, bad JSON
                 _LOGGER.warning("LLM failed: %s", type(err).__name__)
                 trace.notes.append(f"llm {type(err).__name__}")
-                yield Finished(LLM_DOWN, handled=False)
+                down = isinstance(err, (APIError, TimeoutError))
+                yield Finished(LLM_DOWN if down else LLM_BROKE, handled=False)
                 return
             finally:
                 first.cancel()  # let the generator stop before aclosing closes it
                 await asyncio.wait({first})
             trace.mark("first_token")
-            if answer:
-                yield Said(answer)
             try:
-                async for delta in deltas:
-                    answer += delta
-                    yield Said(delta)
+                while item is not None:
+                    if isinstance(item, ToolCall):
+                        calls.append(item)
+                    else:
+                        if not started:
+                            started = True
+                            yield AnswerStarted()
+                        answer += item
+                        yield Said(item)
+                    item = await anext(deltas, None)
             except Exception as err:  # cut mid-answer: heard, never silence
                 _LOGGER.warning("LLM stream broke: %s", type(err).__name__)
                 trace.notes.append(f"llm {type(err).__name__} mid-answer")
+                if not answer:
+                    yield Finished(LLM_BROKE, handled=False)
+                    return
                 answer += " " + LLM_BROKE
                 yield Said(" " + LLM_BROKE)
+                calls = []  # a broken answer's calls never run
+        if calls:
+            async for reply in self._commands(conversation, calls, trace):
+                yield reply
+            return
+        if not started:
+            yield AnswerStarted()
         yield Finished(answer, handled=True)
+
+    async def _commands(
+        self, conversation: str, calls: list[ToolCall], trace: Trace
+    ) -> AsyncGenerator[Reply, None]:
+        """The model's tool calls: run (as commands), asked about, or refused
+        with what was wrong; what became of them goes into the history."""
+        assert self.llm is not None
+        toolbox = self.house.snapshot.toolbox
+        try:
+            matches = tuple(toolbox.command(c.name, c.input) for c in calls)
+        except BadCall as err:
+            trace.notes.append(f"llm tool call refused: {err}")
+            self._results(conversation, calls, f"Not done: {err}")
+            yield Finished(str(err), handled=False)
+            return
+        trace.notes.append("llm " + ", ".join(m.intent for m in matches))
+        if self.must_confirm(matches):
+            self._results(
+                conversation, calls, "Not done yet: asked the user to confirm."
+            )
+            async for reply in self._ask(conversation, matches, trace):
+                yield reply
+            return
+        self.llm.conversations.resolve(
+            conversation, {c.id: m.response for c, m in zip(calls, matches)}
+        )
+        yield Command(matches)
+
+    def _results(self, conversation: str, calls: list[ToolCall], text: str) -> None:
+        assert self.llm is not None
+        self.llm.conversations.resolve(conversation, {c.id: text for c in calls})
 
     def _left_for_first(self) -> float:
         return max(0.0, self.policy.first_token_timeout_s - self.policy.ack_after_s)
+
+
+async def _say(text: str, asked: bool = False) -> AsyncGenerator[Reply, None]:
+    yield AnswerStarted()
+    yield Said(text)
+    yield Finished(text, handled=True, asked=asked)

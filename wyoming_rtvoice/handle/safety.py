@@ -1,26 +1,105 @@
 """Which device commands need a spoken confirmation before they run: locks,
-alarm panels, doors and garage doors (and any domain the user names)."""
+alarm panels, doors and garage doors (and any domain the user names).
+
+A command is judged by every entity it may reach: by name, else by area,
+floor or domain (a floor's areas are not known here, so a floor reaches
+every entity of the domain)."""
 
 from __future__ import annotations
 
-from .house import House
+from typing import Any
+
+from .house import House, States, state_key
 from .matcher import Match
 
 CONFIRM_DOMAINS = frozenset({"lock", "alarm_control_panel"})
 CONFIRM_COVER_WORDS = ("door", "garage", "gate")
+_VERBS = {
+    ("lock", "HassTurnOn"): "Lock",
+    ("lock", "HassTurnOff"): "Unlock",
+    ("cover", "HassTurnOn"): "Open",
+    ("cover", "HassTurnOff"): "Close",
+    ("alarm_control_panel", "HassTurnOn"): "Arm",
+    ("alarm_control_panel", "HassTurnOff"): "Disarm",
+    ("valve", "HassTurnOn"): "Open",
+    ("valve", "HassTurnOff"): "Close",
+}
+
+
+def targets(match: Match, house: House) -> list[dict[str, Any]]:
+    """The house's entities the command may act on."""
+    slots = {key: str(value).lower() for key, value in match.slots.items()}
+    if name := slots.get("name"):
+        return [
+            entity
+            for entity in house.entities
+            if name in (n.lower() for n in [entity["name"], *entity.get("aliases", [])])
+        ]
+    domain, area = slots.get("domain"), slots.get("area")
+    if not domain and not area and "floor" not in slots:
+        return []  # e.g. a timer: no entity
+    return [
+        entity
+        for entity in house.entities
+        if (not domain or entity["domain"] == domain)
+        and (not area or str(entity.get("area") or "").lower() == area)
+    ]
 
 
 def needs_confirmation(
-    match: Match, house: House, domains: frozenset[str] = CONFIRM_DOMAINS
+    match: Match,
+    house: House,
+    domains: frozenset[str] = CONFIRM_DOMAINS,
+    states: States | None = None,
 ) -> bool:
     """Does the command act on something a stranger must not operate?"""
-    slots = {key: str(value).lower() for key, value in match.slots.items()}
-    names = {slots.get("name", "")}
-    targets = [e for e in house.entities if e["name"].lower() in names]
-    kinds = {slots.get("domain", "")} | {e["domain"] for e in targets}
-    if kinds & domains:
+    known = house.states if states is None else states
+    return any(
+        _guarded(entity, match, known, domains) for entity in targets(match, house)
+    )
+
+
+def _guarded(
+    entity: dict[str, Any], match: Match, states: States, domains: frozenset[str]
+) -> bool:
+    if entity["domain"] in domains:
         return True
-    if "cover" not in kinds and match.intent not in ("HassOpenCover", "HassCloseCover"):
+    if entity["domain"] != "cover":
         return False
-    described = " ".join([slots.get("device_class", ""), *names])
+    state = states.get(state_key(entity["domain"], entity["name"]))
+    device_class = state.attributes.get("device_class") if state else None
+    described = " ".join(
+        str(part).lower()
+        for part in (
+            device_class,
+            match.slots.get("device_class"),
+            entity["name"],
+            *entity.get("aliases", []),
+        )
+        if part
+    )
     return any(word in described for word in CONFIRM_COVER_WORDS)
+
+
+def question(matches: list[Match], house: House) -> str:
+    """What to ask before running them: "Unlock Front Door?"."""
+    asks = []
+    for match in matches:
+        reached = targets(match, house)
+        domain = reached[0]["domain"] if reached else match.slots.get("domain")
+        verb = _VERBS.get((str(domain), match.intent))
+        what = match.slots.get("name") or _everything(match.slots)
+        if verb is None:
+            verb = {"HassTurnOn": "Turn on", "HassTurnOff": "Turn off"}.get(
+                match.intent, "Go ahead with"
+            )
+        asks.append(f"{verb} {what}")
+    return " and ".join(asks) + "?"
+
+
+def _everything(slots: dict[str, Any]) -> str:
+    """What a command by area, floor or domain reaches, as said in a question:
+    "the locks in Hallway", "everything in Upstairs"."""
+    kind = f"the {slots['domain']}s" if slots.get("domain") else "everything"
+    where = slots.get("area") or slots.get("floor")
+    return f"{kind} in {where}" if where else kind

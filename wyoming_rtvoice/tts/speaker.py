@@ -7,6 +7,7 @@ which play even when synthesis fails.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Protocol
 
@@ -46,6 +47,7 @@ class Speaker:
         self.voice = voice
         self.samples_per_chunk = samples_per_chunk
         self._phrases: dict[str, bytes] = {}
+        self._preparing: dict[str, asyncio.Event] = {}  # set once it is cached
 
     @property
     def audio_start(self) -> AudioStart:
@@ -70,12 +72,21 @@ class Speaker:
     async def prepare(self, text: str) -> None:
         """Synthesise `text` into the cache, so saying it later costs nothing."""
         for clause in split_clauses(text):
-            async for _ in self.voice.stream(clause):
-                pass
+            if clause in self._preparing:
+                continue
+            done = self._preparing[clause] = asyncio.Event()
+            try:
+                async for _ in self.voice.stream(clause):
+                    pass
+            finally:
+                del self._preparing[clause]
+                done.set()
 
     async def chunks(self, clause: str) -> AsyncIterator[AudioChunk]:
         """The clause's audio in `audio-chunk`s; SynthesisFailed if the voice
         fails (after any chunks it had made)."""
+        if (preparing := self._preparing.get(clause)) is not None:
+            await preparing.wait()  # being made ahead: wait, do not make it twice
         if clause in self._phrases:
             for chunk in self._chunked(self._phrases[clause]):
                 yield chunk

@@ -1,0 +1,131 @@
+"""The house's words in the ASR: the names the prompt gives the decoder, and
+the second chance at a misheard command (the house's closest command
+sentences, the margin rule, the real Whisper scoring a clip)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wyoming_rtvoice.asr.session import MARGIN, WITHIN_HEARD, choose, spoken_form
+from wyoming_rtvoice.handle.house import House
+from wyoming_rtvoice.handle.matcher import Matcher
+from wyoming_rtvoice.handle.vocabulary import Vocabulary, frames_for
+from wyoming_rtvoice.state import PROMPT_CHARS, Snapshot
+
+TEST_HOUSE = Path(__file__).parent / "data" / "house.json"
+
+
+@pytest.fixture(scope="module")
+def vocabulary(demo_matcher: Matcher) -> Vocabulary:
+    return Snapshot(demo_matcher).vocabulary
+
+
+def test_the_prompt_gives_names_sharing_rare_words_first() -> None:
+    snapshot = Snapshot(Matcher("en", House.from_file(TEST_HOUSE)))
+    prompt = snapshot.prompt("Turn on the guest nights and lamp")
+    assert prompt is not None and len(prompt) <= PROMPT_CHARS
+    names = prompt.rstrip(".").split(". ")
+    # "guest" is in a few names, "lamp" in dozens: both first, then the guest's
+    assert set(names[:2]) == {"Guest Nightstand Lamp", "Guest Room Lamp"}
+    assert all(name.startswith("Guest") for name in names[2:6])
+
+
+def test_a_misheard_name_finds_the_command(
+    vocabulary: Vocabulary, demo_matcher: Matcher
+) -> None:
+    candidates = vocabulary.closest("Turn off the Living Room Land.")
+    assert candidates[0] == "Turn off the Living Room Lamp"
+    match = demo_matcher.match(candidates[0])
+    assert match is not None and match.slots == {"name": "Living Room Lamp"}
+    # every candidate is a command of this house, each of its own meaning
+    assert all(demo_matcher.match(text) for text in candidates)
+    assert len({str(demo_matcher.match(t)) for t in candidates}) == len(candidates)
+
+
+def test_a_misheard_word_of_the_sentence_finds_the_command(
+    vocabulary: Vocabulary,
+) -> None:
+    candidates = vocabulary.closest("turn of the porch light")
+    assert {"Turn off the Porch Light", "Turn on the Porch Light"} <= set(candidates)
+
+
+def test_a_sentence_fits_only_what_it_can_act_on(vocabulary: Vocabulary) -> None:
+    # the kitchen lights are no lock, the front door is
+    assert not any(
+        text.lower().startswith(("lock", "unlock"))
+        for text in vocabulary.closest("lock the kitchen lights")
+    )
+    assert "Lock the Front Door" in vocabulary.closest("lock the front doors")
+
+
+def test_speech_far_from_any_command_has_no_candidate(vocabulary: Vocabulary) -> None:
+    for text in (
+        "What is the capital of France?",
+        "My sister is coming over tonight.",
+        "Tell me something interesting.",
+    ):
+        assert vocabulary.closest(text) == [], text
+
+
+def test_a_short_answer_is_near_no_command(vocabulary: Vocabulary) -> None:
+    # "yes please" to "Unlock Front Door?" must stay a yes
+    for text in ("Yes please.", "No.", "Yes", "No thanks"):
+        assert vocabulary.closest(text) == [], text
+
+
+def test_frames_hold_the_projects_own_phrasings() -> None:
+    frames = {" ".join(frame.words) for frame in frames_for("en").frames}
+    assert "dim the {name}" in frames  # the project's sentence file
+    assert "turn off the {name}" in frames  # Speech-to-Phrase's
+    assert frames_for("xx").frames == ()  # no sentences: no second chance
+
+
+def test_a_candidate_is_taken_only_with_a_clear_margin() -> None:
+    heard = -10.0
+    assert choose([heard, -9.0, -9.0 - MARGIN]) == 0
+    assert choose([heard, -9.0 - MARGIN, -9.0]) == 1
+    assert choose([heard, -9.0, -9.0 - MARGIN / 2]) is None  # two alike
+    assert (
+        choose([heard, heard - WITHIN_HEARD - 0.1]) is None
+    )  # the audio says otherwise
+    assert choose([heard, heard - WITHIN_HEARD + 0.1]) == 0
+    assert choose([heard]) is None
+
+
+def test_texts_are_scored_in_one_form() -> None:
+    assert (
+        spoken_form("turn off the Living Room Lamp") == "Turn off the living room lamp."
+    )
+    assert (
+        spoken_form("Turn off the living room lamp.")
+        == "Turn off the living room lamp."
+    )
+    assert spoken_form("Set it to 50%!") == "Set it to 50%."
+
+
+def test_whisper_scores_what_was_said_highest() -> None:
+    from bench.speech import speak
+    from wyoming_rtvoice.asr import model_path
+    from wyoming_rtvoice.asr.whisper import Whisper
+    from wyoming_rtvoice.audio import to_float
+
+    whisper = Whisper(model_path("tiny.en"), None, 1, "int8", 0, workers=1)
+    try:
+        audio = to_float(speak("Turn off the living room lamp.").audio)
+        text = whisper.transcribe(audio)
+        encoded = len(whisper._encodings)
+        said, other, away = whisper.log_probabilities(
+            audio,
+            [
+                "Turn off the living room lamp.",
+                "Turn on the living room lamp.",
+                "What is the capital of France?",
+            ],
+        )
+        assert said > other > away
+        assert said > -10, text
+        assert len(whisper._encodings) == encoded  # the decode's encoder output reused
+    finally:
+        whisper.close()

@@ -1,0 +1,504 @@
+"""The device commands of a house closest to a transcript that matched none:
+the candidates of the ASR's second chance (the acoustic model chooses).
+
+The sentences are the short canonical forms of each intent that
+Speech-to-Phrase, Home Assistant's closed-vocabulary recogniser, is built
+from (home-assistant-intents ships them), and the project's own sentence
+file; they are expanded once per language into frames, with the house's
+lists left as slots ("turn off the {name}") and numbers as "{number}".
+For a transcript:
+1. names, areas and floors of the house are spotted in it, misheard too
+   ("living room land" ~ "Living Room Lamp"): by the words they share with
+   it (rare words count more), then by spelling;
+2. each is put in as its slot, and the frames within two word edits of the
+   result are looked up (an index of the frames with up to two words left
+   out: no scan of every frame);
+3. the frames that fit are filled (a lock sentence needs a lock) and the
+   closest sentence of each meaning is kept.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from functools import lru_cache
+from typing import Any
+
+from hassil import Intents
+from hassil.expression import Sentence
+from hassil.intents import RangeSlotList, TextSlotList
+from hassil.parse_expression import parse_sentence
+from hassil.sample import sample_expression, sample_sentence
+from hassil.util import merge_dict
+from home_assistant_intents import get_speech_to_phrase_intents
+
+from .house import House
+from .matcher import own_sentences, spoken_variants
+
+HOUSE_LISTS = ("name", "area", "floor")
+NUMBER = "{number}"
+MAX_EDITS = 2  # words changed between what was heard and a frame
+MIN_SIMILARITY = 0.6  # spelling of a spotted name against the words heard
+SPELLING_WEIGHT = 2.0  # a name spelled half wrong costs one word edit
+MAX_COST = 3.0
+CANDIDATES = 4
+SPOTTED_PER_LIST = 4
+MIN_SHARED = 0.4  # of a name's letter triples, for it to be compared at all
+_NUMBER_WORDS = frozenset(
+    "zero one two three four five six seven eight nine ten eleven twelve "
+    "thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty "
+    "thirty forty fifty sixty seventy eighty ninety hundred".split()
+)
+_DIGITS = re.compile(r"^\d+(\.\d+)?$")
+# What may be heard around a command and dropped ("um" and the like are
+# gone already, see matcher.normalize).
+DROPPABLE = frozenset(
+    "please now just oh ah i'm and the a um uh er hmm so okay ok hey well".split()
+)
+
+
+def words_of(text: str) -> list[str]:
+    """Lowercase words, '%' said as 'percent', as frames and transcripts are
+    compared."""
+    text = text.lower().replace("%", " percent ").replace("-", " ")
+    return re.sub(r"[^\w\s'{}]", " ", text).split()
+
+
+def is_number(word: str) -> bool:
+    return word in _NUMBER_WORDS or bool(_DIGITS.match(word))
+
+
+@dataclass(frozen=True)
+class Frame:
+    words: tuple[str, ...]  # with "{name}", "{area}", "{floor}", "{number}"
+    meaning: tuple[Any, ...]  # intent, its fixed slots, values of other lists
+    domains: frozenset[str] | None  # what a {name} may be
+    domain: str | None  # what an {area} must have
+
+
+@dataclass(frozen=True)
+class Frames:
+    frames: tuple[Frame, ...]
+    index: dict[tuple[str, ...], tuple[int, ...]]  # words less up to 2 -> frames
+    # A word of a rule, and the rule's other one-word wordings ("light":
+    # "lights", "lamp"...): a frame says each rule one way, people say any.
+    alike: dict[str, frozenset[str]]
+
+    def near(self, words: tuple[str, ...]) -> Iterator[tuple[Frame, int]]:
+        """Frames within a word edit per two words of `words` (MAX_EDITS at
+        most), with the edits: "yes please" is near no command."""
+        allowed = min(MAX_EDITS, len(words) // 2)
+        seen: set[int] = set()
+        for key in _deletions(words):
+            for number in self.index.get(key, ()):
+                if number in seen:
+                    continue
+                seen.add(number)
+                frame = self.frames[number]
+                if _slots(frame.words) != _slots(words):
+                    continue
+                edits = changes(words, frame.words, self.alike)
+                if edits <= allowed:
+                    yield frame, edits
+
+
+def _slots(words: Iterable[str]) -> list[str]:
+    return [word for word in words if word.startswith("{")]
+
+
+def _deletions(words: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    """`words` with up to two (MAX_EDITS) of its plain words left out."""
+    yield words
+    plain = [i for i, word in enumerate(words) if not word.startswith("{")]
+    for first in plain:
+        once = words[:first] + words[first + 1 :]
+        yield once
+        for second in plain:
+            if second > first:
+                yield once[: second - 1] + once[second:]
+
+
+def changes(
+    heard: tuple[str, ...],
+    frame: tuple[str, ...],
+    alike: dict[str, frozenset[str]],
+) -> int:
+    """Words to change, add or drop to make `heard` the frame, where only
+    filler words may be dropped: a word said is never ignored ("did you turn
+    off the lamp" is no "turn off the lamp")."""
+    never = MAX_EDITS + 1
+    row = list(range(len(frame) + 1))
+    for word in heard:
+        drop = 1 if word in DROPPABLE else never
+        previous, row[0] = row[0], row[0] + drop
+        for j, other in enumerate(frame, 1):
+            same = word == other or word in alike.get(other, ())
+            previous, row[j] = row[j], min(
+                row[j] + drop, row[j - 1] + 1, previous + (not same)
+            )
+    return row[-1]
+
+
+def word_edits(first: tuple[str, ...], second: tuple[str, ...]) -> int:
+    row = list(range(len(second) + 1))
+    for i, word in enumerate(first, 1):
+        previous, row[0] = row[0], i
+        for j, other in enumerate(second, 1):
+            previous, row[j] = row[j], min(
+                row[j] + 1, row[j - 1] + 1, previous + (word != other)
+            )
+    return row[-1]
+
+
+@lru_cache(maxsize=4)
+def frames_for(language: str) -> Frames:
+    """Every frame of the language (none without Speech-to-Phrase sentences)."""
+    data = get_speech_to_phrase_intents(language)
+    if data is None:
+        return Frames((), {}, {})
+    own = own_sentences(language)
+    if own is not None:
+        merge_dict(data, own)
+    intents = Intents.from_dict(data)
+    frames: dict[tuple[str, ...], Frame] = {}
+    for name, intent in intents.intents.items():
+        for intent_data in intent.data:
+            if "area" in intent_data.requires_context:
+                continue  # needs the satellite's area, which a transcript lacks
+            lists = {**intents.slot_lists, **intent_data.slot_lists}
+            rules = _plainest(
+                {**intents.expansion_rules, **intent_data.expansion_rules}, lists
+            )
+            domains = intent_data.requires_context.get("domain")
+            if isinstance(domains, str):
+                domains = [domains]
+            for sentence in intent_data.sentences:
+                texts = sample_sentence(
+                    sentence, lists, rules, language, expand_lists=False
+                )
+                for text in texts:
+                    for words, values in _filled(words_of(text), lists, rules):
+                        frames.setdefault(
+                            words,
+                            Frame(
+                                words,
+                                (name, repr(sorted(intent_data.slots.items())), values),
+                                None if domains is None else frozenset(domains),
+                                intent_data.slots.get("domain"),
+                            ),
+                        )
+    ordered = tuple(frames.values())
+    index: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for number, frame in enumerate(ordered):
+        for key in set(_deletions(frame.words)):
+            index[key].append(number)
+    return Frames(
+        ordered,
+        {key: tuple(value) for key, value in index.items()},
+        _alike(intents.expansion_rules, intents.slot_lists),
+    )
+
+
+def _plainest(rules: dict[str, Sentence], lists: dict[str, Any]) -> dict[str, Sentence]:
+    """Each rule in its first wording, without its optional words: a rule
+    says one thing many ways ("the|my|our"), and the candidates need one."""
+    return {
+        name: parse_sentence(_plainest_text(rule, lists, rules))
+        for name, rule in rules.items()
+    }
+
+
+def _plainest_text(
+    rule: Sentence, lists: dict[str, Any], rules: dict[str, Sentence]
+) -> str:
+    said = sample_expression(rule.expression, lists, rules, skip_optionals=True)
+    return next(iter(said))
+
+
+def _alike(
+    rules: dict[str, Sentence], lists: dict[str, Any]
+) -> dict[str, frozenset[str]]:
+    """Of each rule worded in one word only ("light|lights|lamp"), the word
+    a frame gives it and its other wordings."""
+    alike: dict[str, set[str]] = defaultdict(set)
+    for name, rule in rules.items():
+        wordings = [
+            words_of(text) for text in sample_expression(rule.expression, lists, rules)
+        ]
+        if all(len(wording) == 1 for wording in wordings):  # (light|lights|lamp)
+            plain = words_of(_plainest_text(rule, lists, rules))
+            alike[plain[0]].update(wording[0] for wording in wordings)
+    return {word: frozenset(others) for word, others in alike.items()}
+
+
+def _filled(
+    words: list[str], lists: dict[str, Any], rules: dict[str, Any]
+) -> Iterator[tuple[tuple[str, ...], tuple[Any, ...]]]:
+    """The frame's words with the lists that are not the house's said out
+    (each value a meaning of its own) and ranges as {number}."""
+    choices: list[list[tuple[list[str], Any]]] = []
+    for word in words:
+        if not (word.startswith("{") and word.endswith("}")):
+            choices.append([([word], None)])
+            continue
+        name = word[1:-1]
+        slot_list = lists.get(name)
+        if name in HOUSE_LISTS:
+            choices.append([([word], None)])
+        elif isinstance(slot_list, RangeSlotList):
+            choices.append([([NUMBER], None)])
+        elif isinstance(slot_list, TextSlotList):
+            said = [
+                (words_of(text), value.value_out)
+                for value in slot_list.values
+                for text in sample_expression(value.text_in, lists, rules)
+            ]
+            choices.append(said)
+        else:  # a wildcard or an unknown list: no closed sentence
+            return
+    for picked in itertools.product(*choices):
+        yield (
+            tuple(w for said, _ in picked for w in said),
+            tuple(value for _, value in picked if value is not None),
+        )
+
+
+@dataclass(frozen=True)
+class Value:
+    """A name, area or floor of the house as it may be said."""
+
+    slot: str  # "name", "area", "floor"
+    text: str  # as the house writes it
+    canonical: str  # the entity's name for an alias
+    domain: str | None
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Spotted:
+    value: Value
+    start: int
+    end: int
+    similarity: float
+
+
+class Vocabulary:
+    """The house's command sentences, as close to a transcript as they come."""
+
+    def __init__(self, house: House, language: str) -> None:
+        self.frames = frames_for(language)
+        values = [
+            Value("name", said, entity["name"], entity["domain"], tuple(words_of(said)))
+            for entity in house.entities
+            for alias in [entity["name"], *entity.get("aliases", [])]
+            for said in [alias, *spoken_variants(alias, language)]
+        ]
+        values += [Value("area", a, a, None, tuple(words_of(a))) for a in house.areas]
+        values += [Value("floor", f, f, None, tuple(words_of(f))) for f in house.floors]
+        self._values = [value for value in values if value.words]
+        self._by_trigram: dict[str, list[int]] = defaultdict(list)
+        self._trigram_counts: list[int] = []
+        for number, value in enumerate(self._values):
+            trigrams = _trigrams("".join(value.words))
+            self._trigram_counts.append(len(trigrams))
+            for trigram in trigrams:
+                self._by_trigram[trigram].append(number)
+        self._area_domains = {
+            (entity.get("area"), entity["domain"]) for entity in house.entities
+        }
+
+    def closest(self, heard: str) -> list[str]:
+        """Up to CANDIDATES sentences of different meanings, closest first."""
+        if not self.frames.frames:
+            return []
+        words = words_of(heard)
+        best: dict[tuple[Any, ...], tuple[float, str]] = {}
+        for spotted in self._readings(words):
+            abstract, numbers = _abstracted(words, spotted)
+            for frame, edits in self.frames.near(abstract):
+                if not self._fits(frame, spotted):
+                    continue
+                cost = edits + sum(
+                    SPELLING_WEIGHT * (1 - s.similarity) for s in spotted
+                )
+                if cost > MAX_COST:
+                    continue
+                text = _said(frame.words, spotted, numbers, abstract, self.frames.alike)
+                if words_of(text) == words:
+                    continue
+                meaning = (
+                    frame.meaning,
+                    tuple((s.value.slot, s.value.canonical) for s in spotted),
+                    tuple(numbers),
+                )
+                if cost < best.get(meaning, (MAX_COST + 1, ""))[0]:
+                    best[meaning] = (cost, text)
+        # The same words can mean two things (a name, an area): the matcher
+        # decides, and the acoustic model cannot tell them apart.
+        said: dict[tuple[str, ...], tuple[float, str]] = {}
+        for cost, text in sorted(best.values()):
+            said.setdefault(tuple(words_of(text)), (cost, text))
+        return [text for _, text in list(said.values())[:CANDIDATES]]
+
+    def _fits(self, frame: Frame, spotted: tuple[Spotted, ...]) -> bool:
+        for s in spotted:
+            value = s.value
+            if value.slot == "name" and frame.domains is not None:
+                if value.domain not in frame.domains:
+                    return False
+            if value.slot == "area" and frame.domain is not None:
+                if (value.canonical, frame.domain) not in self._area_domains:
+                    return False
+        return True
+
+    def _readings(self, words: list[str]) -> Iterator[tuple[Spotted, ...]]:
+        """What the heard words may name: nothing, one name, area or floor,
+        or two of them that do not overlap."""
+        spotted = self._spot(words)
+        yield ()
+        yield from ((s,) for s in spotted)
+        for first, second in itertools.combinations(spotted, 2):
+            if first.value.slot != second.value.slot and (
+                first.end <= second.start or second.end <= first.start
+            ):
+                yield tuple(sorted((first, second), key=lambda s: s.start))
+
+    def _spot(self, words: list[str]) -> list[Spotted]:
+        """Names, areas and floors said, or nearly, in `words`: those sharing
+        most of their letter triples with it, where they are said most alike."""
+        heard = _Letters(words)
+        shared: Counter[int] = Counter()
+        for trigram in heard.trigrams:
+            shared.update(self._by_trigram.get(trigram, ()))
+        found: dict[str, list[Spotted]] = defaultdict(list)
+        for number in sorted(
+            shared, key=lambda n: -shared[n] / self._trigram_counts[n]
+        ):
+            value = self._values[number]
+            if shared[number] < MIN_SHARED * self._trigram_counts[number]:
+                break
+            if len(found[value.slot]) >= 3 * SPOTTED_PER_LIST:
+                continue
+            spot = heard.spot(value)
+            if spot is not None:
+                found[value.slot].append(spot)
+        kept: list[Spotted] = []
+        for slot in HOUSE_LISTS:
+            by_similarity = sorted(found[slot], key=lambda s: -s.similarity)
+            kept += by_similarity[:SPOTTED_PER_LIST]
+        return kept
+
+
+def _trigrams(letters: str) -> set[str]:
+    padded = f" {letters} "
+    return {padded[i : i + 3] for i in range(len(padded) - 2)}
+
+
+class _Letters:
+    """Heard words run together, so a name heard as other words ("nights and"
+    for "nightstand") is still found, and where each word starts."""
+
+    def __init__(self, words: list[str]) -> None:
+        self.words = words
+        self.text = "".join(words)
+        self.trigrams = _trigrams(self.text)
+        self.starts: list[int] = []
+        position = 0
+        for word in words:
+            self.starts.append(position)
+            position += len(word)
+
+    def spot(self, value: Value) -> Spotted | None:
+        """The value where the words are most alike it, if alike enough."""
+        target = "".join(value.words)
+        wanted = _trigrams(target)
+        padded = f" {self.text} "
+        hits = [i for i in range(len(padded) - 2) if padded[i : i + 3] in wanted]
+        if not hits:
+            return None
+        # Where a run of shared letters starts, a stretch as long as the value.
+        spans = set()
+        for number, hit in enumerate(hits):
+            if number and hit - hits[number - 1] <= 2:
+                continue
+            last = max(h for h in hits if hit <= h < hit + len(target))
+            start = self._word_at(hit - 1)
+            end = self._word_at(last + 1) + 1
+            spans |= {(start, end), (start - 1, end), (start, end + 1)}
+        best: Spotted | None = None
+        for s, e in spans:
+            if s < 0 or e > len(self.words) or e <= s:
+                continue
+            similarity = SequenceMatcher(None, "".join(self.words[s:e]), target).ratio()
+            if similarity >= MIN_SIMILARITY and (
+                best is None
+                or (similarity, e - s) > (best.similarity, best.end - best.start)
+            ):
+                best = Spotted(value, s, e, similarity)
+        return best
+
+    def _word_at(self, position: int) -> int:
+        """The word holding the letter at `position` of the run-together text."""
+        index = 0
+        for number, start in enumerate(self.starts):
+            if start <= position:
+                index = number
+        return index
+
+
+def _abstracted(
+    words: list[str], spotted: tuple[Spotted, ...]
+) -> tuple[tuple[str, ...], list[str]]:
+    """`words` with the spotted values as their slots and the numbers left
+    as {number}; and the numbers, as said."""
+    out: list[str] = []
+    numbers: list[str] = []
+    position = 0
+    spans = {s.start: s for s in spotted}
+    while position < len(words):
+        if position in spans:
+            out.append("{" + spans[position].value.slot + "}")
+            position = spans[position].end
+            continue
+        if is_number(words[position]):
+            end = position
+            while end < len(words) and is_number(words[end]):
+                end += 1
+            out.append(NUMBER)
+            numbers.append(" ".join(words[position:end]))
+            position = end
+            continue
+        out.append(words[position])
+        position += 1
+    return tuple(out), numbers
+
+
+def _said(
+    frame: tuple[str, ...],
+    spotted: tuple[Spotted, ...],
+    numbers: list[str],
+    heard: tuple[str, ...],
+    alike: dict[str, frozenset[str]],
+) -> str:
+    """The frame filled in, each rule worded as heard ("lights", not "light")."""
+    values = {"{" + s.value.slot + "}": s.value.text for s in spotted}
+    remaining = iter(numbers)
+    said = []
+    for word in frame:
+        if word in values:
+            said.append(values[word])
+        elif word == NUMBER:
+            said.append(next(remaining, word))
+        else:
+            others = alike.get(word, frozenset())
+            same_place = heard[len(said)] if len(said) < len(heard) else ""
+            if same_place in others:
+                said.append(same_place)
+            else:
+                said.append(next((h for h in heard if h in others), word))
+    sentence = " ".join(said)
+    return sentence[:1].upper() + sentence[1:]
