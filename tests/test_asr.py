@@ -23,6 +23,7 @@ from wyoming_rtvoice.asr.whisper import trim_repetition, window_samples
 from wyoming_rtvoice.converse import DEMO_HOUSE
 
 from .conftest import RunningService, free_port, start_service
+from .real_models import start_up
 from .test_tts import cpu_seconds
 
 TIMEOUT = 30
@@ -295,8 +296,5 @@ def test_repetition_is_trimmed_and_window_is_bounded() -> None:
 
 
 def test_bad_model_stops_startup(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="model directory not found"):
-        with start_service(
-            "asr", "--model", str(tmp_path / "missing"), log_dir=tmp_path
-        ):
-            pass
+    with pytest.raises(SystemExit, match="model directory not found"):
+        start_up("asr", "--model", str(tmp_path / "missing"))

@@ -1,16 +1,16 @@
 """Malformed and out-of-order input against every running service.
 
-One real server per service (and one stack, all four services in one
-process). Each hypothesis example opens a fresh connection and sends either
-anything at all (garbage, headers that are not JSON objects, lengths that
-disagree with what follows or are far over the cap, truncated frames) and
-then closes its sending side, or well-formed events of the service's own
-protocol in any order with wrong-typed data, and then a ping. The server
-must answer within the read timeout with valid events only: an `error` and
-a close, a close, or the `pong`; never hang, never crash. After every
-example a second client is answered, and every few examples a real request
-(speech synthesised, transcribed, a wake word detected, a command
-recognised) still works.
+One real server per service, all started at once, and the session's shared
+stack (all four services and the pipeline endpoint in one process). Each
+hypothesis example opens a fresh connection and sends either anything at
+all (garbage, headers that are not JSON objects, lengths that disagree with
+what follows or are far over the cap, truncated frames) and then closes its
+sending side, or well-formed events of the service's own protocol in any
+order with wrong-typed data, and then a ping. The server must answer within
+the read timeout with valid events only: an `error` and a close, a close, or
+the `pong`; never hang, never crash. After every example a second client is
+answered, and every few examples a real request (speech synthesised,
+transcribed, a wake word detected, a command recognised) still works.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -51,7 +50,7 @@ from wyoming_rtvoice.audio import RATE_16K, WIDTH, write_wav
 from wyoming_rtvoice.errors import ErrorCode
 from wyoming_rtvoice.reader import Limits, ProtocolError, read_event
 
-from .conftest import free_port, start_service
+from .conftest import Stack, reset_llm, start_services
 
 DATA = Path(__file__).parent / "data"
 READ_TIMEOUT = 15.0  # a reply or a close must come within this
@@ -468,63 +467,39 @@ def llm_env(fake_llm: FakeLlm) -> Iterator[list[str]]:
         del os.environ["ANTHROPIC_API_KEY"]
 
 
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            sock.sendall(b'{"type": "ping"}\n')
-            sock.settimeout(5)
-            return b"pong" in sock.recv(4096)
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
-def stack(
+def alone(
     tmp_path_factory: pytest.TempPathFactory, llm_env: list[str]
 ) -> Iterator[dict[str, Running]]:
-    names = ("tts", "asr", "wake", "handle", "pipeline")
-    ports = {name: free_port() for name in names}
-    log_path = tmp_path_factory.mktemp("stack") / "stack.log"
-    argv = [sys.executable, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
-    argv += [f for name in names for f in (f"--{name}-port", str(ports[name]))]
-    argv += ["--http-uri", f"http://127.0.0.1:{free_port()}", *llm_env]
-    argv += SERVICE_ARGS["handle"]
-    with open(log_path, "w", encoding="utf-8") as log:
-        process = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, text=True
-        )
-    deadline = time.monotonic() + 240
-    while not all(_answers(port) for port in ports.values()):
-        assert process.poll() is None and time.monotonic() < deadline, log_path
-        time.sleep(0.3)
-    yield {name: Running(ports[name], process, log_path) for name in names}
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=30) == 0
-    assert "Traceback" not in log_path.read_text(encoding="utf-8")
+    """Each service alone, all started at once."""
+    folder = tmp_path_factory.mktemp("alone")
+    commands: list[list[str]] = []
+    for protocol in (name for name, (where, _) in TARGETS.items() if where != "stack"):
+        args = [*SERVICE_ARGS.get(protocol, ())]
+        if protocol == "handle":
+            args += llm_env
+        if protocol == "satellite":  # its microphone hears the wake word
+            write_wav(folder / "mic.wav", spoken("Okay Nabu."), RATE_16K)
+            args += ["--mic-wav", str(folder / "mic.wav")]
+        commands.append([protocol, *args])
+    with start_services(*commands, log_dir=folder) as services:
+        yield {
+            command[0]: Running(service.port, service.process, service.log_path)
+            for command, service in zip(commands, services)
+        }
+    for service in services:
+        assert "Traceback" not in service.log
 
 
 @pytest.fixture(scope="module", params=list(TARGETS))
-def target(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    llm_env: list[str],
-) -> Iterator[tuple[str, Running]]:
+def target(request: pytest.FixtureRequest) -> tuple[str, Running]:
     where, protocol = TARGETS[request.param]
-    if where == "stack":
-        yield protocol, request.getfixturevalue("stack")[protocol]
-        return
-    args = SERVICE_ARGS.get(protocol, ()) + (
-        tuple(llm_env) if protocol == "handle" else ()
-    )
-    folder = tmp_path_factory.mktemp(protocol)
-    if protocol == "satellite":  # its microphone hears the wake word
-        write_wav(folder / "mic.wav", spoken("Okay Nabu."), RATE_16K)
-        args += ("--mic-wav", str(folder / "mic.wav"))
-    with start_service(protocol, *args, log_dir=folder, startup_s=240) as service:
-        running = Running(service.port, service.process, service.log_path)
-        yield protocol, running
-    assert "Traceback" not in running.log
-    assert service.process.returncode == 0
+    if where != "stack":
+        return protocol, request.getfixturevalue("alone")[protocol]
+    stack: Stack = request.getfixturevalue("stack")
+    reset_llm(stack.llm, answer="A short answer.", first_token_s=0.01, token_s=0.0)
+    service = stack.service
+    return protocol, Running(stack.ports[protocol], service.process, service.log_path)
 
 
 async def still_serving(protocol: str, running: Running) -> None:
@@ -678,13 +653,16 @@ def test_realistic_maxima_keep_the_ping_under_100_ms(
 
 
 def test_atheris_short_run() -> None:
-    """`script/fuzz` for a few seconds: the handlers in process, coverage-guided
-    where atheris installs (random inputs elsewhere); no finding."""
+    """`script/fuzz` for 400 inputs from its corpus: the handlers in process,
+    coverage-guided where atheris installs (random inputs for a few seconds
+    elsewhere); no finding. The long runs are `script/fuzz SECONDS`."""
+    # 4 s of random inputs without atheris; with it, 400 inputs however
+    # loaded the machine is (libFuzzer takes the last -max_total_time).
     done = subprocess.run(
-        [sys.executable, "-m", "bench.fuzz", "12"],
+        [sys.executable, "-m", "bench.fuzz", "4", "-runs=400", "-max_total_time=120"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
         env={k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"},
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]

@@ -30,6 +30,7 @@ from wyoming_rtvoice.handle.llm import Conversations
 from wyoming_rtvoice.handle.matcher import Matcher
 
 from .conftest import RunningService, free_port, start_service
+from .real_models import ServeCommand, start_up
 
 DATA = Path(__file__).parent / "data"
 HOUSE = DATA / "house.json"
@@ -561,30 +562,18 @@ async def test_house_api_replaces_and_validates(
 def test_bad_house_file_stops_startup_naming_the_field(tmp_path: Path) -> None:
     bad = tmp_path / "house.json"
     bad.write_text(json.dumps({"entities": [{"name": "Lamp", "domain": "Light!"}]}))
-    with pytest.raises(RuntimeError, match=r"entities\.0\.domain"):
-        with start_service(
-            "handle",
-            "--entities",
-            str(bad),
-            "--http-uri",
-            f"http://127.0.0.1:{free_port()}",
-            log_dir=tmp_path,
-        ):
-            pass
+    with pytest.raises(SystemExit, match=r"entities\.0\.domain"):
+        start_up("handle", "--entities", str(bad), "--state-dir", str(tmp_path))
 
 
-def test_without_a_key_questions_get_a_spoken_explanation(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_without_a_key_questions_get_a_spoken_explanation(
+    serve_command: ServeCommand, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-
-    async def ask(port: int) -> list[Event]:
-        return await exchange(port, transcript("What is the capital of France?"), ENDS)
-
-    with start_service(
-        "handle", "--http-uri", f"http://127.0.0.1:{free_port()}", log_dir=tmp_path
-    ) as running:
-        events = asyncio.run(ask(running.port))
+    async with serve_command("handle") as port:
+        events = await exchange(
+            port, transcript("What is the capital of France?"), ENDS
+        )
     assert [e.type for e in events] == ["not-handled"]
     assert "no assistant" in events[0].data["text"]
 

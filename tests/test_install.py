@@ -3,8 +3,8 @@ and the README's quick start, checked without a container engine or a
 Supervisor (script/docker-test builds and runs them).
 
 What runs for real: the CLI's parser on every command the files hold, the
-add-on's start script against a running service and a stand-in Supervisor,
-the image's health check against a running service, the dependency tree
+add-on's start script against the running stack and a stand-in Supervisor,
+the image's health check against the running stack, the dependency tree
 resolved for aarch64 on the package index, and the README's quick start in a
 fresh clone of the committed HEAD.
 """
@@ -40,7 +40,7 @@ from wyoming_rtvoice.__main__ import build_parser
 from wyoming_rtvoice.stack import PORTS
 from wyoming_rtvoice.wake.engines import builtin_models
 
-from .conftest import RunningService, free_port, start_service
+from .conftest import Stack, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKER = REPO / "docker"
@@ -586,21 +586,7 @@ def test_compose_runs_each_service_in_its_own_container(
             assert f"{urlparse(args.http_uri).port}:" in " ".join(service["ports"])
 
 
-# --- The health check and the add-on's discovery, against a running service --
-
-
-@pytest.fixture(scope="module")
-def handle_service(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[RunningService, int]]:
-    http_port = free_port()
-    with start_service(
-        "handle",
-        "--http-uri",
-        f"http://127.0.0.1:{http_port}",
-        log_dir=tmp_path_factory.mktemp("handle"),
-    ) as service:
-        yield service, http_port
+# --- The health check and the add-on's discovery, against the shared stack --
 
 
 @pytest.fixture
@@ -634,14 +620,13 @@ def healthcheck(*ports: int) -> int:
 
 
 def test_healthcheck_pings_the_listening_services(
-    handle_service: tuple[RunningService, int], silent_port: int
+    stack: Stack, silent_port: int
 ) -> None:
-    service, _ = handle_service
     nothing = free_port()
-    assert healthcheck(service.port) == 0
-    assert healthcheck(service.port, nothing) == 0  # a single service
+    assert healthcheck(*(stack.ports[name] for name in PORTS)) == 0
+    assert healthcheck(stack.ports["handle"], nothing) == 0  # a single service
     assert healthcheck(nothing) == 1
-    assert healthcheck(service.port, silent_port) == 1
+    assert healthcheck(stack.ports["handle"], silent_port) == 1
 
 
 @pytest.fixture
@@ -658,17 +643,16 @@ def supervisor() -> Iterator[tuple[str, list[Received]]]:
 
 def test_addon_announces_each_service_and_the_api_once_up(
     addon_run: ModuleType,
-    handle_service: tuple[RunningService, int],
+    stack: Stack,
     supervisor: tuple[str, list[Received]],
 ) -> None:
     url, received = supervisor
-    _, http_port = handle_service
     sent = addon_run.announce(
         "supervisor-token",
         "abc123-rtvoice",
         "http-token",
         supervisor_url=url,
-        health_url=f"http://127.0.0.1:{http_port}/health",
+        health_url=f"{stack.http}/health",
         timeout_s=30,
     )
     assert sent == 5

@@ -34,7 +34,13 @@ from bench.speech import speak
 from wyoming_rtvoice.audio import RATE_16K, read_wav, write_wav
 from wyoming_rtvoice.discovery import advertised_address
 
-from .conftest import RunningService, free_port, start_service
+from .conftest import (
+    RunningService,
+    Stack,
+    free_port,
+    start_service,
+    start_services,
+)
 
 TIMEOUT = 15.0
 BYTES_PER_S = RATE_16K * 2
@@ -70,32 +76,36 @@ def room() -> Room:
 
 
 @pytest.fixture(scope="module")
-def satellite(
+def satellites(
     room: Room, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[RunningService, Path]]:
+) -> Iterator[tuple[RunningService, Path, RunningService]]:
+    """Both satellites of the module, started at once: a plain one (its
+    speaker a WAV file) and a guarded one that serves two addresses only,
+    with turns of 1.5 s at most."""
     tmp = tmp_path_factory.mktemp("satellite")
     write_wav(tmp / "mic.wav", room.audio, RATE_16K)
     snd = tmp / "snd.wav"
-    args = ["--mic-wav", str(tmp / "mic.wav"), "--snd-wav", str(snd)]
-    with start_service("satellite", *args, log_dir=tmp) as running:
-        yield running, snd
-    assert running.process.returncode == 0
+    plain = ["--mic-wav", str(tmp / "mic.wav"), "--snd-wav", str(snd)]
+    guarded = ["--mic-wav", str(tmp / "mic.wav"), "--max-turn-seconds", "1.5"]
+    guarded += ["--allow-peer", "127.0.0.2", "--allow-peer", "127.0.0.3/32"]
+    with start_services(
+        ["satellite", *plain], ["satellite", *guarded], log_dir=tmp
+    ) as (running, guarding):
+        yield running, snd, guarding
     assert "Traceback" not in running.log and "exception" not in running.log
+    assert "Traceback" not in guarding.log
 
 
 @pytest.fixture(scope="module")
-def guarded(
-    room: Room, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningService]:
-    """A satellite that serves two addresses only, with turns of 1.5 s at most."""
-    tmp = tmp_path_factory.mktemp("guarded")
-    write_wav(tmp / "mic.wav", room.audio, RATE_16K)
-    args = ["--mic-wav", str(tmp / "mic.wav"), "--max-turn-seconds", "1.5"]
-    args += ["--allow-peer", "127.0.0.2", "--allow-peer", "127.0.0.3/32"]
-    with start_service("satellite", *args, log_dir=tmp) as running:
-        yield running
-    assert running.process.returncode == 0
-    assert "Traceback" not in running.log
+def satellite(
+    satellites: tuple[RunningService, Path, RunningService],
+) -> tuple[RunningService, Path]:
+    return satellites[0], satellites[1]
+
+
+@pytest.fixture(scope="module")
+def guarded(satellites: tuple[RunningService, Path, RunningService]) -> RunningService:
+    return satellites[2]
 
 
 def played_bytes(snd: Path) -> bytes:
@@ -300,7 +310,7 @@ async def test_only_allowed_addresses_one_at_a_time(guarded: RunningService) -> 
             _, events = await again.until("detection")
     async with connect(port, "127.0.0.3") as hass:  # free again
         _, events = await hass.until("detection")
-    assert "Refused run-satellite from 127.0.0.1" in guarded.log
+    await wait_for_log(guarded, "Refused run-satellite from 127.0.0.1", TIMEOUT)
 
 
 async def test_a_turn_has_a_hard_cap_whatever_the_client_says(
@@ -489,20 +499,17 @@ time.sleep(600)
 
 
 async def test_commands_for_mic_and_speaker_and_a_wake_service(
-    room: Room, tmp_path: Path
+    room: Room, tmp_path: Path, stack: Stack
 ) -> None:
     (tmp_path / "mic.raw").write_bytes(room.audio)
     (tmp_path / "paced_cat.py").write_text(PACED_CAT)
     mic = f"{sys.executable} {tmp_path / 'paced_cat.py'} {tmp_path / 'mic.raw'}"
     snd = f"sh -c 'cat > {tmp_path / 'snd.raw'}'"
-    with ExitStack() as stack:
-        wake = await asyncio.to_thread(
-            stack.enter_context, start_service("wake", log_dir=tmp_path)
-        )
-        args = ["--mic-command", mic, "--snd-command", snd]
-        args += ["--wake-uri", f"tcp://127.0.0.1:{wake.port}"]
+    args = ["--mic-command", mic, "--snd-command", snd]
+    args += ["--wake-uri", f"tcp://127.0.0.1:{stack.ports['wake']}"]  # the stack's
+    with ExitStack() as running:
         satellite = await asyncio.to_thread(
-            stack.enter_context, start_service("satellite", *args, log_dir=tmp_path)
+            running.enter_context, start_service("satellite", *args, log_dir=tmp_path)
         )
         async with connect(satellite.port) as hass:
             _, events = await hass.until("audio-start")

@@ -29,7 +29,8 @@ from wyoming.info import Describe
 from bench.abuse import listening
 from bench.fake_llm import FakeLlm
 from bench.speech import speak, stream_audio
-from wyoming_rtvoice.__main__ import build_parser
+from wyoming_rtvoice import stack as stack_module
+from wyoming_rtvoice.__main__ import build_parser, main
 from wyoming_rtvoice.audio import RATE_16K, write_wav
 from wyoming_rtvoice.config import is_loopback
 from wyoming_rtvoice.discovery import advertised_address
@@ -39,6 +40,7 @@ from wyoming_rtvoice.stack import PORTS
 from wyoming_rtvoice.trace import Metrics
 
 from .conftest import free_port
+from .real_models import RunCommand
 
 DATA = Path(__file__).parent / "data"
 API_KEY = "sk-ant-secret-key-5d1e0c7b9a"
@@ -61,7 +63,14 @@ def test_http_api_is_on_loopback_by_default() -> None:
             assert is_loopback(api.host), (command, uri)
 
 
-def test_refuses_to_listen_beyond_loopback_without_a_token(tmp_path: Path) -> None:
+def test_refuses_to_listen_beyond_loopback_without_a_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command line refuses it before anything is loaded."""
+    started: list[object] = []
+    monkeypatch.setattr(stack_module, "run", started.append)
+    monkeypatch.delenv("RTVOICE_HTTP_TOKEN", raising=False)
+    monkeypatch.delenv("RTVOICE_PIPELINE_TOKEN", raising=False)
     empty = tmp_path / "empty-token"
     empty.write_text("\n")
     http = ["--http-uri", f"http://0.0.0.0:{free_port()}"]
@@ -72,23 +81,10 @@ def test_refuses_to_listen_beyond_loopback_without_a_token(tmp_path: Path) -> No
         (pipeline, "can operate the house: give it a token"),
         (pipeline + ["--pipeline-token-file", str(empty)], "give it a token"),
     ):
-        started = time.monotonic()
-        done = subprocess.run(
-            [sys.executable, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
-            + ["--pipeline-port", str(free_port()), *extra],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={
-                name: value
-                for name, value in os.environ.items()
-                if name not in ("RTVOICE_HTTP_TOKEN", "RTVOICE_PIPELINE_TOKEN")
-            },
-        )
-        assert done.returncode != 0
-        assert refusal in done.stderr, done.stderr
-        assert "Traceback" not in done.stderr
-        assert time.monotonic() - started < 20  # refused before loading models
+        argv = ["stack", "--host", "127.0.0.1", *extra]
+        with pytest.raises(SystemExit, match=refusal):
+            main(argv)  # a message for the user, not an exception's traceback
+    assert started == []
 
 
 # --- one stack with every secret it can hold ---------------------------------------
@@ -390,20 +386,24 @@ async def test_the_llm_acts_only_through_checked_tool_calls(
 # --- converse and the Home Assistant token ---------------------------------------
 
 
-def test_hass_token_goes_only_to_home_assistant(tmp_path: Path) -> None:
+def test_hass_token_goes_only_to_home_assistant(
+    tmp_path: Path, run_converse: RunCommand
+) -> None:
     wav, token_file = tmp_path / "in.wav", tmp_path / "hass-token"
     write_wav(wav, speak("Turn on the kitchen lights.").audio, RATE_16K)
     token_file.write_text(HASS_TOKEN)
     with fake_hass() as hass_url:
-        done = subprocess.run(
-            [sys.executable, "-m", "wyoming_rtvoice", "converse", str(wav), "--debug"]
-            + ["--hass-url", hass_url, "--hass-token-file", str(token_file)],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            env={k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"},
+        done = run_converse(
+            str(wav),
+            "--debug",
+            "--hass-url",
+            hass_url,
+            "--hass-token-file",
+            str(token_file),
+            env={"ANTHROPIC_API_KEY": None},
         )
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.stderr
     assert "Home Assistant answered HTTP 401" in done.stdout
+    assert "DEBUG:" in done.stderr  # what --debug logs was looked at
     assert HASS_TOKEN not in done.stdout + done.stderr
     assert FakeHass.received[-1]["Authorization"] == f"Bearer {HASS_TOKEN}"

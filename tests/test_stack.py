@@ -1,15 +1,11 @@
-"""`stack`: all four services in one process, one HTTP API, each advertised."""
+"""`stack`: all four services in one process, one HTTP API, each advertised
+(the session's shared stack, tests/conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from aiohttp import ClientSession
@@ -20,10 +16,9 @@ from wyoming.tts import Synthesize
 from zeroconf import IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from bench.fake_llm import FakeLlm
 from bench.speech import speak, stream_audio
 
-from .conftest import free_port
+from .conftest import Stack, reset_llm
 
 LONG_ANSWER = (
     "The moon is about three hundred and eighty four thousand kilometres away. "
@@ -31,46 +26,11 @@ LONG_ANSWER = (
 )
 
 SERVICES = ("tts", "asr", "wake", "handle")
-DATA = Path(__file__).parent / "data"
-PREFIX = f"stacktest{os.getpid()}"  # unique if several suites run on one host
 
 
-@pytest.fixture(scope="module")
-def fake_llm() -> Iterator[FakeLlm]:
-    fake = FakeLlm(answer=LONG_ANSWER, first_token_s=0.05, token_s=0.05)
-    fake.start_in_thread()
-    yield fake
-    fake.stop_thread()
-
-
-@pytest.fixture(scope="module")
-def stack(
-    tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLlm
-) -> Iterator[dict[str, int]]:
-    ports = {name: free_port() for name in (*SERVICES, "http", "pipeline")}
-    log = tmp_path_factory.mktemp("stack") / "stack.log"
-    argv = [sys.executable, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
-    argv += [item for name in SERVICES for item in (f"--{name}-port", str(ports[name]))]
-    argv += [
-        "--http-uri",
-        f"http://127.0.0.1:{ports['http']}",
-        "--zeroconf",
-        PREFIX,
-    ]
-    argv += ["--entities", str(DATA / "house.json")]
-    argv += ["--pipeline-port", str(ports["pipeline"])]
-    argv += ["--anthropic-base-url", fake_llm.url]
-    env = {**os.environ, "ANTHROPIC_API_KEY": "sk-stack-test"}
-    with open(log, "w", encoding="utf-8") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 180
-    while "Ready" not in log.read_text():
-        assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.2)
-    yield ports
-    process.terminate()
-    assert process.wait(timeout=20) == 0
-    assert "Traceback" not in log.read_text()
+@pytest.fixture(autouse=True)
+def answer(stack: Stack) -> None:
+    reset_llm(stack.llm, answer=LONG_ANSWER, first_token_s=0.05, token_s=0.05)
 
 
 async def describe(port: int) -> Info:
@@ -81,21 +41,21 @@ async def describe(port: int) -> Info:
     return Info.from_event(event)
 
 
-async def test_each_service_answers_on_its_port(stack: dict[str, int]) -> None:
-    infos = {name: await describe(stack[name]) for name in SERVICES}
+async def test_each_service_answers_on_its_port(stack: Stack) -> None:
+    infos = {name: await describe(stack.ports[name]) for name in SERVICES}
     assert infos["tts"].tts and not infos["tts"].asr
     assert infos["asr"].asr[0].supports_transcript_streaming
     assert infos["wake"].wake[0].models
     assert infos["handle"].handle and infos["handle"].intent
 
 
-async def test_one_http_api_for_all(stack: dict[str, int]) -> None:
-    async with AsyncTcpClient("127.0.0.1", stack["tts"]) as client:
+async def test_one_http_api_for_all(stack: Stack) -> None:
+    async with AsyncTcpClient("127.0.0.1", stack.ports["tts"]) as client:
         await client.write_event(Synthesize(text="Stack check.").event())
         while (event := await asyncio.wait_for(client.read_event(), 30)) is not None:
             if event.type == "audio-stop":
                 break
-    base = f"http://127.0.0.1:{stack['http']}"
+    base = stack.http
     async with ClientSession() as session:
         async with session.get(f"{base}/health") as response:
             assert (await response.json())["service"] == "tts+asr+wake+handle+pipeline"
@@ -107,13 +67,13 @@ async def test_one_http_api_for_all(stack: dict[str, int]) -> None:
             assert await response.json() == []
 
 
-async def test_stats_and_info_as_json(stack: dict[str, int]) -> None:
-    async with AsyncTcpClient("127.0.0.1", stack["tts"]) as client:
+async def test_stats_and_info_as_json(stack: Stack) -> None:
+    async with AsyncTcpClient("127.0.0.1", stack.ports["tts"]) as client:
         await client.write_event(Synthesize(text="Stats check.").event())
         while (event := await asyncio.wait_for(client.read_event(), 30)) is not None:
             if event.type == "audio-stop":
                 break
-    base = f"http://127.0.0.1:{stack['http']}"
+    base = stack.http
     async with ClientSession() as session:
         async with session.get(f"{base}/api/stats") as response:
             stats = await response.json()
@@ -123,12 +83,14 @@ async def test_stats_and_info_as_json(stack: dict[str, int]) -> None:
     assert 0 < stats["last_turn"]["first_audio_ms"] < 10_000
     tts = stats["stages"]["tts"]
     assert tts["count"] >= 1 and 0 < tts["p50_ms"] <= tts["p95_ms"]
-    assert info["ports"].items() >= {name: stack[name] for name in SERVICES}.items()
+    assert (
+        info["ports"].items() >= {name: stack.ports[name] for name in SERVICES}.items()
+    )
     assert re.fullmatch("[0-9a-f]{16}", info["id"]) and info["version"]
     assert info["boot_id"] and info["boot_id"] != info["id"]
 
 
-async def test_http_api_is_advertised_with_ports(stack: dict[str, int]) -> None:
+async def test_http_api_is_advertised_with_ports(stack: Stack) -> None:
     zeroconf = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
     names: asyncio.Queue[str] = asyncio.Queue()
 
@@ -146,7 +108,7 @@ async def test_http_api_is_advertised_with_ports(stack: dict[str, int]) -> None:
             while True:
                 info = AsyncServiceInfo("_rtvoice._tcp.local.", await names.get())
                 if await info.async_request(zeroconf.zeroconf, 3000):
-                    if info.port == stack["http"]:
+                    if info.port == int(stack.http.rsplit(":", 1)[1]):
                         break
     finally:
         await browser.async_cancel()
@@ -154,12 +116,12 @@ async def test_http_api_is_advertised_with_ports(stack: dict[str, int]) -> None:
     assert info.parsed_addresses() == ["127.0.0.1"]
     properties = {k.decode(): (v or b"").decode() for k, v in info.properties.items()}
     assert {name: int(properties[name]) for name in SERVICES} == {
-        name: stack[name] for name in SERVICES
+        name: stack.ports[name] for name in SERVICES
     }
     assert properties["version"] and len(properties["id"]) == 16
 
 
-async def test_every_service_is_advertised(stack: dict[str, int]) -> None:
+async def test_every_service_is_advertised(stack: Stack) -> None:
     browser_zc = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
     seen: set[str] = set()
     all_seen = asyncio.Event()
@@ -167,7 +129,10 @@ async def test_every_service_is_advertised(stack: dict[str, int]) -> None:
     def on_change(
         zeroconf: object, service_type: str, name: str, state_change: ServiceStateChange
     ) -> None:
-        if name.startswith(f"{PREFIX}-") and state_change is ServiceStateChange.Added:
+        if (
+            name.startswith(f"{stack.zeroconf}-")
+            and state_change is ServiceStateChange.Added
+        ):
             seen.add(name.split(".")[0])
             if len(seen) == len(SERVICES):
                 all_seen.set()
@@ -180,7 +145,7 @@ async def test_every_service_is_advertised(stack: dict[str, int]) -> None:
     finally:
         await browser.async_cancel()
         await browser_zc.async_close()
-    assert seen == {f"{PREFIX}-{name}" for name in SERVICES}
+    assert seen == {f"{stack.zeroconf}-{name}" for name in SERVICES}
 
 
 async def converse_over(
@@ -206,9 +171,9 @@ def without_chunks(events: list[Event]) -> list[str]:
     return [event.type for event in events if event.type != "audio-chunk"]
 
 
-async def test_pipeline_endpoint_answers_a_command(stack: dict[str, int]) -> None:
+async def test_pipeline_endpoint_answers_a_command(stack: Stack) -> None:
     spoken = speak("Turn on the office lamp.", tail_s=3.0)
-    events = await converse_over(stack["pipeline"], spoken.audio)
+    events = await converse_over(stack.ports["pipeline"], spoken.audio)
     assert events[2].data["text"].lower() == "turn on the office lamp."
     assert without_chunks(events) == [
         "voice-started",
@@ -220,7 +185,7 @@ async def test_pipeline_endpoint_answers_a_command(stack: dict[str, int]) -> Non
     ]
     assert events[3].data["name"] == "HassTurnOn"
     # The turn is recorded once its reply has been played (about a second).
-    url = f"http://127.0.0.1:{stack['http']}/api/turns"
+    url = f"{stack.http}/api/turns"
     async with ClientSession() as session:
         for _ in range(50):
             async with session.get(url) as response:
@@ -232,12 +197,12 @@ async def test_pipeline_endpoint_answers_a_command(stack: dict[str, int]) -> Non
     assert "first_audio" in pipeline_turn["marks_ms"]
 
 
-async def test_pipeline_endpoint_barge_in(stack: dict[str, int]) -> None:
+async def test_pipeline_endpoint_barge_in(stack: Stack) -> None:
     question = speak("How far away is the moon?", tail_s=1.2).audio
     command = speak("Turn on the office lamp.").audio
     arrivals: list[float] = []
     events = await converse_over(
-        stack["pipeline"], question + command, turns=2, arrivals=arrivals
+        stack.ports["pipeline"], question + command, turns=2, arrivals=arrivals
     )
     kinds = [event.type for event in events]
     start, stop = kinds.index("audio-start"), kinds.index("audio-stop")

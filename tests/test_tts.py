@@ -6,9 +6,7 @@ import asyncio
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +25,7 @@ from wyoming.tts import (
 )
 
 from .conftest import RunningService, free_port, start_service
+from .real_models import start_up
 
 TIMEOUT = 30
 RATE = 22050
@@ -41,17 +40,26 @@ def http_port() -> int:
     return free_port()
 
 
+ZEROCONF_NAME = f"rtvoice-test-{os.getpid()}"
+
+
 @pytest.fixture(scope="module")
 def tts(
     tmp_path_factory: pytest.TempPathFactory, http_port: int
 ) -> Iterator[RunningService]:
+    """The service with its HTTP API and zeroconf; the module's last test
+    stops it with SIGINT (and every service started by the tests must exit 0
+    on SIGTERM: tests/conftest.py)."""
     with start_service(
         "tts",
         "--http-uri",
         f"http://127.0.0.1:{http_port}",
+        "--zeroconf",
+        ZEROCONF_NAME,
         log_dir=tmp_path_factory.mktemp("tts"),
     ) as running:
         yield running
+    assert "Traceback" not in running.log
 
 
 async def read_until(client: AsyncTcpClient, last_type: str) -> list[Event]:
@@ -333,59 +341,45 @@ async def test_repeated_phrase_comes_from_cache(
     assert "cache hit" in turns[-1]["notes"]
 
 
-def test_sigterm_exits_cleanly(tmp_path: Path) -> None:
-    with start_service("tts", log_dir=tmp_path) as running:
-        running.process.send_signal(signal.SIGTERM)
-        assert running.process.wait(timeout=20) == 0
-    assert "Traceback" not in running.log
+def test_unknown_voice_path_stops_startup() -> None:
+    with pytest.raises(SystemExit, match="not found"):
+        start_up("tts", "--voice", "/nonexistent/voice.onnx")
 
 
-def test_sigint_exits_cleanly(tmp_path: Path) -> None:
-    with start_service("tts", log_dir=tmp_path) as running:
-        running.process.send_signal(signal.SIGINT)
-        assert running.process.wait(timeout=20) == 0
-    assert "Traceback" not in running.log
-
-
-def test_unknown_voice_path_stops_startup(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="not found"):
-        with start_service(
-            "tts", "--voice", "/nonexistent/voice.onnx", log_dir=tmp_path
-        ):
-            pass
-
-
-async def test_zeroconf_advertisement_is_seen(tmp_path: Path) -> None:
+async def test_zeroconf_advertisement_is_seen(tts: RunningService) -> None:
     from zeroconf import IPVersion, ServiceStateChange
     from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
 
-    wanted = f"rtvoice-test-{time.monotonic_ns()}"
-    with start_service("tts", "--zeroconf", wanted, log_dir=tmp_path):
-        browser_zc = AsyncZeroconf(
-            interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only
-        )
-        seen = asyncio.Event()
+    browser_zc = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
+    seen = asyncio.Event()
 
-        def on_change(
-            zeroconf: object,
-            service_type: str,
-            name: str,
-            state_change: ServiceStateChange,
-        ) -> None:
-            if name.startswith(wanted) and state_change is ServiceStateChange.Added:
-                seen.set()
+    def on_change(
+        zeroconf: object,
+        service_type: str,
+        name: str,
+        state_change: ServiceStateChange,
+    ) -> None:
+        if name.startswith(ZEROCONF_NAME) and state_change is ServiceStateChange.Added:
+            seen.set()
 
-        browser = AsyncServiceBrowser(
-            browser_zc.zeroconf, "_wyoming._tcp.local.", handlers=[on_change]
+    browser = AsyncServiceBrowser(
+        browser_zc.zeroconf, "_wyoming._tcp.local.", handlers=[on_change]
+    )
+    try:
+        await asyncio.wait_for(seen.wait(), 15)
+        info = await browser_zc.async_get_service_info(
+            "_wyoming._tcp.local.", f"{ZEROCONF_NAME}._wyoming._tcp.local.", 5000
         )
-        try:
-            await asyncio.wait_for(seen.wait(), 15)
-            info = await browser_zc.async_get_service_info(
-                "_wyoming._tcp.local.", f"{wanted}._wyoming._tcp.local.", 5000
-            )
-        finally:
-            await browser.async_cancel()
-            await browser_zc.async_close()
+    finally:
+        await browser.async_cancel()
+        await browser_zc.async_close()
     assert info is not None
     assert info.parsed_addresses() == ["127.0.0.1"]
-    assert info.port is not None and info.port > 0
+    assert info.port == tts.port
+
+
+def test_sigint_exits_cleanly(tts: RunningService) -> None:
+    """Last in the module: Ctrl+C ends the service cleanly."""
+    tts.process.send_signal(signal.SIGINT)
+    assert tts.process.wait(timeout=30) == 0
+    assert "Traceback" not in tts.log

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ from wyoming_rtvoice.wake import WakeConfig
 from wyoming_rtvoice.wake.engines import Listener, Stream, find_model
 
 from .conftest import RunningService, start_service
+from .real_models import ServeCommand, start_up
 
 TIMEOUT = 30
 
@@ -185,23 +185,18 @@ async def test_disconnect_mid_stream_leaves_server_serving(
     assert [e.type for e in events] == ["detection"]
 
 
-def test_openwakeword_engine_detects(tmp_path: Path) -> None:
-    async def check(port: int) -> list[Event]:
-        return await listen(port, phrase("Hey Jarvis."), names=["hey_jarvis"])
-
-    with start_service(
-        "wake", "--engine", "openwakeword", "--model", "hey_jarvis", log_dir=tmp_path
-    ) as running:
-        events = asyncio.run(check(running.port))
+async def test_openwakeword_engine_detects(serve_command: ServeCommand) -> None:
+    wake = ("wake", "--engine", "openwakeword", "--model", "hey_jarvis")
+    async with serve_command(*wake) as port:
+        events = await listen(port, phrase("Hey Jarvis."), names=["hey_jarvis"])
     assert [(e.type, e.data.get("name")) for e in events] == [
         ("detection", "hey_jarvis")
     ]
 
 
-def test_unknown_model_stops_startup(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="unknown wake model"):
-        with start_service("wake", "--model", "hey_nobody", log_dir=tmp_path):
-            pass
+def test_unknown_model_stops_startup() -> None:
+    with pytest.raises(SystemExit, match="unknown wake model"):
+        start_up("wake", "--model", "hey_nobody")
 
 
 def chunked(stream: Stream, audio: bytes) -> list[tuple[str, int]]:
