@@ -66,9 +66,9 @@ def test_http_api_is_on_loopback_by_default() -> None:
 def test_refuses_to_listen_beyond_loopback_without_a_token(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The command line refuses it before anything is loaded."""
-    started: list[object] = []
-    monkeypatch.setattr(stack_module, "run", started.append)
+    """The command line refuses it before any model is loaded."""
+    loaded: list[object] = []
+    monkeypatch.setattr(stack_module, "build", lambda **config: loaded.append(config))
     monkeypatch.delenv("RTVOICE_HTTP_TOKEN", raising=False)
     monkeypatch.delenv("RTVOICE_PIPELINE_TOKEN", raising=False)
     empty = tmp_path / "empty-token"
@@ -84,7 +84,7 @@ def test_refuses_to_listen_beyond_loopback_without_a_token(
         argv = ["stack", "--host", "127.0.0.1", *extra]
         with pytest.raises(SystemExit, match=refusal):
             main(argv)  # a message for the user, not an exception's traceback
-    assert started == []
+    assert loaded == []
 
 
 # --- one stack with every secret it can hold ---------------------------------------
