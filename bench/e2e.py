@@ -1,6 +1,7 @@
 """`script/bench e2e`: end of speech -> first reply audio, pipeline vs. usual chain.
 
-Spoken commands and questions (our own TTS, three speeds, light noise, 0.8 s
+Spoken device commands, commands on a lock or a door ("guarded": the
+pipeline asks first) and questions (our own TTS, three speeds, light noise, 0.8 s
 of silence after the speech, about what a client's VAD waits before
 `audio-stop`) are fed at real-time pace, in one run, to:
   (a) the pipeline, turn ended by the shared end-of-turn rule: at the
@@ -14,6 +15,9 @@ of silence after the speech, about what a client's VAD waits before
       reply before the first sample is sent.
 Questions go to the local fake Messages API (first token at 300 ms).
 Times are from the real end of speech (the last spoken sample's moment).
+A turn is right when its reply is the one the text deserves: the matched
+command's confirmation, the question the pipeline asks before a lock or a
+door is operated (the usual chain just runs it), or the LLM's answer.
 The pipeline's TTS cache is on, as in use: a confirmation heard before is
 not synthesised again; the usual chain has none.
 """
@@ -33,17 +37,17 @@ from bench.fake_llm import FakeLlm
 from bench.speech import SPEEDS, Spoken, speak, summary_ms
 from wyoming_rtvoice.audio import RATE_16K, WIDTH, to_float
 from wyoming_rtvoice.converse import CHUNK_MS, ConverseConfig, load
+from wyoming_rtvoice.handle.safety import question
 from wyoming_rtvoice.pipeline import AudioSource, Engines, Pipeline
 from wyoming_rtvoice.turn import Ending
 
 COMMANDS = [
     "Turn on the kitchen lights.",
     "Turn off the bedroom fan.",
-    "Open the garage door.",
-    "Lock the front door.",
     "Turn on the porch light.",
     "Close the office blinds.",
 ]
+GUARDED = ["Open the garage door.", "Lock the front door."]  # asked first
 QUESTIONS = ["What is the capital of France?", "How far away is the moon?"]
 FIRST_TOKEN_S = 0.3
 ANSWER = "Here is a short answer. It has two sentences."
@@ -77,11 +81,25 @@ class Measured:
     over_budget: dict[str, int] = field(default_factory=dict)
     early: int = 0  # turns ended as soon as the transcript was a command
     right: int = 0  # turns whose answer is the one the text deserves
+    wrong: list[str] = field(default_factory=list)  # "said -> heard -> answered"
+
+    def judge(self, said: str, heard: str, answer: str, deserved: str) -> None:
+        if heard and answer == deserved:
+            self.right += 1
+        else:
+            self.wrong.append(f"{said!r} -> {heard!r} -> {answer!r}")
 
 
-def expected(engines: Engines, spoken: Spoken) -> str:
-    match = engines.responder.house.snapshot.matcher.match(spoken.text)
-    return match.response if match is not None else ANSWER
+def expected(engines: Engines, spoken: Spoken, asks: bool) -> str:
+    """The reply the text deserves: the pipeline asks before a lock or a
+    door (`asks`); the usual chain has no such rule."""
+    responder = engines.responder
+    match = responder.house.snapshot.matcher.match(spoken.text)
+    if match is None:
+        return ANSWER
+    if asks and responder.must_confirm([match]):
+        return question([match], responder.house.snapshot.house)
+    return match.response
 
 
 async def paced(spoken: Spoken, started: float, source: AudioSource) -> None:
@@ -112,7 +130,9 @@ async def run_pipeline(engines: Engines, spoken: Spoken, path: Measured) -> None
     path.early += any(
         note.startswith("turn over: command") for note in turn.trace.notes
     )
-    path.right += bool(turn.transcript) and turn.answer == expected(engines, spoken)
+    path.judge(
+        spoken.text, turn.transcript, turn.answer, expected(engines, spoken, True)
+    )
 
 
 async def run_usual(
@@ -143,7 +163,7 @@ async def run_usual(
     path.speech_end_ms.append((first_audio - (started + spoken.speech_end_s)) * 1000)
     path.audio_stop_ms.append((first_audio - audio_stop) * 1000)
     path.answer_ms.append((first_audio - audio_stop) * 1000)
-    path.right += reply == expected(engines, spoken)
+    path.judge(spoken.text, text, reply, expected(engines, spoken, False))
 
 
 async def bench(rounds: int, pipeline_argv: list[str]) -> None:
@@ -164,7 +184,7 @@ async def bench(rounds: int, pipeline_argv: list[str]) -> None:
     engines, _ = await load(config)
     piper = PiperVoice.load(resolve_voice(config.tts.voice))
     list(piper.synthesize("Warm up."))
-    kinds = {"command": COMMANDS, "question": QUESTIONS}
+    kinds = {"command": COMMANDS, "guarded": GUARDED, "question": QUESTIONS}
     paths = {
         (kind, name): Measured(name)
         for kind in kinds
@@ -179,7 +199,8 @@ async def bench(rounds: int, pipeline_argv: list[str]) -> None:
                 await run_usual(engines, piper, spoken, paths[(kind, "usual chain")])
     fake.stop_thread()
     print(
-        f"End to end: {len(COMMANDS)} commands and {len(QUESTIONS)} questions x "
+        f"End to end: {len(COMMANDS)} commands, {len(GUARDED)} on a lock or a door "
+        f"and {len(QUESTIONS)} questions x "
         f"{len(SPEEDS)} speeds x {rounds} round(s), real-time pace, 0.8 s of silence "
         f"before audio-stop; fake LLM first token at {FIRST_TOKEN_S * 1000:.0f} ms"
     )
@@ -204,6 +225,8 @@ async def bench(rounds: int, pipeline_argv: list[str]) -> None:
                 f"  {'':8} {'':31} over budget (turns): {path.over_budget}   "
                 f"ended early on a command: {path.early}/{count}"
             )
+        for wrong in path.wrong:
+            print(f"  {'':8} {'':31} not right: {wrong}")
 
 
 def main() -> None:
