@@ -211,6 +211,9 @@ def usual_servers(work: Path) -> tuple[Process, Process] | None:
                     "--quiet",
                     "wyoming-faster-whisper",
                     "wyoming-piper",
+                    # PyAV 19 dropped an argument faster-whisper 1.2.1 passes
+                    # ("open() got an unexpected keyword 'metadata_errors'")
+                    "av<19",
                 ],
                 check=True,
             )
@@ -449,6 +452,8 @@ class Bench:
         speech_end = started + spoken.speech_end_s
         ms = {s: (marks[s] - speech_end) * 1000 for s in STAGES if s in marks}
         text = events.get("stt-end", {}).get("stt_output", {}).get("text", "")
+        if "error" in events:  # shown with the turns that are not right
+            text = f"{text} (error: {events['error']})"
         response = events.get("intent-end", {}).get("intent_output", {})
         done = response.get("response", {}).get("response_type") == "action_done"
         right = words(text) == words(spoken.expected) and done
