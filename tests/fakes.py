@@ -75,6 +75,7 @@ class FakeDecoder:
         self.prompts: list[str | None] = []
         self.scored: list[list[str]] = []
         self.decodes = 0
+        self.longest_s = 0.0  # the most audio one decode was given
         self.running = 0
         self.most_running = 0
 
@@ -89,6 +90,7 @@ class FakeDecoder:
     async def decode(self, audio: np.ndarray, prompt: str | None) -> str:
         self.prompts.append(prompt)
         self.decodes += 1
+        self.longest_s = max(self.longest_s, len(audio) / RATE)
         self.running += 1
         self.most_running = max(self.most_running, self.running)
         try:

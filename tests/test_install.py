@@ -814,3 +814,8 @@ def test_fresh_clone_installs_with_the_sample_and_demo_house(
     assert (clone / "wyoming_rtvoice" / "data" / "kitchen.wav").stat().st_size < 200_000
     assert os.access(clone / "script" / "run", os.X_OK)
     assert os.access(clone / "script" / "test", os.X_OK)
+    # The benchmarks, fakes and stand-ins stay out of what is installed.
+    assert not [name for name in names if name.startswith(("bench/", "tests/"))]
+    imports = re.compile(r"^\s*(from|import)\s+(bench|tests)\b", re.M)
+    for path in (clone / "wyoming_rtvoice").rglob("*.py"):
+        assert not imports.search(path.read_text(encoding="utf-8")), path

@@ -252,6 +252,27 @@ async def test_silence_ends_at_the_no_speech_timeout(house: HouseStore) -> None:
     assert sent * 640 / 32000 == pytest.approx(TurnRule().no_speech_s, abs=0.1)
 
 
+async def test_speech_at_the_cap_in_one_chunk_ends_at_the_longest_speech(
+    house: HouseStore,
+) -> None:
+    """30 s of speech in one chunk: no decode runs on more than the rule's
+    longest speech (a decode's memory grows with the square of its audio)."""
+    decoder = FakeDecoder("turn on the kitchen lights")
+    async with asr_service(house, decoder) as port:
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(AudioStart(16000, 2, 1).event())
+            await client.write_event(AudioChunk(16000, 2, 1, speech(120)).event())
+            await client.write_event(AudioStop().event())
+            events: list[Event] = []
+            async with asyncio.timeout(TIMEOUT):
+                while (event := await client.read_event()) is not None:
+                    events.append(event)
+                    if event.type == "transcript-stop":
+                        break
+    assert transcripts(events) == ["turn on the kitchen lights"]
+    assert 0 < decoder.longest_s <= TurnRule().max_speech_s + 0.5
+
+
 async def test_an_older_client_gets_exactly_one_finished_transcript(
     house: HouseStore,
 ) -> None:

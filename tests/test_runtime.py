@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import gc
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import pytest
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wyoming.client import AsyncTcpClient
@@ -20,9 +23,11 @@ from wyoming.info import Describe, Info
 from wyoming.ping import Ping
 
 from wyoming_rtvoice.converse import DEMO_HOUSE
+from wyoming_rtvoice.handle.matcher import Matcher
 from wyoming_rtvoice.http import HttpApi
 from wyoming_rtvoice.reader import Limits, ProtocolError, read_event
 from wyoming_rtvoice.server import EventHandler, Server
+from wyoming_rtvoice.state import HouseStore, Snapshot
 from wyoming_rtvoice.trace import Metrics, Trace
 
 from .conftest import free_port
@@ -150,6 +155,71 @@ async def test_lengths_are_checked_before_reading() -> None:
     reader = feed(b'{"type": "x", "data_length": -3}\nabc')
     with pytest.raises(ProtocolError, match="negative"):
         await read_event(reader, Limits())
+
+
+async def longest_loop_hold(work: Awaitable[object]) -> float:
+    """The longest the event loop was held from other tasks (s) while `work`
+    ran: what a second client of this process would have waited."""
+    longest = 0.0
+
+    async def watch() -> None:
+        nonlocal longest
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(0.005)
+            longest = max(longest, time.monotonic() - started - 0.005)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await work
+    finally:
+        watcher.cancel()
+    return longest
+
+
+async def test_a_burst_of_buffered_events_leaves_the_loop_to_others(
+    server: Server,
+) -> None:
+    async def burst() -> None:
+        async with AsyncTcpClient("127.0.0.1", server.port) as client:
+            assert client._writer is not None
+            client._writer.write(b'{"type": "ping"}\n' * 20_000)  # one write
+            for _ in range(20_000):
+                pong = await next_event(client)
+                assert pong is not None and pong.type == "pong"
+
+    assert await longest_loop_hold(burst()) < 0.1
+
+
+async def test_a_house_near_the_body_cap_is_validated_off_the_loop(
+    demo_matcher: Matcher,
+) -> None:
+    house = HouseStore(Snapshot(copy.copy(demo_matcher)), None)
+    app = web.Application()
+    house.add_routes(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    lamp = {"name": "Lamp", "domain": "light"}
+
+    async def put(entities: int, status: int) -> None:
+        async with ClientSession() as session:
+            async with session.put(
+                f"http://127.0.0.1:{port}/api/entities",
+                json={"entities": [lamp] * entities},
+            ) as response:
+                assert response.status == status, await response.text()
+
+    gc.collect()
+    gc.freeze()  # as a service does once loaded: a full collection is short
+    try:
+        assert await longest_loop_hold(put(10_000, 200)) < 0.1  # the most taken
+        assert await longest_loop_hold(put(25_000, 400)) < 0.1  # 850 KB of JSON
+    finally:
+        gc.unfreeze()
+        await runner.cleanup()
+        house.close()
 
 
 def test_http_beyond_loopback_requires_a_token() -> None:

@@ -93,6 +93,9 @@ class EventHandler(AsyncEventHandler):
                 last_request = time.monotonic()
                 if not await self.handle_event(event):
                     return
+            # Events already buffered are read without a pause: without this
+            # a burst of thousands holds the loop from every other client.
+            await asyncio.sleep(0)
 
     async def audio_of(
         self, event: Event, converter: AudioChunkConverter

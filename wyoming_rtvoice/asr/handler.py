@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
+PIECE_BYTES = RATE_16K * WIDTH // 2  # 0.5 s: what the session takes at once
+
 # Home Assistant's VAD sensitivity: how much sooner or later a turn ends.
 SENSITIVITY = {"aggressive": 0.5, "default": 1.0, "relaxed": 2.0}
 
@@ -123,14 +125,11 @@ class AsrEventHandler(EventHandler):
             audio = await self.audio_of(event, self._converter)
             if audio is None:
                 return True
-            new_words = await self._session.add(audio)
-            if new_words:
-                await self._send_words(new_words)
-            if not self.config.external_vad:
-                why = await self._session.turn_over()
-                if why is not None:
-                    self._session.trace.notes.append(f"turn over: {why}")
-                    self._end_turn()
+            # A big chunk goes in by pieces, so the turn ends where the rule
+            # says (the longest speech, not the whole chunk, is decoded).
+            for start in range(0, len(audio), PIECE_BYTES):
+                if not await self._add(audio[start : start + PIECE_BYTES]):
+                    break
             return True
 
         if AudioStop.is_type(event.type):
@@ -143,6 +142,20 @@ class AsrEventHandler(EventHandler):
             self._turn_over = False
             return True
 
+        return True
+
+    async def _add(self, audio: bytes) -> bool:
+        """Feed the session; False once the turn is over."""
+        assert self._session is not None
+        new_words = await self._session.add(audio)
+        if new_words:
+            await self._send_words(new_words)
+        if not self.config.external_vad:
+            why = await self._session.turn_over()
+            if why is not None:
+                self._session.trace.notes.append(f"turn over: {why}")
+                self._end_turn()
+                return False
         return True
 
     async def disconnect(self) -> None:
