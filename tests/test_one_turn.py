@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -24,8 +25,10 @@ from bench.fake_llm import FakeLlm
 from wyoming_rtvoice import asr, handle
 from wyoming_rtvoice.asr import AsrConfig
 from wyoming_rtvoice.handle import HandleConfig
+from wyoming_rtvoice.handle.house import EntityState, House, state_key
 from wyoming_rtvoice.handle.llm import Llm, LlmSettings
 from wyoming_rtvoice.handle.matcher import Matcher
+from wyoming_rtvoice.handle.questions import TIMERS_UNKNOWN, answered
 from wyoming_rtvoice.handle.responder import (
     ACK,
     LLM_DOWN,
@@ -156,6 +159,46 @@ async def test_without_an_llm_questions_are_answered_alike(house: HouseStore) ->
 async def test_a_command_is_the_same_intent(house: HouseStore) -> None:
     service, _ = await both(responder(house, None), "turn off the bedroom fan")
     assert service == [("intent", "Turned off the fan")]
+
+
+async def test_a_question_is_answered_from_the_house_states_alike(
+    house: HouseStore,
+) -> None:
+    """Never "No" for a door nobody knows the state of: what the house
+    shares answers, else the answer says it is not known."""
+    ask = "is the front door locked"
+    service, _ = await both(responder(house, None), ask)
+    assert service == [("intent", "I don't know the state of Front Door.")]
+    for state, answer in (("locked", "Yes"), ("unlocked", "No, unlocked")):
+        house.states = {state_key("lock", "Front Door"): EntityState(state)}
+        service, _ = await both(responder(house, None), ask)
+        assert service == [("intent", answer)], state
+    house.states = {
+        state_key("light", name): EntityState(state)
+        for name, state in (("Kitchen Lights", "on"), ("Porch Light", "off"))
+    }
+    service, _ = await both(responder(house, None), "which lights are on")
+    assert service == [("intent", "I don't know that.")]  # one lamp unknown
+    house.states[state_key("light", "Living Room Lamp")] = EntityState("on")
+    service, _ = await both(responder(house, None), "which lights are on")
+    assert service == [("intent", "Kitchen Lights and Living Room Lamp")]
+    service, _ = await both(responder(house, None), "how many minutes are left")
+    assert service == [("intent", TIMERS_UNKNOWN)]  # Home Assistant's timers
+
+
+def test_the_temperature_is_the_thermostats(demo_matcher: Matcher) -> None:
+    house = House.from_json(
+        {"entities": [{"name": "Thermostat", "domain": "climate", "area": "Hall"}]}
+    )
+    matcher = copy.copy(demo_matcher)
+    matcher.update(house)
+    match = matcher.match("what is the temperature in the hall")
+    assert match is not None and match.response == "Done."  # Home Assistant's
+    states = {state_key("climate", "Thermostat"): EntityState("heat")}
+    unknown = answered(match, matcher, house, states)
+    assert unknown.response == "I don't know that."
+    states[state_key("climate", "Thermostat")].attributes["current_temperature"] = 21.0
+    assert answered(match, matcher, house, states).response == "21 degrees"
 
 
 # --- the ASR service ends the turn -----------------------------------------

@@ -30,6 +30,7 @@ from aiohttp import web
 from .config import option, write_atomically
 from .handle.house import House, States, describe_error
 from .handle.matcher import Match, Matcher
+from .handle.questions import answered
 from .handle.safety import needs_confirmation
 from .handle.tools import Toolbox
 from .handle.vocabulary import Vocabulary
@@ -237,13 +238,20 @@ class HouseStore:
         return cls(snapshot, path)
 
     async def match(self, text: str) -> Match | None:
+        """The device command or question `text` is; a question answered
+        from the states the house shares now."""
         snapshot = self.snapshot
         if text in snapshot.matches:
-            return snapshot.matches[text]
-        loop = asyncio.get_running_loop()
-        match = await loop.run_in_executor(self._executor, snapshot.matcher.match, text)
-        snapshot.remember(text, match)
-        return match
+            match = snapshot.matches[text]
+        else:
+            loop = asyncio.get_running_loop()
+            match = await loop.run_in_executor(
+                self._executor, snapshot.matcher.match, text
+            )
+            snapshot.remember(text, match)
+        if match is None:
+            return None
+        return answered(match, snapshot.matcher, snapshot.house, self.states)
 
     async def closest(self, text: str) -> list[str]:
         """The house's device commands closest to `text` (which matched none)."""

@@ -22,7 +22,6 @@ from typing import Any
 import yaml
 from hassil import (
     Intents,
-    RecognizeResult,
     SlotList,
     TextSlotList,
     TextSlotValue,
@@ -60,6 +59,20 @@ class Match:
     intent: str
     slots: dict[str, Any]
     response: str
+    key: str = "default"  # which of the intent's responses the sentence chose
+
+
+@dataclass(frozen=True)
+class Query:
+    """What a question reached, each as {"name", "state", "state_with_unit"}:
+    those in the state asked about, and the others."""
+
+    matched: list[dict[str, Any]]
+    unmatched: list[dict[str, Any]]
+
+    @property
+    def reached(self) -> list[dict[str, Any]]:
+        return self.matched + self.unmatched
 
 
 @dataclass(frozen=True)
@@ -211,22 +224,30 @@ class Matcher:
         if result is None or result.intent is None:
             return None
         slots = {name: _plain(entity.value) for name, entity in result.entities.items()}
-        return Match(result.intent.name, slots, self._response(result, slots, compiled))
-
-    def _response(
-        self, result: RecognizeResult, slots: dict[str, Any], compiled: _Compiled
-    ) -> str:
         key = result.response or "default"
-        return self._render(result.intent.name, slots, key, compiled)
+        response = self._render(result.intent.name, slots, key, compiled)
+        return Match(result.intent.name, slots, response, key)
 
-    def render(self, intent: str, slots: dict[str, Any], key: str = "default") -> str:
+    def render(
+        self,
+        intent: str,
+        slots: dict[str, Any],
+        key: str = "default",
+        query: Query | None = None,
+    ) -> str:
         """The intent's confirmation from the sentences' responses, as Home
         Assistant's own agent would say it (its default response when `key`
-        is not one; "Done." when it needs Home Assistant's states)."""
-        return self._render(intent, slots, key, self._compiled)
+        is not one; "Done." when it needs Home Assistant's states). `query`:
+        the entities a question reached, as its answer needs them."""
+        return self._render(intent, slots, key, self._compiled, query)
 
     def _render(
-        self, intent: str, slots: dict[str, Any], key: str, compiled: _Compiled
+        self,
+        intent: str,
+        slots: dict[str, Any],
+        key: str,
+        compiled: _Compiled,
+        query: Query | None = None,
     ) -> str:
         template = self._responses.get((intent, key)) or self._responses.get(
             (intent, "default")
@@ -235,10 +256,17 @@ class Matcher:
             return "Done."
         name = slots.get("name")
         domain = compiled.domains.get(str(name)) or slots.get("domain")
-        state = {"domain": domain, "name": name}
+        state: dict[str, Any] = {"domain": domain, "name": name}
+        if query is not None and len(query.reached) == 1:
+            state = query.reached[0]
         try:
             text = template.render(
-                slots=slots, state=state, query={"matched": [], "unmatched": []}
+                slots=slots,
+                state=state,
+                query={
+                    "matched": [] if query is None else query.matched,
+                    "unmatched": [] if query is None else query.unmatched,
+                },
             )
         except Exception:  # a template that needs Home Assistant's states
             text = ""

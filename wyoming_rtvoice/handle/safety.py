@@ -13,6 +13,18 @@ from .house import House, States, state_key
 from .matcher import Match
 
 CONFIRM_DOMAINS = frozenset({"lock", "alarm_control_panel"})
+# Intents that only tell: "is the front door locked?" operates nothing.
+QUESTIONS = frozenset(
+    {
+        "HassGetState",
+        "HassClimateGetTemperature",
+        "HassGetCurrentDate",
+        "HassGetCurrentTime",
+        "HassGetWeather",
+        "HassTimerStatus",
+        "HassNevermind",
+    }
+)
 CONFIRM_COVER_WORDS = ("door", "garage", "gate")
 _VERBS = {
     ("lock", "HassTurnOn"): "Lock",
@@ -53,6 +65,8 @@ def needs_confirmation(
     states: States | None = None,
 ) -> bool:
     """Does the command act on something a stranger must not operate?"""
+    if match.intent in QUESTIONS:
+        return False
     known = house.states if states is None else states
     return any(
         _guarded(entity, match, known, domains) for entity in targets(match, house)
