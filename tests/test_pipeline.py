@@ -6,6 +6,7 @@ deliberately late first token."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -112,6 +113,36 @@ async def test_other_speech_waits_for_its_silence(engines: Engines) -> None:
     assert "turn over" not in notes(short)  # the source ended first
     _, turn = await run_turn(engines, speech(6) + silence(1))
     assert "turn over: other after 512 ms of silence" in notes(turn)
+
+
+async def test_a_question_is_asked_at_the_pause_not_after_the_silence(
+    engines: Engines, fake_llm: FakeLlm
+) -> None:
+    said(engines, "how far away is the moon")
+    asked = len(fake_llm.requests)
+    _, turn = await run_turn(engines, speech(6) + silence(1))
+    assert turn.answer == ANSWER
+    assert len(fake_llm.requests) == asked + 1  # once, at the pause
+    assert re.search(r"llm asked \d+ ms before the turn ended", notes(turn))
+
+
+async def test_words_after_the_pause_drop_the_early_question(
+    engines: Engines, fake_llm: FakeLlm
+) -> None:
+    said(engines, "how far away is the moon")
+    asked = len(fake_llm.requests)
+    _, turn = await run_turn(engines, speech(3) + silence(0.3) + speech(3) + silence(1))
+    questions = [r["messages"][-1]["content"] for r in fake_llm.requests[asked:]]
+    assert questions == ["how far away", "how far away is the moon"]
+    assert turn.answer == ANSWER
+    # The dropped question is in no history: the next turn's is the answered one.
+    said(engines, "and the sun")
+    await run_turn(engines, speech(3) + silence(1))
+    history = fake_llm.requests[-1]["messages"]
+    assert [m["content"] for m in history if m["role"] == "user"] == [
+        "how far away is the moon",
+        "and the sun",
+    ]
 
 
 async def test_a_pause_mid_command_does_not_end_the_turn(engines: Engines) -> None:

@@ -20,7 +20,13 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+)
 from dataclasses import dataclass, field
 
 from wyoming.asr import Transcript
@@ -46,7 +52,7 @@ from .hass import HomeAssistant
 from .trace import Budgets, Metrics, Trace
 from .tts.clauses import ClauseSplitter, split_clauses
 from .tts.speaker import Speaker, SynthesisFailed
-from .turn import Frames, SpeechFrames, SpeechOnset, TurnRule
+from .turn import Frames, SpeechFrames, SpeechOnset, TurnRule, open_ending
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -146,6 +152,48 @@ class Engines:
         await self.speaker.render(PHRASES + (HASS_DOWN,))
 
 
+class EarlyAnswer:
+    """The LLM asked at the first pause, while the silence that ends the turn
+    runs: the answer's first reply (its first token, or the acknowledgement)
+    is fetched ahead, the rest only if the turn ends on the same words. A
+    dropped one is never heard, nor kept in the conversation's history (the
+    LLM's stream is closed before it ends)."""
+
+    def __init__(
+        self, text: str, reply: Callable[[Trace], AsyncGenerator[Reply, None]]
+    ) -> None:
+        self.text = text
+        self.trace = Trace("pipeline")  # marks of its own: it began early
+        self.started = time.monotonic()
+        self._replies = reply(self.trace)
+        self._first = asyncio.ensure_future(anext(self._replies))
+
+    async def replies(self, trace: Trace) -> AsyncGenerator[Reply, None]:
+        """The answer, for the turn whose `trace` it joins (its notes, and
+        its first token, counted from no earlier than the turn's intent)."""
+        trace.marks["asked"] = self.started
+        lead_ms = (trace.marks["transcript"] - self.started) * 1000
+        trace.notes.append(f"llm asked {lead_ms:.0f} ms before the turn ended")
+        try:
+            yield await self._first
+            async for reply in self._replies:
+                yield reply
+        except StopAsyncIteration:
+            return
+        finally:
+            await self._replies.aclose()
+            trace.notes += self.trace.notes
+            if "first_token" in self.trace.marks:
+                trace.marks["first_token"] = max(
+                    self.trace.marks["first_token"], trace.marks["intent"]
+                )
+
+    async def drop(self) -> None:
+        self._first.cancel()
+        await asyncio.gather(self._first, return_exceptions=True)
+        await self._replies.aclose()
+
+
 class Pipeline:
     """One conversation's turns (one per connection: it owns a VAD state)."""
 
@@ -168,6 +216,7 @@ class Pipeline:
         self._matches: dict[str, Match | None] = {}
         self._prepared: set[str] = set()
         self._ahead: list[asyncio.Task[None]] = []
+        self._early: EarlyAnswer | None = None
 
     async def run(
         self,
@@ -184,27 +233,33 @@ class Pipeline:
         turn.trace.mark("audio_start")
         if self._frames is None:  # Silero loads off the event loop
             self._frames = await asyncio.to_thread(self._new_frames)
-        session = await self._listen(source, turn, sink)
-        if not session.heard_speech and not answer_silence:
-            return turn
-        turn.transcript = await session.finish(self.engines.budgets.asr / 1000)
-        turn.trace.mark("transcript")
-        await sink(Transcript(text=turn.transcript).event())
-        turn.intent = await self._match(turn.transcript)
-        turn.trace.mark("intent")
-        await self._reply_unless_interrupted(source, turn, conversation, sink)
-        self._prepared.clear()
-        self._matches.clear()
+        try:
+            session = await self._listen(source, turn, conversation, sink)
+            if not session.heard_speech and not answer_silence:
+                return turn
+            turn.transcript = await session.finish(self.engines.budgets.asr / 1000)
+            turn.trace.mark("transcript")
+            await sink(Transcript(text=turn.transcript).event())
+            turn.intent = await self._match(turn.transcript)
+            turn.trace.mark("intent")
+            await self._reply_unless_interrupted(source, turn, conversation, sink)
+        finally:
+            await self._drop_early()
+            self._prepared.clear()
+            self._matches.clear()
         return turn
 
     async def close(self) -> None:
         for task in self._ahead:
             task.cancel()
         await asyncio.gather(*self._ahead, return_exceptions=True)
+        await self._drop_early()
 
     # -- listening --------------------------------------------------------
 
-    async def _listen(self, source: AudioSource, turn: Turn, sink: Sink) -> AsrSession:
+    async def _listen(
+        self, source: AudioSource, turn: Turn, conversation: str, sink: Sink
+    ) -> AsrSession:
         """Feed the ASR session until the turn ends (or the client stops sending)."""
         assert self._frames is not None
         trace = turn.trace
@@ -230,6 +285,8 @@ class Pipeline:
             for guess in (session.latest_partial(), session.ready_transcript()):
                 if guess:
                     await self._prepare(guess)
+            if ready := session.ready_transcript():
+                await self._ask_early(ready, conversation)
             if self.end_at_speech_end and (why := await session.turn_over()):
                 trace.notes.append(f"turn over: {why}")
                 break
@@ -254,6 +311,29 @@ class Pipeline:
             self._prepared.add(match.response)
             self._ahead = [task for task in self._ahead if not task.done()]
             self._ahead.append(asyncio.create_task(self._synthesize_ahead(match)))
+
+    async def _ask_early(self, text: str, conversation: str) -> None:
+        """At a pause after words that are no command, ask the LLM now: the
+        silence that ends the turn (--end-silence-ms) runs meanwhile."""
+        if self._early is not None and self._early.text == text:
+            return
+        responder = self.engines.responder
+        if (
+            responder.llm is None
+            or responder.pending(conversation)
+            or open_ending(text)  # "turn on the ...": more is coming
+            or await self._match(text) is not None
+        ):
+            return
+        await self._drop_early()
+        self._early = EarlyAnswer(
+            text, lambda trace: responder.respond(text, conversation, trace, None, True)
+        )
+
+    async def _drop_early(self) -> None:
+        early, self._early = self._early, None
+        if early is not None:
+            await early.drop()
 
     async def _synthesize_ahead(self, match: Match) -> None:
         with contextlib.suppress(Exception):  # the turn itself reports failures
@@ -324,13 +404,20 @@ class Pipeline:
 
     async def _reply(self, turn: Turn, conversation: str, sink: Sink) -> None:
         try:
-            replies = self.engines.responder.respond(
-                turn.transcript,
-                conversation,
-                turn.trace,
-                match=turn.intent,
-                confirm_commands=True,
-            )
+            early, self._early = self._early, None
+            if early is not None and early.text == turn.transcript:
+                replies = early.replies(turn.trace)
+            else:
+                if early is not None:
+                    await early.drop()
+                turn.trace.mark("asked")
+                replies = self.engines.responder.respond(
+                    turn.transcript,
+                    conversation,
+                    turn.trace,
+                    match=turn.intent,
+                    confirm_commands=True,
+                )
             async with contextlib.aclosing(replies):
                 await self._answer(turn, replies, sink)
         finally:

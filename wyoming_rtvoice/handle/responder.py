@@ -161,6 +161,10 @@ class Responder:
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self._prompt: tuple[object, object, Prompt] | None = None
 
+    def pending(self, conversation: str) -> bool:
+        """Is a command of this conversation waiting for its yes or no?"""
+        return conversation in self._pending
+
     async def match(self, text: str, trace: Trace | None = None) -> Match | None:
         match = await self.house.match(text) if text.strip() else None
         if trace is not None:
