@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from wyoming_rtvoice.handle.vocabulary import word_edits
+
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()  # noqa: E501
 _TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 
@@ -28,11 +30,4 @@ def normalize(text: str) -> list[str]:
 def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
     """(edit distance in words, words in the reference)."""
     ref, hyp = normalize(reference), normalize(hypothesis)
-    row = list(range(len(hyp) + 1))
-    for i, ref_word in enumerate(ref, 1):
-        previous, row[0] = row[0], i
-        for j, hyp_word in enumerate(hyp, 1):
-            previous, row[j] = row[j], min(
-                row[j] + 1, row[j - 1] + 1, previous + (ref_word != hyp_word)
-            )
-    return row[-1], len(ref)
+    return word_edits(tuple(ref), tuple(hyp)), len(ref)
