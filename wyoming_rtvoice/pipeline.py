@@ -164,15 +164,14 @@ class EarlyAnswer:
     ) -> None:
         self.text = text
         self.trace = Trace("pipeline")  # marks of its own: it began early
-        self.started = time.monotonic()
         self._replies = reply(self.trace)
         self._first = asyncio.ensure_future(anext(self._replies))
 
     async def replies(self, trace: Trace) -> AsyncGenerator[Reply, None]:
         """The answer, for the turn whose `trace` it joins (its notes, and
         its first token, counted from no earlier than the turn's intent)."""
-        trace.marks["asked"] = self.started
-        lead_ms = (trace.marks["transcript"] - self.started) * 1000
+        trace.marks["asked"] = self.trace.start
+        lead_ms = (trace.marks["transcript"] - self.trace.start) * 1000
         trace.notes.append(f"llm asked {lead_ms:.0f} ms before the turn ended")
         try:
             yield await self._first
@@ -282,10 +281,11 @@ class Pipeline:
                 if self.engines.hass is not None:  # the answer may need them
                     self.engines.hass.refresh_states()
                 await sink(VoiceStarted().event())
-            for guess in (session.latest_partial(), session.ready_transcript()):
+            ready = session.ready_transcript()
+            for guess in (session.latest_partial(), ready):
                 if guess:
                     await self._prepare(guess)
-            if ready := session.ready_transcript():
+            if ready:
                 await self._ask_early(ready, conversation)
             if self.end_at_speech_end and (why := await session.turn_over()):
                 trace.notes.append(f"turn over: {why}")

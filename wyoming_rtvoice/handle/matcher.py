@@ -223,7 +223,7 @@ class Matcher:
         )
         if result is None or result.intent is None:
             return None
-        slots = {name: _plain(entity.value) for name, entity in result.entities.items()}
+        slots = {name: plain(entity.value) for name, entity in result.entities.items()}
         key = result.response or "default"
         response = self._render(result.intent.name, slots, key, compiled)
         return Match(result.intent.name, slots, response, key)
@@ -273,7 +273,7 @@ class Matcher:
         return " ".join(text.split()) or "Done."
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """50.0 -> 50: ranges come back as floats, and responses say them."""
     if isinstance(value, float) and value.is_integer():
         return int(value)

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from .house import EntityState, House, States, state_key
-from .matcher import Match, Matcher, Query
+from .matcher import Match, Matcher, Query, plain
 from .safety import targets
 
 STATE_QUESTION = "HassGetState"
@@ -76,7 +76,7 @@ def _temperature(match: Match, house: House, states: States) -> str:
         value = float(degrees)
     except (TypeError, ValueError):
         return _unknown(match)
-    said = int(value) if value.is_integer() else value
+    said = plain(value)
     return f"{said} degree" if said == 1 else f"{said} degrees"
 
 
