@@ -13,12 +13,14 @@ from collections.abc import AsyncIterator, Iterator
 
 import numpy as np
 import pytest
+from wyoming.event import Event
 
 from bench.fake_llm import FakeLlm
 from wyoming_rtvoice.converse import DEMO_HOUSE
 from wyoming_rtvoice.handle.house import House
 from wyoming_rtvoice.handle.matcher import Matcher
 from wyoming_rtvoice.handle.vocabulary import frames_for, word_edits, words_of
+from wyoming_rtvoice.pipeline import AudioSource, Pipeline, Turn
 from wyoming_rtvoice.turn import FRAME_BYTES
 
 RATE = 16000
@@ -39,6 +41,24 @@ def silence(seconds: float) -> bytes:
 def chunks(audio: bytes, size: int = 640) -> Iterator[bytes]:
     for offset in range(0, len(audio), size):
         yield audio[offset : offset + size]
+
+
+async def one_turn(
+    pipeline: Pipeline, audio: bytes, conversation: str = "pipeline"
+) -> tuple[list[Event], Turn]:
+    """One turn of `audio`, all of it queued at once (the pipeline's rules go
+    by audio time, not wall time): the events it sent, and the turn."""
+    source = AudioSource()
+    for chunk in chunks(audio):
+        source.put(chunk)
+    source.end()
+    events: list[Event] = []
+
+    async def sink(event: Event) -> None:
+        events.append(event)
+
+    turn = await asyncio.wait_for(pipeline.run(source, conversation, sink), 10)
+    return events, turn
 
 
 class FakeFrames:

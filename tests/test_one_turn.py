@@ -51,6 +51,7 @@ from .fakes import (
     FakeFrames,
     FakeVoice,
     chunks,
+    one_turn,
     silence,
     speech,
 )
@@ -100,20 +101,13 @@ async def through_handle_service(reply_by: Responder, text: str) -> list[Event]:
     raise AssertionError(f"closed after {[e.type for e in events]}")
 
 
-async def through_pipeline(reply_by: Responder, sentence: str) -> list[Event]:
-    engines = Engines(FakeDecoder(sentence), Speaker(FakeVoice()), reply_by)
+async def through_pipeline(reply_by: Responder, decoder: FakeDecoder) -> list[Event]:
+    """The decoder's sentence spoken to the in-process pipeline."""
+    engines = Engines(decoder, Speaker(FakeVoice()), reply_by)
     await engines.warm()
     pipeline = Pipeline(engines, frames=FakeFrames)
-    source = AudioSource()
-    for chunk in chunks(speech(len(sentence.split())) + silence(1)):
-        source.put(chunk)
-    source.end()
-    events: list[Event] = []
-
-    async def sink(event: Event) -> None:
-        events.append(event)
-
-    await asyncio.wait_for(pipeline.run(source, sink=sink), TIMEOUT)
+    audio = speech(len(decoder.sentence.split())) + silence(1)
+    events, _ = await one_turn(pipeline, audio)
     await pipeline.close()
     return events
 
@@ -124,7 +118,7 @@ def answer_part(events: list[Event]) -> list[tuple[str, object]]:
 
 async def both(reply_by: Responder, sentence: str) -> list[list[tuple[str, object]]]:
     service = answer_part(await through_handle_service(reply_by, sentence))
-    pipeline = answer_part(await through_pipeline(reply_by, sentence))
+    pipeline = answer_part(await through_pipeline(reply_by, FakeDecoder(sentence)))
     assert service == pipeline, (service, pipeline)
     return [service, pipeline]
 
@@ -385,7 +379,7 @@ async def test_a_misheard_command_is_heard_right_by_the_service_and_the_pipeline
     async with asr_service(house, decoder) as port:
         events, _ = await stream(port, speech(6) + silence(2))
     assert transcripts(events) == ["Turn off the Living Room Lamp"]
-    turn_events = await through_pipeline_with(house, decoder)
+    turn_events = await through_pipeline(responder(house, None), decoder)
     intent = next(e for e in turn_events if e.type == "intent")
     assert intent.data["name"] == "HassTurnOff"
     assert {"name": "name", "value": "Living Room Lamp"} in intent.data["entities"]
@@ -416,22 +410,5 @@ async def test_a_command_heard_right_is_not_scored(house: HouseStore) -> None:
     async with asr_service(house, decoder) as port:
         events, _ = await stream(port, speech(5) + silence(2))
     assert transcripts(events) == ["turn on the kitchen lights"]
-    await through_pipeline_with(house, decoder)
+    await through_pipeline(responder(house, None), decoder)
     assert decoder.scored == []
-
-
-async def through_pipeline_with(house: HouseStore, decoder: FakeDecoder) -> list[Event]:
-    engines = Engines(decoder, Speaker(FakeVoice()), responder(house, None))
-    pipeline = Pipeline(engines, frames=FakeFrames)
-    source = AudioSource()
-    for chunk in chunks(speech(len(decoder.sentence.split())) + silence(1)):
-        source.put(chunk)
-    source.end()
-    events: list[Event] = []
-
-    async def sink(event: Event) -> None:
-        events.append(event)
-
-    await asyncio.wait_for(pipeline.run(source, sink=sink), TIMEOUT)
-    await pipeline.close()
-    return events

@@ -34,6 +34,7 @@ from .fakes import (
     FakeFrames,
     FakeVoice,
     chunks,
+    one_turn,
     silence,
     speech,
 )
@@ -67,16 +68,7 @@ async def run_turn(
     """One turn of `audio`, all of it queued at once (the pipeline's rules go
     by audio time, not wall time); the events and the turn."""
     pipeline = pipeline or Pipeline(engines, frames=FakeFrames)
-    source = AudioSource()
-    for chunk in chunks(audio):
-        source.put(chunk)
-    source.end()
-    events: list[Event] = []
-
-    async def sink(event: Event) -> None:
-        events.append(event)
-
-    turn = await asyncio.wait_for(pipeline.run(source, sink=sink), 10)
+    events, turn = await one_turn(pipeline, audio)
     await pipeline.close()
     return events, turn
 

@@ -36,12 +36,12 @@ from wyoming_rtvoice.handle.responder import (
 from wyoming_rtvoice.handle.safety import CONFIRM_DOMAINS
 from wyoming_rtvoice.handle.tools import CANNOT, NO_DEVICE, OUT_OF_RANGE
 from wyoming_rtvoice.hass import HomeAssistant
-from wyoming_rtvoice.pipeline import AudioSource, Engines, Pipeline, Turn
+from wyoming_rtvoice.pipeline import Engines, Pipeline, Turn
 from wyoming_rtvoice.state import HouseStore, Snapshot
 from wyoming_rtvoice.trace import Metrics
 from wyoming_rtvoice.tts.speaker import Speaker
 
-from .fakes import FakeDecoder, FakeFrames, FakeVoice, chunks, silence, speech
+from .fakes import FakeDecoder, FakeFrames, FakeVoice, one_turn, silence, speech
 from .test_one_turn import serving
 
 TIMEOUT = 10
@@ -157,17 +157,7 @@ async def spoken_turn(
         pipeline = Pipeline(engines, frames=FakeFrames)
     assert isinstance(pipeline.engines.decoder, FakeDecoder)
     pipeline.engines.decoder.sentence = sentence
-    source = AudioSource()
-    for chunk in chunks(speech(len(sentence.split())) + silence(1)):
-        source.put(chunk)
-    source.end()
-    events: list[Event] = []
-
-    async def sink(event: Event) -> None:
-        events.append(event)
-
-    turn = await asyncio.wait_for(pipeline.run(source, "c1", sink), TIMEOUT)
-    return events, turn
+    return await one_turn(pipeline, speech(len(sentence.split())) + silence(1), "c1")
 
 
 async def test_a_dimming_the_sentences_miss_is_the_intent_a_sentence_gives(
