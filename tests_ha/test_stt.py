@@ -38,7 +38,7 @@ from wyoming.event import Event, async_read_event, async_write_event
 from tests.conftest import free_port
 
 from .conftest import DOMAIN, Proxy, Stack, agent, off_loop, state, synced
-from .test_wyoming_interop import CHUNK, WIDTH, spoken
+from .test_wyoming_interop import CHUNK, WIDTH, metadata, spoken
 
 NOISE_DB = -40.0  # the room after the speaker stopped
 
@@ -69,17 +69,6 @@ class Microphone:
             self.noise_read_s += 0.02
             noise = self.rng.normal(0, level, CHUNK // WIDTH).astype("<i2")
             yield noise.tobytes()
-
-
-def metadata() -> stt.SpeechMetadata:
-    return stt.SpeechMetadata(
-        language="",
-        format=stt.AudioFormats.WAV,
-        codec=stt.AudioCodecs.PCM,
-        bit_rate=stt.AudioBitRates.BITRATE_16,
-        sample_rate=stt.AudioSampleRates.SAMPLERATE_16000,
-        channel=stt.AudioChannels.CHANNEL_MONO,
-    )
 
 
 async def wyoming_entity(hass: HomeAssistant, port: int) -> str:

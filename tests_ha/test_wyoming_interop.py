@@ -60,6 +60,18 @@ def command_audio() -> bytes:
     return off_loop(spoken, ("Okay Nabu.", 0.3), ("Turn on the kitchen lights.", 1.5))
 
 
+def metadata() -> stt.SpeechMetadata:
+    """16 kHz 16-bit mono PCM, as a satellite streams it."""
+    return stt.SpeechMetadata(
+        language="",
+        format=stt.AudioFormats.WAV,
+        codec=stt.AudioCodecs.PCM,
+        bit_rate=stt.AudioBitRates.BITRATE_16,
+        sample_rate=stt.AudioSampleRates.SAMPLERATE_16000,
+        channel=stt.AudioChannels.CHANNEL_MONO,
+    )
+
+
 async def test_assist_pipeline_with_the_builtin_wyoming_integration(
     hass: HomeAssistant, house: str, stack: Stack, command_audio: bytes
 ) -> None:
@@ -104,14 +116,7 @@ async def test_assist_pipeline_with_the_builtin_wyoming_integration(
             hass,
             context=Context(),
             event_callback=events.append,
-            stt_metadata=stt.SpeechMetadata(
-                language="",
-                format=stt.AudioFormats.WAV,
-                codec=stt.AudioCodecs.PCM,
-                bit_rate=stt.AudioBitRates.BITRATE_16,
-                sample_rate=stt.AudioSampleRates.SAMPLERATE_16000,
-                channel=stt.AudioChannels.CHANNEL_MONO,
-            ),
+            stt_metadata=metadata(),
             stt_stream=realtime(audio),
             start_stage=PipelineStage.WAKE_WORD,
             tts_audio_output="wav",
