@@ -137,6 +137,34 @@ async def test_words_after_the_pause_drop_the_early_question(
     ]
 
 
+async def test_a_client_gone_while_the_early_question_waits_leaves_no_trace(
+    engines: Engines, fake_llm: FakeLlm
+) -> None:
+    said(engines, "how far away is the moon")
+    fake_llm.first_token_s = 5.0  # the answer is still coming when the client goes
+    asked = len(fake_llm.requests)
+    pipeline = Pipeline(engines, frames=FakeFrames)
+    source = AudioSource()
+    for chunk in chunks(speech(6) + silence(0.3)):  # a pause; the turn goes on
+        source.put(chunk)
+    running = asyncio.create_task(pipeline.run(source))
+    async with asyncio.timeout(5):
+        while len(fake_llm.requests) == asked:  # asked at the pause
+            await asyncio.sleep(0.01)
+    running.cancel()  # what the pipeline endpoint does when its client goes
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    llm = engines.responder.llm
+    assert llm is not None
+    assert llm.conversations.messages("pipeline", "next") == [
+        {"role": "user", "content": "next"}  # the question was not remembered
+    ]
+    fake_llm.first_token_s = 0.0
+    _, turn = await run_turn(engines, speech(6) + silence(1), pipeline)
+    assert turn.answer == ANSWER  # the same pipeline serves the next turn
+    assert len(fake_llm.requests) == asked + 2  # asked afresh, not the old request
+
+
 async def test_a_pause_mid_command_does_not_end_the_turn(engines: Engines) -> None:
     said(engines, "turn on the kitchen lights")
     audio = speech(3) + silence(0.6) + speech(2) + silence(2)
