@@ -7,8 +7,14 @@ fan noise and babble, plus noise alone. Speech is at -22 dBFS +-6 dB.
 
 from __future__ import annotations
 
+import ast
+import itertools
 import json
 import random
+import re
+import sys
+import sysconfig
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +31,7 @@ from wyoming_rtvoice.audio import RATE_16K
 
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "bench"
 # Bumped when the material changes, so a stale cache is not read.
-WAKE_VERSION, OTHER_VERSION = 3, 2
+WAKE_VERSION, OTHER_VERSION = 3, 3
 WAKE_TEXTS = {"okay_nabu": ["Okay Nabu.", "Okay, Nabu!", "Okay Nabu?", "OK Nabu."]}
 SPEEDS = {"fast": (0.65, 0.8), "normal": (1.0,), "slow": (1.25, 1.4)}
 VOICES = (1.0, 1.06)  # played this much faster: another pitch and pace
@@ -39,6 +45,11 @@ CONDITIONS: dict[str, tuple[str, float] | None] = {
 }
 LEVEL_DBFS = -22.0
 TALKERS = (0.8, 0.9, 1.12, 1.25)  # babble: the voice played slower or faster
+LONG_SPEEDS = (0.8, 0.95, 1.1, 1.25)  # Piper length scales of other speech
+BLOCK_SENTENCES = 150  # about 10 min of other speech
+SENTENCE_END = re.compile(r"(?<=[.?!])\s+(?=[A-Z])")
+PLAIN_WORD = re.compile(r"^[A-Za-z][a-z]*(?:'[a-z]+)?[,;:]?$")
+DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 
 # fmt: off
 WHO = ["My sister", "The neighbours", "Our teacher", "The new manager", "Grandpa",
@@ -78,6 +89,7 @@ OKAYS = ["Okay, now let's go.", "OK, so what about you?", "Okay, no problem at a
 class Material:
     """16 kHz mono audio and, for wake phrases, each clip's place and kind."""
 
+    name: str
     audio: np.ndarray  # int16
     clips: list[dict[str, object]]  # start, end (samples), speed, condition
 
@@ -146,7 +158,7 @@ def _noisy(
 def _cached(name: str) -> Material | None:
     audio, index = CACHE / f"{name}.npy", CACHE / f"{name}.json"
     if audio.is_file() and index.is_file():
-        return Material(np.load(audio), json.loads(index.read_text()))
+        return Material(name, np.load(audio), json.loads(index.read_text()))
     return None
 
 
@@ -157,36 +169,145 @@ def _store(name: str, material: Material) -> Material:
     return material
 
 
-def other_speech(minutes: float) -> Material:
-    """`minutes` of distinct sentences, heard three ways (quiet; another
-    voice in fan noise at 10 dB; another in babble at 5 dB), then 10% more of
-    noise alone (fan, babble)."""
-    name = f"other-{minutes:g}min-v{OTHER_VERSION}"
-    if (material := _cached(name)) is not None:
-        return material
-    rng, generator = random.Random(7), np.random.default_rng(7)
-    pool: list[np.ndarray] = []
-    total = 0
-    for text in other_sentences(rng):
-        speed = rng.choice((0.8, 0.95, 1.1, 1.25))
-        pool.append(_leveled(_speech(text, speed, 0.2, 0.4), generator))
-        total += len(pool[-1])
-        if total >= minutes * 60 * RATE_16K:
-            break
-    speech = np.concatenate(pool)
-    parts = [
-        _noisy(speech, None, speech, generator),
-        _noisy(resampled(speech, VOICES[1]), ("fan", 10.0), speech, generator),
-        _noisy(resampled(speech, 0.95), ("babble", 5.0), speech, generator),
-    ]
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of other speech or noise on disk, read when it is measured."""
+
+    path: Path
+    condition: str  # "quiet", "fan 20 dB", ..., "noise alone"
+    samples: int
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    def audio(self) -> np.ndarray:  # int16
+        return np.load(self.path)
+
+
+def plain_sentences() -> list[str]:
+    """Plain English sentences from the docstrings of Python's standard
+    library and its reference manual's text (pydoc_data): words of letters
+    only, 6 to 22 of them, each sentence once, in a fixed order."""
+    from pydoc_data.topics import topics
+
+    texts = list(topics.values())
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for path in sorted(stdlib.rglob("*.py")):
+        if {"site-packages", "test", "tests"} & set(path.parts):
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        texts += [
+            doc
+            for node in ast.walk(tree)
+            if isinstance(node, DOCUMENTED) and (doc := ast.get_docstring(node))
+        ]
+    found: dict[str, None] = {}
+    for text in texts:
+        for sentence in SENTENCE_END.split(" ".join(text.split())):
+            words = sentence[:-1].split()
+            if (
+                sentence.endswith((".", "?", "!"))
+                and 6 <= len(words) <= 22
+                and all(PLAIN_WORD.match(word) for word in words)
+            ):
+                found[sentence] = None
+    return list(found)
+
+
+def long_sentences(rng: random.Random) -> Iterator[str]:
+    """Distinct varied text without end: six in ten from the documentation,
+    two from the grammar above, one a question or command, one starting with
+    "okay" (a fixed near-miss or "Okay, " and a documentation sentence)."""
+    documentation = plain_sentences()
+    rng.shuffle(documentation)
+    docs = itertools.cycle(documentation)
+    for index in itertools.count():
+        kind = index % 10
+        if kind == 0:
+            yield rng.choice(QUESTIONS + COMMANDS)
+        elif kind == 1:
+            sentence = next(docs)
+            okay = f"{rng.choice(('Okay', 'OK'))}, {sentence[0].lower()}{sentence[1:]}"
+            yield rng.choice((okay, rng.choice(OKAYS)))
+        elif kind in (2, 3):
+            when = rng.choice(WHEN)
+            sentence = f"{rng.choice(WHO)} {rng.choice(DOES)} {rng.choice(WHAT)}"
+            yield f"{sentence} {when}.".replace(" .", ".")
+        else:
+            yield next(docs)
+
+
+def other_speech(hours: float) -> list[Segment]:
+    """At least `hours` of other speech and noise, made (and cached) a block at
+    a time: each block is BLOCK_SENTENCES distinct sentences (about 10 min) at
+    four speeds, heard quiet, in another voice in fan noise (20 or 10 dB), in
+    a third in babble (15 or 5 dB), then a minute of fan noise and babble
+    alone: about 32 min. Blocks are the same whatever `hours` asks."""
+    segments: list[Segment] = []
+    sentences = long_sentences(random.Random(7))
+    block = 0
+    while sum(s.samples for s in segments) < hours * 3600 * RATE_16K:
+        texts = list(itertools.islice(sentences, BLOCK_SENTENCES))
+        segments += _block(block, texts)
+        block += 1
+    return segments
+
+
+def _block(block: int, texts: list[str]) -> list[Segment]:
+    folder = CACHE / f"other-v{OTHER_VERSION}"
+    index = folder / f"block-{block:03d}.json"
+    if not index.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        print(f"  making other speech, block {block} (about 32 min)", file=sys.stderr)
+        conditions = _make_block(block, texts, folder)
+        index.write_text(json.dumps(conditions))
+    segments = []
+    for name, condition in json.loads(index.read_text()).items():
+        path = folder / f"{name}.npy"
+        samples = len(np.load(path, mmap_mode="r"))
+        segments.append(Segment(path, condition, samples))
+    return segments
+
+
+def _make_block(block: int, texts: list[str], folder: Path) -> dict[str, str]:
+    rng, generator = random.Random(block), np.random.default_rng(block)
+    speech = np.concatenate(
+        [
+            _leveled(_speech(text, rng.choice(LONG_SPEEDS), 0.2, 0.4), generator)
+            for text in texts
+        ]
+    )
+    fan, babble = (20.0, 15.0) if block % 2 == 0 else (10.0, 5.0)
     level = 32768 * 10 ** (LEVEL_DBFS / 20)
-    alone = int(0.05 * len(speech))
-    parts += [
-        level * pink_noise(alone, generator),
-        level * _babble(speech, alone, generator),
-    ]
-    audio = np.clip(np.concatenate(parts), -32768, 32767).astype(np.int16)
-    return _store(name, Material(audio, []))
+    alone = 60 * RATE_16K
+    parts = {
+        "quiet": (_noisy(speech, None, speech, generator), "quiet"),
+        "fan": (
+            _noisy(resampled(speech, VOICES[1]), ("fan", fan), speech, generator),
+            f"fan {fan:g} dB",
+        ),
+        "babble": (
+            _noisy(resampled(speech, 0.95), ("babble", babble), speech, generator),
+            f"babble {babble:g} dB",
+        ),
+        "noise": (
+            level
+            * np.concatenate(
+                [pink_noise(alone, generator), _babble(speech, alone, generator)]
+            ),
+            "noise alone",
+        ),
+    }
+    conditions = {}
+    for kind, (audio, condition) in parts.items():
+        name = f"block-{block:03d}-{kind}"
+        np.save(folder / f"{name}.npy", np.clip(audio, -32768, 32767).astype(np.int16))
+        conditions[name] = condition
+    return conditions
 
 
 def wake_phrases(model: str, repeats: int = 2) -> Material:
@@ -222,7 +343,7 @@ def wake_phrases(model: str, repeats: int = 2) -> Material:
                             )
                             offset += len(clip)
     audio = np.clip(np.concatenate(pieces), -32768, 32767).astype(np.int16)
-    return _store(name, Material(audio, clips))
+    return _store(name, Material(name, audio, clips))
 
 
 def _take(text: str, speed: float, take: int) -> np.ndarray:

@@ -16,6 +16,7 @@ from wyoming.info import Describe, Info
 from wyoming.wake import Detect
 
 from bench.speech import SPEEDS, Spoken, pink_noise, speak, stream_audio, with_noise
+from bench.wake import poisson_upper
 from wyoming_rtvoice.wake import WakeConfig
 from wyoming_rtvoice.wake.engines import Listener, Stream, find_model
 
@@ -251,3 +252,11 @@ def test_second_opinion_finds_the_phrase_in_fan_noise() -> None:
     assert chunked(Stream([alone], None, 1, 2.0), noisy.tobytes()) == []
     [(name, at)] = chunked(Stream([model], None, 1, 2.0), noisy.tobytes())
     assert name == "okay_nabu" and at / 16000 > spoken.speech_end_s
+
+
+def test_false_accept_rate_bound() -> None:
+    """`script/bench wake` states false accepts per hour with the one-sided
+    95% Poisson bound: none in 6 h is below 0.5/h (-ln 0.05 = 2.996 events),
+    two are below 6.296 events (the chi-square table's 12.59 / 2)."""
+    assert poisson_upper(0) / 6 == pytest.approx(0.4993, abs=1e-4)
+    assert poisson_upper(2) == pytest.approx(6.296, abs=1e-3)
