@@ -19,7 +19,7 @@ from wyoming.info import Describe, Info
 from bench.speech import Spoken, speak, stream_audio
 from bench.wer import normalize, word_errors
 from wyoming_rtvoice.asr.session import stable_prefix
-from wyoming_rtvoice.asr.whisper import trim_repetition, window_samples
+from wyoming_rtvoice.asr.whisper import echoes, trim_repetition, window_samples
 from wyoming_rtvoice.converse import DEMO_HOUSE
 
 from .conftest import RunningService, free_port, start_service
@@ -291,6 +291,17 @@ def test_stable_prefix_holds_back_the_last_word() -> None:
 def test_repetition_is_trimmed_and_window_is_bounded() -> None:
     assert trim_repetition([1, 2, 3, 4, 1, 2, 3, 4, 1]) == [1, 2, 3, 4]
     assert trim_repetition([1, 2, 3, 4, 5]) == [1, 2, 3, 4, 5]
+
+
+def test_a_decode_that_only_repeats_its_prompt_is_told() -> None:
+    # tiny.en heard "The kitchen lights look nice today." as the prompt's
+    # first name: a command, which the decode without the prompt is not
+    prompt = "Kitchen Lights. Kitchen. Kitchen Island Lights."
+    assert echoes("Kitchen Lights.", prompt)
+    assert echoes("kitchen island lights", prompt)
+    assert not echoes("Turn on the kitchen lights.", prompt)
+    assert not echoes("The kitchen lights look nice today.", prompt)
+    assert not echoes("", prompt)
     assert window_samples(16000) == 3 * 16000
     assert window_samples(16000 * 29) == 30 * 16000
 

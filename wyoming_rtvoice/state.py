@@ -33,7 +33,7 @@ from .handle.matcher import Match, Matcher
 from .handle.questions import answered
 from .handle.safety import needs_confirmation
 from .handle.tools import Toolbox
-from .handle.vocabulary import Vocabulary
+from .handle.vocabulary import Candidate, Vocabulary
 from .http import read_json
 from .turn import Ending, open_ending
 
@@ -120,17 +120,23 @@ class Snapshot:
         return [(name, {w: rarity[w] for w in words}) for name, words in names]
 
     def prompt(
-        self, heard: str | None, asked: Sequence[str] = (), chars: int = PROMPT_CHARS
+        self,
+        heard: str | None,
+        asked: Sequence[str] = (),
+        chars: int = PROMPT_CHARS,
+        spot: bool = True,
     ) -> str | None:
         """The names that bias a decode, within a budget (a long prompt
         slows every decode: ~40 tokens cost nothing, 220 about 80 ms): those
-        that share words with what was heard so far, rare words first, those
+        what was heard so far says or nearly says, written or as it sounds
+        (`spot`), those that share words with it, rare words first, those
         the client asked for, the extra names, the areas, then the rest.
 
-        Measured (`script/bench accuracy --prompts`): ranking by rare shared
-        words understood 83% of spoken commands where any shared word gave
-        78% (none 67%); twice the budget gained nothing, every name (223
-        tokens) lost 9 points and cost ~40 ms a decode."""
+        Measured (`script/bench accuracy --prompts`, docs/benchmarks.md):
+        names spotted first understood 89% of spoken commands, rare shared
+        words alone 84%, any shared word 80% (none 69%); twice the budget
+        gained nothing, every name (223 tokens) lost 8 points and cost ~25 ms
+        a decode."""
         heard_words = set(_WORD.findall((heard or "").lower())) - _COMMON_WORDS
         shared = {
             name: sum(rarity for word, rarity in words.items() if word in heard_words)
@@ -139,7 +145,16 @@ class Snapshot:
         related = sorted((n for n in shared if shared[n] > 0), key=lambda n: -shared[n])
         names = list(shared)
         house = self.house
-        ranked = [*related, *asked, *self.names, *house.areas, *house.floors, *names]
+        spotted = self.vocabulary.spotted(heard) if heard and spot else []
+        ranked = [
+            *spotted,
+            *related,
+            *asked,
+            *self.names,
+            *house.areas,
+            *house.floors,
+            *names,
+        ]
         kept: list[str] = []
         length = 0
         for name in dict.fromkeys(ranked):
@@ -253,7 +268,7 @@ class HouseStore:
             return None
         return answered(match, snapshot.matcher, snapshot.house, self.states)
 
-    async def closest(self, text: str) -> list[str]:
+    async def closest(self, text: str) -> list[Candidate]:
         """The house's device commands closest to `text` (which matched none)."""
         vocabulary = self.snapshot.vocabulary
         loop = asyncio.get_running_loop()

@@ -19,7 +19,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,6 +40,18 @@ WITHIN_HEARD = 5.0  # a candidate may fit the audio this much worse than it
 MARGIN = 2.0  # and must fit it this much better than any other candidate
 
 
+class Candidate(Protocol):
+    """A command sentence of the house near what was heard
+    (`handle.vocabulary.Candidate`)."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def action(self) -> int:
+        """Candidates with the same number do the same to the house."""
+
+
 class Decoder(Protocol):
     """Speech to text (`whisper.Whisper`, or a stand-in in tests)."""
 
@@ -57,7 +69,7 @@ class Decoder(Protocol):
 
 Classify = Callable[[str], Awaitable[Ending]]
 Prompt = Callable[[str | None], str | None]  # what was heard -> names to bias
-Closest = Callable[[str], Awaitable[list[str]]]  # heard -> device commands near it
+Closest = Callable[[str], Awaitable[Sequence[Candidate]]]  # heard -> commands near it
 
 
 def no_prompt(heard: str | None) -> str | None:
@@ -114,17 +126,24 @@ def spoken_form(text: str) -> str:
     return sentence[:1].upper() + sentence[1:] + "." if sentence else ""
 
 
-def choose(scores: list[float]) -> int | None:
+def choose(scores: list[float], actions: list[int]) -> int | None:
     """Which candidate the audio says (scores[0] is the free transcript's,
-    the rest are the candidates'), or None. A candidate is taken when the
-    audio fits it nearly as well as what was heard, and clearly better than
-    any other candidate: a clear margin, else nothing is changed."""
+    the rest are the candidates', whose `actions` tell which do the same),
+    or None. A candidate is taken when the audio fits it nearly as well as
+    what was heard, and clearly better than any candidate that does
+    something else: a clear margin, else nothing is changed."""
     if len(scores) < 2:
         return None
     heard, candidates = scores[0], scores[1:]
     best = max(range(len(candidates)), key=candidates.__getitem__)
-    others = candidates[:best] + candidates[best + 1 :]
-    runner_up = max(others, default=-math.inf)
+    runner_up = max(
+        (
+            score
+            for score, action in zip(candidates, actions)
+            if action != actions[best]
+        ),
+        default=-math.inf,
+    )
     if candidates[best] < heard - WITHIN_HEARD:
         return None
     if candidates[best] - runner_up < MARGIN:
@@ -280,14 +299,15 @@ class AsrSession:
         candidates = await self._closest(heard)
         chosen = None
         if candidates:
-            texts = [spoken_form(text) for text in [heard, *candidates]]
+            said = [candidate.text for candidate in candidates]
+            texts = [spoken_form(text) for text in [heard, *said]]
             # Whether each is a command of this house (the matcher's thread)
             # while the decoder scores them (the decoder's).
             scores, endings = await asyncio.gather(
                 self.decoder.score(audio, texts),
-                asyncio.gather(*(self._ending(text) for text in candidates)),
+                asyncio.gather(*(self._ending(text) for text in said)),
             )
-            chosen = choose(scores)
+            chosen = choose(scores, [candidate.action for candidate in candidates])
             if chosen is not None and endings[chosen] in (Ending.OPEN, Ending.OTHER):
                 chosen = None  # not a command of this house after all
             self.scored = list(zip(texts, scores))
@@ -297,7 +317,7 @@ class AsrSession:
             f"second chance {'taken' if chosen is not None else 'not taken'} "
             f"({len(candidates)} candidates, {elapsed_ms:.0f} ms)"
         )
-        return heard if chosen is None else candidates[chosen]
+        return heard if chosen is None else candidates[chosen].text
 
     def latest_partial(self) -> str | None:
         """The newest finished partial decode, for speculation."""

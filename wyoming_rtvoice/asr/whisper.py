@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -33,11 +34,22 @@ NO_SPEECH_THRESHOLD = 0.6
 PROMPT_BUDGET = 223  # Whisper's prompt limit: max_length // 2 - 1
 KEPT_ENCODINGS = 8  # the last decodes' encoder outputs, for scoring
 SAMPLES_PER_ENCODED = 320  # an encoder frame is two 10 ms mel frames
+_WORD = re.compile(r"\w+")
 
 
 def window_samples(samples: int) -> int:
     """Encoder window for `samples` of audio: the audio, as much silence, 1 s."""
     return min(int(MAX_WINDOW_S * RATE), 2 * samples + RATE)
+
+
+def echoes(text: str, prompt: str) -> bool:
+    """Whether `text` is only words of `prompt`, said in its order."""
+    words = _WORD.findall(text.lower())
+    said = _WORD.findall(prompt.lower())
+    return bool(words) and any(
+        said[start : start + len(words)] == words
+        for start in range(len(said) - len(words) + 1)
+    )
 
 
 def trim_repetition(tokens: list[int], min_run: int = 3) -> list[int]:
@@ -203,4 +215,9 @@ class Whisper:
         if result.no_speech_prob > NO_SPEECH_THRESHOLD:
             return ""
         tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
-        return str(self.tokenizer.decode(trim_repetition(tokens))).strip()
+        text = str(self.tokenizer.decode(trim_repetition(tokens))).strip()
+        if prompt and echoes(text, prompt):
+            # Whisper's known failure on speech it hears badly: it repeats
+            # its prompt ("Kitchen Lights."), here a name, so a command.
+            return self._transcribe(audio, None)
+        return text

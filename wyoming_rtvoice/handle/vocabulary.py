@@ -8,8 +8,9 @@ file; they are expanded once per language into frames, with the house's
 lists left as slots ("turn off the {name}") and numbers as "{number}".
 For a transcript:
 1. names, areas and floors of the house are spotted in it, misheard too
-   ("living room land" ~ "Living Room Lamp"): by the words they share with
-   it (rare words count more), then by spelling;
+   ("living room land" ~ "Living Room Lamp", "shandal air" ~ "Chandelier"):
+   by the letters they share with it, as written and as said, then by how
+   alike they are written or said;
 2. each is put in as its slot, and the frames within two word edits of the
    result are looked up (an index of the frames with up to two words left
    out: no scan of every frame);
@@ -22,7 +23,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache
@@ -42,7 +43,6 @@ from .matcher import own_sentences, spoken_variants
 HOUSE_LISTS = ("name", "area", "floor")
 NUMBER = "{number}"
 MAX_EDITS = 2  # words changed between what was heard and a frame
-MIN_SIMILARITY = 0.6  # spelling of a spotted name against the words heard
 SPELLING_WEIGHT = 2.0  # a name spelled half wrong costs one word edit
 MAX_COST = 3.0
 CANDIDATES = 4
@@ -61,6 +61,61 @@ DROPPABLE = frozenset(
 )
 
 
+# A rough English sound of each letter or pair, in order: what Whisper
+# writes for a word it does not know sounds like it ("Shandal Air",
+# "Add-A-C") more often than it is spelled like it.
+_SOUNDS = [
+    (re.compile(pattern), sound)
+    for pattern, sound in (
+        ("[^a-z0-9]", ""),
+        ("x", "ks"),
+        ("tch|ch|sh", "X"),
+        ("ph", "f"),
+        ("gh", ""),
+        ("th", "t"),
+        ("ck", "k"),
+        ("c(?=[eiy])", "s"),
+        ("[cqg]", "k"),
+        ("z", "s"),
+        ("v", "f"),
+        ("d", "t"),
+        ("b", "p"),
+        ("n", "m"),
+    )
+]
+
+
+@lru_cache(maxsize=65536)
+def sounds(word: str) -> str:
+    """`word` as it roughly sounds: its consonants, voiced and unvoiced
+    alike (d/t, b/p, g/k), m and n alike, and whether it starts with a
+    vowel ("chandelier" -> "Xmtlr", "attic" -> "atk")."""
+    key = word.lower()
+    for pattern, sound in _SOUNDS:
+        key = pattern.sub(sound, key)
+    consonants = re.sub("[aeiouyhw]", "", key[1:])
+    if key[:1] in tuple("aeiouy"):  # a vowel alone is the end of the one before
+        head = "a" if consonants else ""
+    else:
+        head = key[:1]
+    return re.sub(r"(.)\1+", r"\1", head + consonants)
+
+
+@dataclass(frozen=True)
+class Spelling:
+    """One way heard words and names are compared."""
+
+    of: Callable[[str], str]
+    alike: float  # the least similarity of a spotted name
+    # As said, a name is short and its edges are much of it: its first and
+    # last letters may be found at any heard word's, and the first must be
+    # the first heard ("turn" is no "bathroom", though "trm" is in "ptrm").
+    by_edges: bool
+
+
+SPELLINGS = (Spelling(str, 0.6, False), Spelling(sounds, 0.75, True))
+
+
 def words_of(text: str) -> list[str]:
     """Lowercase words, '%' said as 'percent', as frames and transcripts are
     compared."""
@@ -76,6 +131,8 @@ def is_number(word: str) -> bool:
 class Frame:
     words: tuple[str, ...]  # with "{name}", "{area}", "{floor}", "{number}"
     meaning: tuple[Any, ...]  # intent, its fixed slots, values of other lists
+    # The same but for the fixed domain, which says what an {area} reaches.
+    action: tuple[Any, ...]
     domains: frozenset[str] | None  # what a {name} may be
     domain: str | None  # what an {area} must have
 
@@ -173,6 +230,8 @@ def frames_for(language: str) -> Frames:
             rules = _plainest(
                 {**intents.expansion_rules, **intent_data.expansion_rules}, lists
             )
+            slots = intent_data.slots
+            fixed = {key: value for key, value in slots.items() if key != "domain"}
             domains = intent_data.requires_context.get("domain")
             if isinstance(domains, str):
                 domains = [domains]
@@ -186,9 +245,10 @@ def frames_for(language: str) -> Frames:
                             words,
                             Frame(
                                 words,
-                                (name, repr(sorted(intent_data.slots.items())), values),
+                                (name, repr(sorted(slots.items())), values),
+                                (name, repr(sorted(fixed.items())), values),
                                 None if domains is None else frozenset(domains),
-                                intent_data.slots.get("domain"),
+                                slots.get("domain"),
                             ),
                         )
     ordered = tuple(frames.values())
@@ -268,6 +328,17 @@ def _filled(
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """A command sentence of the house near what was heard."""
+
+    text: str
+    # Candidates with the same number do the same to the same devices
+    # ("Turn off the Office Fan", "Turn off the office fans" when the office
+    # has one fan): the audio need not tell them apart.
+    action: int
+
+
+@dataclass(frozen=True)
 class Value:
     """A name, area or floor of the house as it may be said."""
 
@@ -300,23 +371,34 @@ class Vocabulary:
         values += [Value("area", a, a, None, tuple(words_of(a))) for a in house.areas]
         values += [Value("floor", f, f, None, tuple(words_of(f))) for f in house.floors]
         self._values = [value for value in values if value.words]
-        self._by_trigram: dict[str, list[int]] = defaultdict(list)
-        self._trigram_counts: list[int] = []
-        for number, value in enumerate(self._values):
-            trigrams = _trigrams("".join(value.words))
-            self._trigram_counts.append(len(trigrams))
-            for trigram in trigrams:
-                self._by_trigram[trigram].append(number)
-        self._area_domains = {
-            (entity.get("area"), entity["domain"]) for entity in house.entities
-        }
+        # Per spelling: each value's letters, and which values hold a triple.
+        self._letters = [
+            ["".join(map(spelling.of, value.words)) for value in self._values]
+            for spelling in SPELLINGS
+        ]
+        self._by_trigram: list[dict[str, list[int]]] = []
+        self._trigram_counts: list[list[int]] = []
+        for letters in self._letters:
+            by_trigram: dict[str, list[int]] = defaultdict(list)
+            counts = []
+            for number, text in enumerate(letters):
+                trigrams = _trigrams(text)
+                counts.append(len(trigrams))
+                for trigram in trigrams:
+                    by_trigram[trigram].append(number)
+            self._by_trigram.append(by_trigram)
+            self._trigram_counts.append(counts)
+        in_area: dict[tuple[str | None, str], set[str]] = defaultdict(set)
+        for entity in house.entities:
+            in_area[(entity.get("area"), entity["domain"])].add(entity["name"])
+        self._in_area = {key: frozenset(names) for key, names in in_area.items()}
 
-    def closest(self, heard: str) -> list[str]:
+    def closest(self, heard: str) -> list[Candidate]:
         """Up to CANDIDATES sentences of different meanings, closest first."""
         if not self.frames.frames:
             return []
         words = words_of(heard)
-        best: dict[tuple[Any, ...], tuple[float, str]] = {}
+        best: dict[tuple[Any, ...], tuple[float, str, tuple[Any, ...]]] = {}
         for spotted in self._readings(words):
             abstract, numbers = _abstracted(words, spotted)
             for frame, edits in self.frames.near(abstract):
@@ -335,14 +417,39 @@ class Vocabulary:
                     tuple((s.value.slot, s.value.canonical) for s in spotted),
                     tuple(numbers),
                 )
-                if cost < best.get(meaning, (MAX_COST + 1, ""))[0]:
-                    best[meaning] = (cost, text)
+                if meaning not in best or cost < best[meaning][0]:
+                    action = (frame.action, self._reached(frame, spotted), meaning[2])
+                    best[meaning] = (cost, text, action)
         # The same words can mean two things (a name, an area): the matcher
         # decides, and the acoustic model cannot tell them apart.
-        said: dict[tuple[str, ...], tuple[float, str]] = {}
-        for cost, text in sorted(best.values()):
-            said.setdefault(tuple(words_of(text)), (cost, text))
-        return [text for _, text in list(said.values())[:CANDIDATES]]
+        said: dict[tuple[str, ...], tuple[float, str, tuple[Any, ...]]] = {}
+        for cost, text, action in sorted(best.values()):
+            said.setdefault(tuple(words_of(text)), (cost, text, action))
+        actions: dict[tuple[Any, ...], int] = {}
+        return [
+            Candidate(text, actions.setdefault(action, len(actions)))
+            for _, text, action in list(said.values())[:CANDIDATES]
+        ]
+
+    def _reached(self, frame: Frame, spotted: tuple[Spotted, ...]) -> tuple[Any, ...]:
+        """What a sentence's names, areas and floors reach: an area's devices
+        of the sentence's domain are those devices, however named."""
+        reached: list[Any] = []
+        for s in spotted:
+            value = s.value
+            if value.slot == "name":
+                reached.append(frozenset({value.canonical}))
+            elif value.slot == "area" and frame.domain is not None:
+                reached.append(self._in_area[(value.canonical, frame.domain)])
+            else:
+                reached.append((value.slot, value.canonical))
+        return tuple(reached)
+
+    def spotted(self, heard: str) -> list[str]:
+        """The names, areas and floors `heard` says or nearly says, as the
+        house writes them, the likeliest first."""
+        found = sorted(self._spot(words_of(heard)), key=lambda s: -s.similarity)
+        return list(dict.fromkeys(s.value.text for s in found))
 
     def _fits(self, frame: Frame, spotted: tuple[Spotted, ...]) -> bool:
         for s in spotted:
@@ -351,7 +458,7 @@ class Vocabulary:
                 if value.domain not in frame.domains:
                     return False
             if value.slot == "area" and frame.domain is not None:
-                if (value.canonical, frame.domain) not in self._area_domains:
+                if (value.canonical, frame.domain) not in self._in_area:
                     return False
         return True
 
@@ -369,27 +476,34 @@ class Vocabulary:
 
     def _spot(self, words: list[str]) -> list[Spotted]:
         """Names, areas and floors said, or nearly, in `words`: those sharing
-        most of their letter triples with it, where they are said most alike."""
-        heard = _Letters(words)
-        shared: Counter[int] = Counter()
-        for trigram in heard.trigrams:
-            shared.update(self._by_trigram.get(trigram, ()))
-        found: dict[str, list[Spotted]] = defaultdict(list)
-        for number in sorted(
-            shared, key=lambda n: -shared[n] / self._trigram_counts[n]
+        most of their letter triples with it, written or said, where they
+        are most alike."""
+        best: dict[int, Spotted] = {}
+        for spelling, letters, by_trigram, counts in zip(
+            SPELLINGS, self._letters, self._by_trigram, self._trigram_counts
         ):
-            value = self._values[number]
-            if shared[number] < MIN_SHARED * self._trigram_counts[number]:
-                break
-            if len(found[value.slot]) >= 3 * SPOTTED_PER_LIST:
-                continue
-            spot = heard.spot(value)
-            if spot is not None:
-                found[value.slot].append(spot)
+            heard = _Letters([spelling.of(word) for word in words], spelling)
+            shared: Counter[int] = Counter()
+            for trigram in heard.trigrams:
+                shared.update(by_trigram.get(trigram, ()))
+            compared: Counter[str] = Counter()
+            for number in sorted(shared, key=lambda n: -shared[n] / counts[n]):
+                value = self._values[number]
+                if shared[number] < MIN_SHARED * counts[number]:
+                    break
+                if compared[value.slot] >= 3 * SPOTTED_PER_LIST:
+                    continue
+                compared[value.slot] += 1
+                spot = heard.spot(value, letters[number])
+                if spot is not None and (
+                    number not in best or spot.similarity > best[number].similarity
+                ):
+                    best[number] = spot
         kept: list[Spotted] = []
         for slot in HOUSE_LISTS:
-            by_similarity = sorted(found[slot], key=lambda s: -s.similarity)
-            kept += by_similarity[:SPOTTED_PER_LIST]
+            found = [spot for spot in best.values() if spot.value.slot == slot]
+            found.sort(key=lambda s: -s.similarity)
+            kept += found[:SPOTTED_PER_LIST]
         return kept
 
 
@@ -402,19 +516,24 @@ class _Letters:
     """Heard words run together, so a name heard as other words ("nights and"
     for "nightstand") is still found, and where each word starts."""
 
-    def __init__(self, words: list[str]) -> None:
+    def __init__(self, words: list[str], spelling: Spelling) -> None:
         self.words = words
+        self.alike = spelling.alike
+        self.by_edges = spelling.by_edges
         self.text = "".join(words)
         self.trigrams = _trigrams(self.text)
+        if spelling.by_edges:
+            self.trigrams |= {f" {word[:2]}" for word in words}
+            self.trigrams |= {f"{word[-2:]} " for word in words}
         self.starts: list[int] = []
         position = 0
         for word in words:
             self.starts.append(position)
             position += len(word)
 
-    def spot(self, value: Value) -> Spotted | None:
-        """The value where the words are most alike it, if alike enough."""
-        target = "".join(value.words)
+    def spot(self, value: Value, target: str) -> Spotted | None:
+        """The value, whose letters are `target`, where the words are most
+        alike it, if alike enough."""
         wanted = _trigrams(target)
         padded = f" {self.text} "
         hits = [i for i in range(len(padded) - 2) if padded[i : i + 3] in wanted]
@@ -433,8 +552,11 @@ class _Letters:
         for s, e in spans:
             if s < 0 or e > len(self.words) or e <= s:
                 continue
-            similarity = SequenceMatcher(None, "".join(self.words[s:e]), target).ratio()
-            if similarity >= MIN_SIMILARITY and (
+            said = "".join(self.words[s:e])
+            if self.by_edges and said[:1] != target[:1]:
+                continue
+            similarity = SequenceMatcher(None, said, target).ratio()
+            if similarity >= self.alike and (
                 best is None
                 or (similarity, e - s) > (best.similarity, best.end - best.start)
             ):
