@@ -423,7 +423,7 @@ class Vocabulary:
         # The same words can mean two things (a name, an area): the matcher
         # decides, and the acoustic model cannot tell them apart.
         said: dict[tuple[str, ...], tuple[float, str, tuple[Any, ...]]] = {}
-        for cost, text, action in sorted(best.values()):
+        for cost, text, action in sorted(best.values(), key=lambda v: v[:2]):
             said.setdefault(tuple(words_of(text)), (cost, text, action))
         actions: dict[tuple[Any, ...], int] = {}
         return [
