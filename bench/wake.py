@@ -30,23 +30,13 @@ from wyoming.wake import Detect, Detection
 
 from bench.speech import SPEEDS, Spoken, speak, stream_audio, summary_ms
 from bench.tts import free_port, wait_ready
-from bench.wake_material import (
-    CACHE,
-    CONDITIONS,
-)
+from bench.wake_material import CACHE, CONDITIONS
 from bench.wake_material import SPEEDS as SPEED_GROUPS
-from bench.wake_material import (
-    WAKE_TEXTS,
-    Material,
-    Segment,
-    other_speech,
-    wake_phrases,
-)
+from bench.wake_material import WAKE_TEXTS, Segment, other_speech, wake_phrases
 from wyoming_rtvoice.audio import RATE_16K
 from wyoming_rtvoice.wake import WakeConfig
 from wyoming_rtvoice.wake.engines import (
     ENGINES,
-    SECOND_OPINION_SECONDS,
     Listener,
     Stream,
     WakeModel,
@@ -60,11 +50,6 @@ SWEEP = {
     "openwakeword": [0.02, 0.05, 0.1, 0.2, 0.5],
 }
 TRIGGER_LEVELS = (1, 2, 3)
-OPINION_SWEEP = [  # sure, likely, low, c; the first is the previous default
-    (0.65, 1.0, 0.0, 0.02),
-    (0.65, 1.0, 0.0, 0.005),
-    *itertools.product((0.9, 0.95), (0.5, 0.65), (0.002, 0.005), (0.005, 0.01, 0.02)),
-]
 CHUNK = 640  # 20 ms
 
 
@@ -116,72 +101,6 @@ def cached_trace(model: WakeModel, name: str, audio: Callable[[], np.ndarray]) -
         cpu_s=made.cpu_s,
     )
     return made
-
-
-def moments(trace: Trace, above: float) -> np.ndarray:
-    """(end, peak) of each moment the probability rose above `above`; it
-    ends at the first step back at or below it, where the service asks."""
-    edges = np.diff(np.concatenate([[0], trace.probabilities > above, [0]]))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    last = len(trace.positions) - 1
-    return np.array(
-        [
-            (trace.positions[min(int(end), last)], trace.probabilities[start:end].max())
-            for start, end in zip(starts, ends)
-        ]
-    ).reshape(-1, 2)
-
-
-def opinions(
-    trace: Trace,
-    opinion: WakeModel,
-    above: float,
-    name: str,
-    audio: Callable[[], np.ndarray],
-) -> np.ndarray:
-    """Per moment of microWakeWord above `above`: its end, its peak and the
-    highest probability of openWakeWord asked as the service asks it (a
-    fresh stream on the last seconds); kept in .cache/bench/traces/."""
-    path = CACHE / "traces" / f"{name}-opinions-{opinion.path.stem}-{above:g}.npy"
-    if path.is_file():
-        return np.load(path)
-    ends = moments(trace, above)
-    samples, window = audio(), int(SECOND_OPINION_SECONDS * RATE_16K)
-    asked = [
-        max(
-            (
-                p
-                for _, _, p in Stream([opinion], None, 1, 0.0).scores(
-                    np.asarray(samples[max(0, int(end) - window) : int(end)]).tobytes()
-                )
-            ),
-            default=0.0,
-        )
-        for end, _ in ends
-    ]
-    made = np.column_stack([ends, asked]) if len(ends) else np.zeros((0, 3))
-    np.save(path, made)
-    return made
-
-
-def deduplicated(positions: np.ndarray) -> list[int]:
-    """Detections as the refractory time lets them through."""
-    kept: list[int] = []
-    for position in sorted(int(p) for p in positions):
-        if not kept or position >= kept[-1] + 2 * RATE_16K:
-            kept.append(position)
-    return kept
-
-
-def tiered(
-    asked: np.ndarray, sure: float, likely: float, low: float, c: float
-) -> list[int]:
-    """Where the tiered second opinion fires on these moments: alone above
-    `sure`; the opinion above `low` for a moment above `likely`, else above `c`."""
-    end, peak, opinion = asked.T
-    return deduplicated(
-        end[(peak > sure) | ((peak > likely) & (opinion > low)) | (opinion > c)]
-    )
 
 
 def replayed(trace: Trace, threshold: float, trigger_level: int) -> list[int]:
@@ -341,8 +260,7 @@ def recall_and_false_accepts(span_hours: float, sweep: bool) -> None:
                 asked_o += asked
             show(
                 f"{settings}, second opinion {now.second_opinion.engine} at "
-                f"{now.second_opinion.cutoff:g} when above {now.unsure_above:g}, at "
-                f"{now.likely_cutoff:g} when above {now.likely_above:g}",
+                f"{now.second_opinion.cutoff:.2f} when above {now.unsure_above:.2f}",
                 wake_fired,
                 other_fired,
             )
@@ -367,36 +285,6 @@ def recall_and_false_accepts(span_hours: float, sweep: bool) -> None:
                         f"{count / hours(negatives):5.2f}"
                     )
                 print(f"      threshold {threshold:.2f}   " + "   ".join(cells))
-            if now.second_opinion is not None:
-                opinion_sweep(now, wake, other, positives, negatives)
-
-
-def opinion_sweep(
-    model: WakeModel,
-    wake: Trace,
-    other: list[Trace],
-    positives: Material,
-    negatives: list[Segment],
-) -> None:
-    """The second opinion's settings, replayed on each moment's opinion."""
-    assert model.second_opinion is not None
-    opinion, above = model.second_opinion, model.unsure_above
-    wake_asked = opinions(wake, opinion, above, positives.name, lambda: positives.audio)
-    other_asked = [
-        opinions(t, opinion, above, s.name, s.audio) for t, s in zip(other, negatives)
-    ]
-    print(
-        f"    second opinion sweep (asked when above {above:g}): recall / false "
-        "accepts per hour; fires alone above `sure`, else the opinion above `low` "
-        "for a moment above `likely`, above `c` for the others"
-    )
-    for sure, likely, low, c in OPINION_SWEEP:
-        hits = found(positives.clips, tiered(wake_asked, sure, likely, low, c))
-        count = sum(len(tiered(a, sure, likely, low, c)) for a in other_asked)
-        print(
-            f"      sure {sure:g} likely {likely:g} low {low:g} c {c:g}: "
-            f"{recall_text(positives.clips, hits)} / {count / hours(negatives):.2f}"
-        )
 
 
 async def detection_latency(port: int, clip: Spoken) -> float | None:
@@ -419,12 +307,11 @@ async def detection_latency(port: int, clip: Spoken) -> float | None:
             sending.cancel()
 
 
-async def server_figures(engine: str, max_streams: int, flags: list[str]) -> None:
+async def server_figures(engine: str, max_streams: int) -> None:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "wyoming_rtvoice", "wake"]
-        + ["--engine", engine, "--uri", f"tcp://127.0.0.1:{port}"]
-        + ["--max-connections-per-client", str(max(16, 2 * max_streams)), *flags],
+        + ["--engine", engine, "--uri", f"tcp://127.0.0.1:{port}"],
         stderr=subprocess.DEVNULL,
     )
     try:
@@ -439,9 +326,8 @@ async def server_figures(engine: str, max_streams: int, flags: list[str]) -> Non
             if (ms := await detection_latency(port, clip)) is not None
         ]
         print(
-            f"  {engine} {' '.join(flags)} okay_nabu, one stream: last spoken "
-            f"sample -> detection {summary_ms(latencies)} "
-            f"({len(latencies)}/{2 * len(clips)} detected)"
+            f"  {engine} okay_nabu, one stream: last spoken sample -> detection "
+            f"{summary_ms(latencies)} ({len(latencies)}/{2 * len(clips)} detected)"
         )
         streams = 1
         held = 0
@@ -485,24 +371,13 @@ def main() -> None:
         "makes it (about 2 min of CPU a block) (%(default)s)",
     )
     parser.add_argument("--no-sweep", action="store_true")
-    parser.add_argument("--no-recall", action="store_true")
     parser.add_argument("--no-server", action="store_true")
     parser.add_argument("--max-streams", type=int, default=32)
-    parser.add_argument(
-        "--engine", choices=ENGINES, action="append", help="of the server figures"
-    )
-    parser.add_argument(
-        "--server-flag",
-        action="append",
-        default=[],
-        help="passed to the server: --server-flag=--threshold=0.95",
-    )
     args = parser.parse_args()
-    if not args.no_recall:
-        recall_and_false_accepts(args.hours, not args.no_sweep)
+    recall_and_false_accepts(args.hours, not args.no_sweep)
     if not args.no_server:
-        for engine in args.engine or ENGINES:
-            asyncio.run(server_figures(engine, args.max_streams, args.server_flag))
+        for engine in ENGINES:
+            asyncio.run(server_figures(engine, args.max_streams))
 
 
 if __name__ == "__main__":

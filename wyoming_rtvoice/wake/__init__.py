@@ -25,25 +25,14 @@ from .engines import (
 from .handler import WakeEventHandler, WakeSettings
 
 DEFAULT_URI = "tcp://0.0.0.0:10400"
-# Measured with `script/bench wake` (docs/benchmarks.md) on 480 wake clips
-# and 6.28 h of other speech: the threshold of a model listening alone, and
-# for microWakeWord with openWakeWord's second opinion, how sure it must be
-# alone and what the opinion must say.
-TUNED: dict[tuple[str, str], float] = {
-    ("micro", "okay_nabu"): 0.65,
-    ("openwakeword", "okay_nabu"): 0.05,
+# Measured with `script/bench wake` (docs/benchmarks.md): the threshold with
+# the best recall and no false accept on 31 min of other speech and noise,
+# and the second opinion's (openWakeWord) threshold. On 6.28 h the pair
+# makes 1.27 false accepts per hour.
+TUNED: dict[tuple[str, str], tuple[float, float | None]] = {
+    ("micro", "okay_nabu"): (0.65, 0.02),
+    ("openwakeword", "okay_nabu"): (0.05, None),
 }
-
-
-@dataclass(frozen=True)
-class Opinion:
-    sure_above: float  # microWakeWord fires alone
-    likely_above: float  # a moment up to here: the opinion at likely_cutoff
-    likely_cutoff: float
-    cutoff: float  # the opinion's threshold for a merely unsure moment
-
-
-OPINIONS = {("micro", "okay_nabu"): Opinion(0.9, 0.5, 0.002, 0.005)}
 ATTRIBUTION = {
     "micro": Attribution(
         name="Kevin Ahrendt", url="https://github.com/kahrendt/microWakeWord"
@@ -84,16 +73,15 @@ class WakeConfig:
             f"--{prefix}threshold",
             type=float,
             help="Probability that counts as an activation (default: measured for "
-            "okay_nabu: micro 0.65, or 0.9 with the second opinion, openwakeword "
-            "0.05; else the model's own, 0.5 for openWakeWord)",
+            "okay_nabu: micro 0.65, openwakeword 0.05; else the model's own, 0.5 "
+            "for openWakeWord)",
         )
         group.add_argument(
             f"--{prefix}second-opinion",
             action=argparse.BooleanOptionalAction,
             default=WakeConfig.second_opinion,
             help="When microWakeWord is unsure, openWakeWord's model of the same "
-            "phrase decides (measured models: okay_nabu; microWakeWord then fires "
-            "alone only when sure) (%(default)s)",
+            "phrase decides (measured models: okay_nabu) (%(default)s)",
         )
         group.add_argument(
             f"--{prefix}trigger-level",
@@ -149,18 +137,11 @@ class WakeConfig:
         if model.path.parent not in (MICRO_MODELS_DIR, OPEN_MODELS_DIR):
             return model  # the user's own model: its own threshold
         key = (model.engine, model.name)
-        alone = replace(model, cutoff=TUNED.get(key, model.cutoff))
-        opinion = OPINIONS.get(key)
-        if opinion is None or not self.second_opinion:
-            return alone
-        second = find_model("openwakeword", model.name)
-        return replace(
-            model,
-            cutoff=opinion.sure_above,
-            second_opinion=replace(second, cutoff=opinion.cutoff),
-            likely_above=opinion.likely_above,
-            likely_cutoff=opinion.likely_cutoff,
-        )
+        cutoff, opinion = TUNED.get(key, (model.cutoff, None))
+        second = None
+        if opinion is not None and self.second_opinion:
+            second = replace(find_model("openwakeword", model.name), cutoff=opinion)
+        return replace(model, cutoff=cutoff, second_opinion=second)
 
 
 def describe(models: list[WakeModel]) -> Info:

@@ -8,10 +8,7 @@ A model may have a second opinion: when microWakeWord is unsure (its
 probability rose above `unsure_above` but not to its cutoff), openWakeWord's
 model of the same phrase hears the last seconds of audio once that moment
 is over, and its detection counts. In noise this finds many phrases the
-first model alone misses, for a fraction of openWakeWord's CPU. A moment
-that rose above `likely_above` needs less from it (`likely_cutoff`): that
-is how "Okay, never mind" (microWakeWord up to 0.93, openWakeWord at its
-floor, 0.001) is told from "Okay Nabu" without losing the clear ones.
+first model alone misses, for a fraction of openWakeWord's CPU.
 """
 
 from __future__ import annotations
@@ -47,8 +44,6 @@ class WakeModel:
     languages: tuple[str, ...] = ("en",)
     second_opinion: WakeModel | None = None
     unsure_above: float = 0.05
-    likely_above: float = 1.0  # a moment above it: the opinion's likely_cutoff
-    likely_cutoff: float = 0.0
 
 
 def phrase_of(name: str) -> str:
@@ -142,7 +137,6 @@ class Listener:
     activations: int = 0
     quiet_until: int = 0
     unsure: bool = False
-    peak: float = 0.0  # of the unsure moment
 
 
 class Stream:
@@ -197,20 +191,18 @@ class Stream:
 
     def _confirmed(self, listener: Listener, probability: float, position: int) -> bool:
         """The second opinion, asked when an unsure moment is over."""
-        model, opinion = listener.model, listener.model.second_opinion
+        opinion = listener.model.second_opinion
         if opinion is None or position < listener.quiet_until:
-            listener.unsure, listener.peak = False, 0.0
+            listener.unsure = False
             return False
-        if probability > model.unsure_above:
-            listener.unsure, listener.peak = True, max(listener.peak, probability)
+        if probability > listener.model.unsure_above:
+            listener.unsure = True
             return False
         if not listener.unsure:
             return False
-        likely = listener.peak > model.likely_above
-        listener.unsure, listener.peak = False, 0.0
+        listener.unsure = False
         self.second_opinions += 1
-        cutoff = model.likely_cutoff if likely else opinion.cutoff
-        if not Stream([opinion], cutoff, 1, 0.0).process(bytes(self._recent)):
+        if not Stream([opinion], None, 1, 0.0).process(bytes(self._recent)):
             return False
         listener.quiet_until = position + listener.refractory_samples
         return True
