@@ -311,7 +311,9 @@ async def server_figures(engine: str, max_streams: int) -> None:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "wyoming_rtvoice", "wake"]
-        + ["--engine", engine, "--uri", f"tcp://127.0.0.1:{port}"],
+        + ["--engine", engine, "--uri", f"tcp://127.0.0.1:{port}"]
+        # every stream comes from this machine's one address
+        + ["--max-connections-per-client", str(max(16, 2 * max_streams))],
         stderr=subprocess.DEVNULL,
     )
     try:
