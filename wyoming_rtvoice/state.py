@@ -135,7 +135,7 @@ class Snapshot:
         Measured (`script/bench accuracy --prompts`, docs/benchmarks.md):
         names spotted first understood 89% of spoken commands, rare shared
         words alone 84%, any shared word 80% (none 69%); twice the budget
-        gained nothing, every name (223 tokens) lost 8 points and cost ~25 ms
+        gained nothing, every name (223 tokens) lost 14 points and cost ~25 ms
         a decode."""
         heard_words = set(_WORD.findall((heard or "").lower())) - _COMMON_WORDS
         shared = {

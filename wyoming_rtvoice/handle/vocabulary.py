@@ -518,8 +518,7 @@ class _Letters:
 
     def __init__(self, words: list[str], spelling: Spelling) -> None:
         self.words = words
-        self.alike = spelling.alike
-        self.by_edges = spelling.by_edges
+        self.spelling = spelling
         self.text = "".join(words)
         self.trigrams = _trigrams(self.text)
         if spelling.by_edges:
@@ -553,10 +552,10 @@ class _Letters:
             if s < 0 or e > len(self.words) or e <= s:
                 continue
             said = "".join(self.words[s:e])
-            if self.by_edges and said[:1] != target[:1]:
+            if self.spelling.by_edges and said[:1] != target[:1]:
                 continue
             similarity = SequenceMatcher(None, said, target).ratio()
-            if similarity >= self.alike and (
+            if similarity >= self.spelling.alike and (
                 best is None
                 or (similarity, e - s) > (best.similarity, best.end - best.start)
             ):
