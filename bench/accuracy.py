@@ -299,11 +299,14 @@ def prompt_strategies(snapshot: Snapshot) -> dict[str, PromptFor]:
     return {
         "no prompt": lambda heard: None,
         "names sharing any word, ~50 tokens (first)": any_shared_word,
-        "names sharing rare words first, ~50 tokens (before)": (
-            lambda heard: snapshot.prompt(heard, spot=False)
+        "names sharing rare words first, ~50 tokens": (
+            lambda heard: snapshot.prompt(heard, spot=False, verbs=False)
         ),
-        "names spotted, then sharing rare words, ~50 tokens (now)": snapshot.prompt,
-        "names spotted, then sharing rare words, ~100 tokens": (
+        "names spotted, then sharing rare words, ~50 tokens (before)": (
+            lambda heard: snapshot.prompt(heard, verbs=False)
+        ),
+        "command verbs, then names spotted..., ~50 tokens (now)": snapshot.prompt,
+        "command verbs, then names spotted..., ~100 tokens": (
             lambda heard: snapshot.prompt(heard, chars=2 * PROMPT_CHARS)
         ),
         "every name, 223 tokens": lambda heard: ". ".join(names) + ".",

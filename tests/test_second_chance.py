@@ -20,7 +20,7 @@ from wyoming_rtvoice.handle.vocabulary import (
     frames_for,
     sounds,
 )
-from wyoming_rtvoice.state import PROMPT_CHARS, Snapshot
+from wyoming_rtvoice.state import PROMPT_CHARS, PROMPT_VERBS, Snapshot
 
 TEST_HOUSE = Path(__file__).parent / "data" / "house.json"
 
@@ -36,20 +36,29 @@ def test_vocabulary() -> Vocabulary:
     return Snapshot(Matcher("en", House.from_file(TEST_HOUSE))).vocabulary
 
 
-def test_the_prompt_gives_names_heard_first_then_those_sharing_rare_words() -> None:
+def test_the_prompt_gives_verbs_then_names_heard_then_those_sharing_rare_words() -> (
+    None
+):
     snapshot = Snapshot(Matcher("en", House.from_file(TEST_HOUSE)))
+    verbs = PROMPT_VERBS["en"]
     prompt = snapshot.prompt("Turn on the guest nights and lamp")
     assert prompt is not None and len(prompt) <= PROMPT_CHARS
-    names = prompt.rstrip(".").split(". ")
+    assert prompt.startswith(verbs)
+    names = prompt.removeprefix(verbs).rstrip(".").split(". ")
     # the nightstand lamps are nearly said ("nights and lamp"), the guest
     # one most; then "guest", in a few names ("lamp" is in dozens)
     assert names[:2] == ["Guest Nightstand Lamp", "Master Nightstand Lamp"]
     assert all(name.startswith("Guest") for name in names[2:6])
     # a name misheard as other letters is first, though it shares no word
-    shambler = snapshot.prompt("Turn on the Shambler")
+    shambler = snapshot.prompt("Turn on the Shambler", verbs=False)
     assert shambler is not None and shambler.startswith("Chandelier.")
-    unspotted = snapshot.prompt("Turn on the Shambler", spot=False)
+    unspotted = snapshot.prompt("Turn on the Shambler", spot=False, verbs=False)
     assert unspotted is not None and not unspotted.startswith("Chandelier")
+    # the verbs take their room from the names' budget
+    with_verbs, without = snapshot.prompt(None), snapshot.prompt(None, verbs=False)
+    assert with_verbs is not None and without is not None
+    assert without.startswith(with_verbs.removeprefix(verbs).rstrip("."))
+    assert len(without) > len(with_verbs) - len(verbs)
 
 
 SAME_PROMPT = f"""

@@ -42,6 +42,10 @@ _LOGGER = logging.getLogger(__name__)
 
 STATE_FILE = "house.json"
 PROMPT_CHARS = 200  # about 50 tokens
+# Command words tiny.en mishears without a hint ("Dim" as "Den" or "Then",
+# "Turn on" as "Pern on", "Unlock" as "A Mott"), at the start of every
+# prompt, within its budget (`script/bench accuracy`, docs/benchmarks.md).
+PROMPT_VERBS = {"en": "Turn on. Turn off. Dim. Brighten. Lock. Unlock. Pause. "}
 RECENT_MATCHES = 64
 _WORD = re.compile(r"[\w']+")
 _COMMON_WORDS = frozenset(
@@ -134,12 +138,14 @@ class Snapshot:
         asked: Sequence[str] = (),
         chars: int = PROMPT_CHARS,
         spot: bool = True,
+        verbs: bool = True,
     ) -> str | None:
-        """The names that bias a decode, within a budget (a long prompt
-        slows every decode: ~40 tokens cost nothing, 220 about 80 ms): those
-        what was heard so far says or nearly says, written or as it sounds
-        (`spot`), those that share words with it, rare words first, those
-        the client asked for, the extra names, the areas, then the rest.
+        """The words that bias a decode, within a budget (a long prompt
+        slows every decode: ~40 tokens cost nothing, 220 about 80 ms): the
+        language's command verbs (`verbs`), then the names what was heard so
+        far says or nearly says, written or as it sounds (`spot`), those that
+        share words with it, rare words first, those the client asked for,
+        the extra names, the areas, then the rest.
 
         Measured (`script/bench accuracy --prompts`, docs/benchmarks.md):
         names spotted first understood 89% of spoken commands, rare shared
@@ -158,8 +164,9 @@ class Snapshot:
         ranked = chain(
             spotted, related, asked, self.names, house.areas, house.floors, names
         )
+        start = PROMPT_VERBS.get(self.matcher.language, "") if verbs else ""
         kept: dict[str, None] = {}
-        length = 0
+        length = len(start)
         for name in ranked:
             if name in kept:
                 continue
@@ -168,7 +175,7 @@ class Snapshot:
                 break
             kept[name] = None
         # As sentences: a comma-separated list makes the decoder end on a comma.
-        return ". ".join(kept) + "." if kept else None
+        return start + ". ".join(kept) + "." if kept else start.strip() or None
 
     @cached_property
     def vocabulary(self) -> Vocabulary:
