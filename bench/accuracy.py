@@ -279,7 +279,7 @@ def main() -> None:
 
 
 def prompt_strategies(snapshot: Snapshot) -> dict[str, PromptFor]:
-    names = snapshot.prompt_names()
+    names = snapshot.prompt_names
 
     def any_shared_word(heard: str | None) -> str | None:
         """The rule before: names sharing any word with what was heard, in

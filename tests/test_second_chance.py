@@ -4,6 +4,9 @@ sentences, the margin rule, the real Whisper scoring a clip)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,6 +50,35 @@ def test_the_prompt_gives_names_heard_first_then_those_sharing_rare_words() -> N
     assert shambler is not None and shambler.startswith("Chandelier.")
     unspotted = snapshot.prompt("Turn on the Shambler", spot=False)
     assert unspotted is not None and not unspotted.startswith("Chandelier")
+
+
+SAME_PROMPT = f"""
+from wyoming_rtvoice.handle.house import House
+from wyoming_rtvoice.handle.matcher import Matcher
+from wyoming_rtvoice.state import Snapshot
+snapshot = Snapshot(Matcher("en", House.from_file({str(TEST_HOUSE)!r})))
+for heard in ("Den The Desk Lamp.", "Den the Lights in the Kitchen.",
+              "Dim the best plan.", "Don't open the Garage Door."):
+    print(snapshot.prompt(heard))
+"""
+
+
+def test_the_prompt_is_the_same_in_every_process() -> None:
+    """Names alike in how near they are to what was heard come in the
+    house's order, not in the order of a set of strings (a random hash per
+    process): the same audio is decoded with the same prompt. These four gave
+    2-3 different prompts over three processes before."""
+    prompts = {
+        subprocess.run(
+            [sys.executable, "-c", SAME_PROMPT],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in (1, 2, 3)
+    }
+    assert len(prompts) == 1, prompts
 
 
 def texts(candidates: list[Candidate]) -> list[str]:
@@ -157,6 +189,8 @@ def test_texts_are_scored_in_one_form() -> None:
         == "Turn off the living room lamp."
     )
     assert spoken_form("Set it to 50%!") == "Set it to 50%."
+    assert spoken_form("Dim the lamp to 40 percent") == "Dim the lamp to 40%."
+    assert spoken_form("Forty percent of it") == "Forty percent of it."
 
 
 def test_whisper_scores_what_was_said_highest() -> None:

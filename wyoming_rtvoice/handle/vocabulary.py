@@ -487,7 +487,9 @@ class Vocabulary:
             for trigram in heard.trigrams:
                 shared.update(by_trigram.get(trigram, ()))
             compared: Counter[str] = Counter()
-            for number in sorted(shared, key=lambda n: -shared[n] / counts[n]):
+            # Ties in the house's order: the same words spot the same names
+            # in every process (sets of strings iterate by a random hash).
+            for number in sorted(shared, key=lambda n: (-shared[n] / counts[n], n)):
                 value = self._values[number]
                 if shared[number] < MIN_SHARED * counts[number]:
                     break
@@ -501,9 +503,9 @@ class Vocabulary:
                     best[number] = spot
         kept: list[Spotted] = []
         for slot in HOUSE_LISTS:
-            found = [spot for spot in best.values() if spot.value.slot == slot]
-            found.sort(key=lambda s: -s.similarity)
-            kept += found[:SPOTTED_PER_LIST]
+            found = [n for n, spot in best.items() if spot.value.slot == slot]
+            found.sort(key=lambda n: (-best[n].similarity, n))
+            kept += [best[n] for n in found[:SPOTTED_PER_LIST]]
         return kept
 
 
@@ -548,7 +550,7 @@ class _Letters:
             end = self._word_at(last + 1) + 1
             spans |= {(start, end), (start - 1, end), (start, end + 1)}
         best: Spotted | None = None
-        for s, e in spans:
+        for s, e in sorted(spans):
             if s < 0 or e > len(self.words) or e <= s:
                 continue
             said = "".join(self.words[s:e])
