@@ -2,7 +2,10 @@
 accepts per hour on long other speech and noise, for the previous defaults
 and the current ones side by side, with a sweep of thresholds and trigger
 levels (the measurement the defaults come from); latency and concurrent
-streams through the real server.
+streams through the real server; and what a satellite's turn loses of the
+words said right after the phrase ("Okay Nabu, turn on the lights" in one
+breath), when its audio starts at the chunk the detection comes in (as it
+did) or where the detection places the phrase (as it does now).
 
 The material (bench/wake_material.py) is made once with the project's Piper
 voice and cached in .cache/bench/. Each engine's probabilities over it are
@@ -28,12 +31,14 @@ import numpy as np
 from wyoming.client import AsyncTcpClient
 from wyoming.wake import Detect, Detection
 
-from bench.speech import SPEEDS, Spoken, speak, stream_audio, summary_ms
+from bench.speech import SPEEDS, VOICED, Spoken, speak, stream_audio, summary_ms
 from bench.tts import free_port, wait_ready
 from bench.wake_material import CACHE, CONDITIONS
 from bench.wake_material import SPEEDS as SPEED_GROUPS
 from bench.wake_material import WAKE_TEXTS, Segment, other_speech, wake_phrases
 from wyoming_rtvoice.audio import RATE_16K
+from wyoming_rtvoice.satellite.devices import MIC_CHUNK_BYTES
+from wyoming_rtvoice.satellite.room import RECENT_S
 from wyoming_rtvoice.wake import WakeConfig
 from wyoming_rtvoice.wake.engines import (
     ENGINES,
@@ -196,11 +201,11 @@ def rate(segments: list[Segment], fired: list[list[int]]) -> str:
     )
 
 
-def current(model: WakeModel) -> tuple[WakeModel, int]:
-    """The model as the service runs it with its default flags."""
+def current(model: WakeModel, flags: list[str]) -> tuple[WakeModel, int]:
+    """The model as the service runs it with these flags (its defaults, [])."""
     parser = argparse.ArgumentParser()
     WakeConfig.add_arguments(parser)
-    defaults = WakeConfig.from_args(parser.parse_args([]))
+    defaults = WakeConfig.from_args(parser.parse_args(flags))
     now = defaults.tuned(model)
     if defaults.threshold is not None:
         now = replace(now, cutoff=defaults.threshold)
@@ -242,7 +247,7 @@ def recall_and_false_accepts(span_hours: float, sweep: bool) -> None:
             replayed(wake, before, 1),
             [replayed(t, before, 1) for t in other],
         )
-        now, level = current(model)
+        now, level = current(model, [])
         settings = f"now: threshold {now.cutoff:.2f}, trigger level {level}"
         if now.second_opinion is None:
             show(
@@ -287,8 +292,75 @@ def recall_and_false_accepts(span_hours: float, sweep: bool) -> None:
                 print(f"      threshold {threshold:.2f}   " + "   ".join(cells))
 
 
-async def detection_latency(port: int, clip: Spoken) -> float | None:
-    """ms from sending the phrase's last spoken sample to receiving `detection`."""
+def phrase_ends(clips: list[dict[str, object]], audio: np.ndarray) -> list[int]:
+    """Each clip's last spoken sample of the phrase, found in the quiet room's
+    clip of its take (the noisy rooms' clips of that take follow it)."""
+    ends: list[int] = []
+    said = 0
+    for clip in clips:
+        start, end = int(str(clip["start"])), int(str(clip["end"]))
+        if clip["condition"] == "quiet":
+            said = int(np.flatnonzero(np.abs(audio[start:end]) > VOICED)[-1]) + 1
+        ends.append(start + said)
+    return ends
+
+
+def lost_after_phrase(engine: str, flags: list[str]) -> None:
+    """Over the wake clips, fed in the satellite's microphone chunks: ms said
+    after the phrase that a turn loses when its audio starts at the chunk the
+    detection comes in, and when it starts where the detection places the
+    phrase (the last RECENT_S of microphone kept)."""
+    positives = wake_phrases(MODEL)
+    model, level = current(find_model(engine, MODEL), flags)
+    stream = Stream([model], None, level, 2.0)
+    pcm = positives.audio.tobytes()
+    heard: list[tuple[int, int, bool]] = []  # placed at, came at, by the opinion
+    asking: list[float] = []  # ms of the chunks that asked the opinion
+    for offset in range(0, len(pcm), MIC_CHUNK_BYTES):
+        started, asked = time.perf_counter(), stream.second_opinions
+        placed = stream.process(pcm[offset : offset + MIC_CHUNK_BYTES])
+        if stream.second_opinions > asked:
+            asking.append(1000 * (time.perf_counter() - started))
+        heard += [
+            (at, stream.samples, stream.second_opinions > asked) for _, at in placed
+        ]
+    before: list[float] = []
+    now: list[float] = []
+    waited: list[float] = []  # ms from the place to the detection
+    within = opinions = 0  # placed before the phrase's end; by the opinion
+    for clip, end in zip(
+        positives.clips, phrase_ends(positives.clips, positives.audio)
+    ):
+        start, stop = int(str(clip["start"])), int(str(clip["end"]))
+        here = [found for found in heard if start <= found[0] <= stop]
+        if not here:
+            continue
+        at, came, by_opinion = here[0]
+        opinions += by_opinion
+        kept_from = max(at, came - int(RECENT_S * RATE_16K))
+        before.append(max(0, came - end) / 16)
+        waited.append((came - at) / 16)
+        now.append(max(0, kept_from - end) / 16)
+        within += kept_from < end
+    settings = " ".join(flags) or "default flags"
+    print(
+        f"  {engine} ({settings}): {len(before)} of {len(positives.clips)} phrases "
+        f"found; audio after the phrase lost by the turn, from the chunk the "
+        f"detection comes in (before) {summary_ms(before)}, from where it places "
+        f"the phrase (now, {RECENT_S:g} s kept) {summary_ms(now)}; the detection "
+        f"came {summary_ms(waited)} of audio after its place, {opinions} by the "
+        f"second opinion (asking it took {summary_ms(asking)}: a wake service's "
+        f"detection comes that much later still); placed before the phrase's "
+        f"last spoken sample: {within}"
+    )
+
+
+async def detection_latency(
+    port: int, clip: Spoken
+) -> tuple[float, float, float] | None:
+    """ms from sending the phrase's last spoken sample to receiving
+    `detection`; and, in ms of audio after that sample, the end of the audio
+    sent when it came and where it places the phrase (its timestamp)."""
     async with AsyncTcpClient("127.0.0.1", port) as client:
         await client.write_event(Detect(names=["okay_nabu"]).event())
         started = time.monotonic()
@@ -300,20 +372,27 @@ async def detection_latency(port: int, clip: Spoken) -> float | None:
                 if event is None or event.type == "not-detected":
                     return None
                 if Detection.is_type(event.type):
-                    return (time.monotonic() - last_sample_sent) * 1000
+                    now = time.monotonic()
+                    sent = min(clip.seconds, ((now - started) // 0.02 + 1) * 0.02)
+                    placed = Detection.from_event(event).timestamp or 0
+                    return (
+                        (now - last_sample_sent) * 1000,
+                        (sent - clip.speech_end_s) * 1000,
+                        placed - clip.speech_end_s * 1000,
+                    )
         except TimeoutError:
             return None
         finally:
             sending.cancel()
 
 
-async def server_figures(engine: str, max_streams: int) -> None:
+async def server_figures(engine: str, max_streams: int, flags: list[str]) -> None:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "wyoming_rtvoice", "wake"]
         + ["--engine", engine, "--uri", f"tcp://127.0.0.1:{port}"]
         # every stream comes from this machine's one address
-        + ["--max-connections-per-client", str(max(16, 2 * max_streams))],
+        + ["--max-connections-per-client", str(max(16, 2 * max_streams)), *flags],
         stderr=subprocess.DEVNULL,
     )
     try:
@@ -322,14 +401,22 @@ async def server_figures(engine: str, max_streams: int) -> None:
             speak(t, length_scale=s, seed=i)
             for i, (t, s) in enumerate(itertools.product(VARIANTS["okay_nabu"], SPEEDS))
         ]
-        latencies = [
+        heard = [
             ms
             for clip in clips * 2
             if (ms := await detection_latency(port, clip)) is not None
         ]
+        # A satellite's turn lost the audio sent before the detection came;
+        # now it starts where the detection places the phrase.
+        before = [max(0.0, sent) for _, sent, _ in heard]
+        now = [max(0.0, placed, sent - RECENT_S * 1000) for _, sent, placed in heard]
         print(
-            f"  {engine} okay_nabu, one stream: last spoken sample -> detection "
-            f"{summary_ms(latencies)} ({len(latencies)}/{2 * len(clips)} detected)"
+            f"  {engine} okay_nabu ({' '.join(flags) or 'default flags'}), one "
+            f"stream: last spoken sample -> detection "
+            f"{summary_ms([came for came, _, _ in heard])} ({len(heard)}/"
+            f"{2 * len(clips)} detected); audio after the phrase lost by a "
+            f"satellite's turn (20 ms chunks), before {summary_ms(before)}, now "
+            f"{summary_ms(now)}"
         )
         streams = 1
         held = 0
@@ -340,7 +427,7 @@ async def server_figures(engine: str, max_streams: int) -> None:
                     for i in range(streams)
                 )
             )
-            found = sorted(ms for ms in results if ms is not None)
+            found = sorted(ms[0] for ms in results if ms is not None)
             p95 = (
                 found[min(len(found) - 1, round(0.95 * (len(found) - 1)))]
                 if found
@@ -373,13 +460,27 @@ def main() -> None:
         "makes it (about 2 min of CPU a block) (%(default)s)",
     )
     parser.add_argument("--no-sweep", action="store_true")
+    parser.add_argument("--no-recall", action="store_true")
     parser.add_argument("--no-server", action="store_true")
     parser.add_argument("--max-streams", type=int, default=32)
+    parser.add_argument("--engine", choices=ENGINES, action="append")
+    parser.add_argument(
+        "--wake-flag",
+        action="append",
+        default=[],
+        help="a flag of the wake service for the lost-audio and server figures, "
+        "e.g. --wake-flag=--threshold=0.9 (repeatable)",
+    )
     args = parser.parse_args()
-    recall_and_false_accepts(args.hours, not args.no_sweep)
+    if not args.no_recall:
+        recall_and_false_accepts(args.hours, not args.no_sweep)
+    engines = args.engine or ENGINES
+    print("Words said right after the phrase, lost by a satellite's turn")
+    for engine in engines:
+        lost_after_phrase(engine, args.wake_flag)
     if not args.no_server:
-        for engine in ENGINES:
-            asyncio.run(server_figures(engine, args.max_streams))
+        for engine in engines:
+            asyncio.run(server_figures(engine, args.max_streams, args.wake_flag))
 
 
 if __name__ == "__main__":

@@ -9,11 +9,12 @@ on the network are other loopback addresses (127.0.0.2, ...).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +28,19 @@ from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.info import Describe, Info
 from wyoming.satellite import PauseSatellite, RunSatellite
 from wyoming.vad import VoiceStarted, VoiceStopped
+from wyoming.wake import Detection
 
 from bench.fake_llm import FakeLlm
 from bench.soak import rss_mb
-from bench.speech import speak
+from bench.speech import pink_noise, speak, speak_with_pause, with_noise
 from wyoming_rtvoice.audio import RATE_16K, read_wav, write_wav
 from wyoming_rtvoice.discovery import advertised_address
+from wyoming_rtvoice.satellite import room as satellite_room
+from wyoming_rtvoice.satellite.detect import LocalWake, RemoteWake, Wake
+from wyoming_rtvoice.satellite.devices import MIC_CHUNK_BYTES, Speaker
+from wyoming_rtvoice.trace import Metrics
+from wyoming_rtvoice.wake import WakeConfig
+from wyoming_rtvoice.wake.engines import find_model
 
 from .conftest import (
     RunningService,
@@ -526,6 +534,154 @@ async def test_commands_for_mic_and_speaker_and_a_wake_service(
             await hass.until("played")
             # aplay-like: the command got the reply and ended before `played`.
             assert (tmp_path / "snd.raw").read_bytes() == reply
+
+
+@dataclass(frozen=True)
+class OneBreath:
+    """ "Okay Nabu, turn on the kitchen lights." with 0.2 s between the two."""
+
+    audio: bytes
+    turn_s: float  # the first spoken sample of "turn"
+
+
+@pytest.fixture(scope="module")
+def one_breath() -> OneBreath:
+    said = speak_with_pause(
+        "Okay Nabu,", 0.2, "turn on the kitchen lights.", lead_s=1.0, tail_s=0.5
+    )
+    return OneBreath(said.audio, speak("Okay Nabu,", lead_s=1.0).speech_end_s + 0.2)
+
+
+class Recording:
+    """A link that keeps what the room sends."""
+
+    streams_while_playing = False
+
+    def __init__(self) -> None:
+        self.wake_words: list[str | None] = []
+        self.audio = b""
+
+    async def start_turn(self, wake_word: str | None) -> None:
+        self.wake_words.append(wake_word)
+
+    async def send_audio(self, audio: bytes) -> None:
+        self.audio += audio
+
+    async def stop_turn(self) -> None:
+        pass
+
+    async def played(self) -> None:
+        pass
+
+
+class Noted:
+    """The real detector; what it reports and after how much audio (bytes)."""
+
+    def __init__(self, wake: Wake) -> None:
+        self.wake = wake
+        self.fed = 0
+        self.heard: list[tuple[Detection, int]] = []
+
+    async def process(self, audio: bytes) -> Detection | None:
+        self.fed += len(audio)
+        detection = await self.wake.process(audio)
+        if detection is not None:
+            self.heard.append((detection, self.fed))
+        return detection
+
+    async def close(self) -> None:
+        await self.wake.close()
+
+
+async def turn_of(
+    audio: bytes, open_wake: Callable[[], Awaitable[Wake]], until: int, paced: bool
+) -> tuple[Recording, Noted]:
+    """The satellite's room with `audio` as its microphone (at real-time
+    pace, or as fast as it goes) until its link has the turn's audio up to
+    byte `until` of the microphone."""
+    noted: list[Noted] = []
+
+    async def mic() -> AsyncGenerator[bytes, None]:
+        started = time.monotonic()
+        for offset in range(0, len(audio), MIC_CHUNK_BYTES):
+            if paced:
+                await asyncio.sleep(started + offset / BYTES_PER_S - time.monotonic())
+            yield audio[offset : offset + MIC_CHUNK_BYTES]
+        await asyncio.Event().wait()
+
+    async def wake() -> Wake:
+        noted.append(Noted(await open_wake()))
+        return noted[-1]
+
+    settings = satellite_room.RoomSettings(mic, wake, barge_in="off")
+    room = satellite_room.Room(settings, Speaker(RATE_16K, 2, 1), Metrics())
+    link = Recording()
+
+    def reached() -> bool:
+        if not (noted and noted[0].heard):
+            return False
+        start = (noted[0].heard[0][0].timestamp or 0) * 32
+        return start + len(link.audio) >= until
+
+    await room.listen(link)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not reached():
+            assert time.monotonic() < deadline, len(link.audio)
+            await asyncio.sleep(0.05)
+    finally:
+        await room.stop_listening()
+    return link, noted[0]
+
+
+def sent_from_the_detection(
+    one_breath: OneBreath, link: Recording, wake: Noted
+) -> float:
+    """The link has the microphone from where the wake word was heard, with
+    the words said after it, although the detection came later; returns
+    how much later (seconds)."""
+    assert link.wake_words == ["okay_nabu"]
+    [(detection, arrived)] = wake.heard
+    assert detection.timestamp is not None
+    start = detection.timestamp * 32
+    assert link.audio == one_breath.audio[start : start + len(link.audio)]
+    assert start / BYTES_PER_S < one_breath.turn_s  # "turn ..." is all there
+    return (arrived - start) / BYTES_PER_S
+
+
+async def test_a_turn_starts_where_the_wake_word_was_heard(
+    one_breath: OneBreath,
+) -> None:
+    """In fan noise as loud as the speech, microWakeWord is unsure and the
+    second opinion (in-process) confirms the phrase ~0.6 s after it was
+    said: the turn still has "turn on the kitchen lights" from its start."""
+    speech = np.frombuffer(one_breath.audio, dtype=np.int16).astype(np.float32)
+    noise = pink_noise(len(speech), np.random.default_rng(1))
+    noisy = with_noise(speech, noise, 0.0).clip(-32768, 32767).astype(np.int16)
+    heard = OneBreath(noisy.tobytes(), one_breath.turn_s)
+    model = WakeConfig().tuned(find_model("micro", "okay_nabu"))
+    end = len(heard.audio) // MIC_CHUNK_BYTES * MIC_CHUNK_BYTES
+    link, wake = await turn_of(
+        heard.audio, functools.partial(LocalWake.open, model), end, paced=False
+    )
+    late_s = sent_from_the_detection(heard, link, wake)
+    assert late_s > 0.3  # from the detection's chunk on, "turn" would be lost
+
+
+async def test_a_turn_starts_where_a_wake_service_heard_it(
+    one_breath: OneBreath, stack: Stack
+) -> None:
+    """A wake service's detection comes back a chunk or more after the
+    audio it places (the stack's, on loopback, at real-time pace)."""
+    until = round((one_breath.turn_s + 0.5) * BYTES_PER_S)
+    uri = f"tcp://127.0.0.1:{stack.ports['wake']}"
+    link, wake = await turn_of(
+        one_breath.audio,
+        functools.partial(RemoteWake.open, uri, "okay_nabu"),
+        until,
+        paced=True,
+    )
+    assert sent_from_the_detection(one_breath, link, wake) > 0
 
 
 MOON = (

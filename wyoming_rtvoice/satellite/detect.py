@@ -19,8 +19,10 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class Wake(Protocol):
-    async def process(self, audio: bytes) -> str | None:
-        """Feed 16 kHz 16-bit mono; the wake word's name once it is heard."""
+    async def process(self, audio: bytes) -> Detection | None:
+        """Feed 16 kHz 16-bit mono; the wake word once it is heard: its name,
+        and where it was heard as `timestamp`, in ms of the audio fed since
+        the detector was opened (None from a service that does not say)."""
 
     async def close(self) -> None: ...
 
@@ -36,22 +38,28 @@ class LocalWake:
         loop = asyncio.get_running_loop()
         return cls(await loop.run_in_executor(None, Stream, [model], None, 1, 2.0))
 
-    async def process(self, audio: bytes) -> str | None:
+    async def process(self, audio: bytes) -> Detection | None:
         loop = asyncio.get_running_loop()
         detections = await loop.run_in_executor(None, self._stream.process, audio)
-        return detections[0][0] if detections else None
+        if not detections:
+            return None
+        name, position = detections[0]
+        return Detection(name=name, timestamp=position * 1000 // RATE_16K)
 
     async def close(self) -> None:
         pass
 
 
 class RemoteWake:
-    """A wake word service (`--wake-uri`): audio out, detections read by a task."""
+    """A wake word service (`--wake-uri`): audio out, detections read by a task.
+
+    The service's timestamps count from the `audio-start` sent when it is
+    opened, as the audio fed here does."""
 
     def __init__(self, client: AsyncClient, name: str) -> None:
         self._client = client
         self._name = name
-        self._heard: list[str] = []
+        self._heard: list[Detection] = []
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
@@ -67,9 +75,11 @@ class RemoteWake:
     async def _read(self) -> None:
         while (event := await self._client.read_event()) is not None:
             if Detection.is_type(event.type):
-                self._heard.append(Detection.from_event(event).name or self._name)
+                heard = Detection.from_event(event)
+                heard.name = heard.name or self._name
+                self._heard.append(heard)
 
-    async def process(self, audio: bytes) -> str | None:
+    async def process(self, audio: bytes) -> Detection | None:
         if self._reader.done():
             raise ConnectionError("wake service went away")
         chunk = AudioChunk(rate=RATE_16K, width=WIDTH, channels=MONO, audio=audio)

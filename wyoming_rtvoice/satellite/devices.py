@@ -21,7 +21,7 @@ from ..audio import MONO, RATE_16K, WIDTH, convert, read_wav
 _LOGGER = logging.getLogger(__name__)
 
 MIC_CHUNK_BYTES = 1024  # 512 samples, 32 ms
-MIC_CHUNK_S = MIC_CHUNK_BYTES / (RATE_16K * WIDTH * MONO)
+MIC_BYTES_PER_S = RATE_16K * WIDTH * MONO
 PLAY_BLOCK_S = 0.04  # playback is cut at this granularity
 RESTART_S = 1.0
 

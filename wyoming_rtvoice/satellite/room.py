@@ -4,9 +4,12 @@ A `Room` listens for one `Link` at a time (Home Assistant's connection, or
 the stack's pipeline in direct mode). Before the wake word nothing leaves
 the satellite; after it the microphone streams to the link until the link
 says the speech ended, and never longer than `max_turn_s` whatever the link
-says. Replies arriving from the link are played by their own task; a reply
-that is interrupted (the user speaks over it) is stopped at once and the
-rest of it is dropped, and so is anything past `MAX_REPLY_S` of audio.
+says. A turn's audio starts where the wake word was heard: its detection
+comes later, so what was said in between is sent first, from the last
+`RECENT_S` of microphone (for a barge-in, the last `PREROLL_S`). Replies
+arriving from the link are played by their own task; a reply that is
+interrupted (the user speaks over it) is stopped at once and the rest of it
+is dropped, and so is anything past `MAX_REPLY_S` of audio.
 """
 
 from __future__ import annotations
@@ -15,21 +18,24 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart
+from wyoming.wake import Detection
 
 from ..trace import Metrics, Trace
 from ..turn import SpeechFrames, SpeechOnset
 from .detect import Wake
-from .devices import MIC_CHUNK_S, Playback, Speaker
+from .devices import MIC_BYTES_PER_S, MIC_CHUNK_BYTES, Playback, Speaker
 
 _LOGGER = logging.getLogger(__name__)
 
 PREROLL_S = 0.5  # sent first when a barge-in starts a turn: the VAD hears late
+# Microphone kept: a detection comes after the phrase it places (the second
+# opinion's seconds later), and the turn starts with what was said since.
+RECENT_S = 3.0
 NO_SPEECH_S = 8.0  # a turn with no speech this long after the wake word ends
 MAX_TURN_S = 30.0  # longest the microphone streams for one turn's speech
 # Longest reply played (a 300-token LLM answer is ~2 min of speech); in direct
@@ -77,7 +83,8 @@ class Room:
         self._playback: Playback | None = None
         self._converter: AudioChunkConverter | None = None
         self._reply_left = 0  # bytes of the current reply still played
-        self._recent: deque[bytes] = deque(maxlen=round(PREROLL_S / MIC_CHUNK_S))
+        self._recent = bytearray()  # the last RECENT_S of microphone
+        self._heard = 0  # bytes of microphone fed to the wake word's detector
         self._onset = SpeechOnset(SpeechFrames(settings.vad_threshold))
         self._onset_heard: Playback | None = None  # the reply the VAD follows
         self._trace: Trace | None = None
@@ -111,6 +118,8 @@ class Room:
         while True:
             try:
                 wake = await self.settings.wake()
+                self._recent.clear()  # positions are the detector's, from 0
+                self._heard = 0
                 try:
                     async with contextlib.aclosing(self.settings.mic()) as mic:
                         async for audio in mic:
@@ -124,8 +133,11 @@ class Room:
             await asyncio.sleep(RETRY_S)
 
     async def _hear(self, link: Link, wake: Wake, audio: bytes) -> None:
-        self._recent.append(audio)
-        wake_word = await wake.process(audio)
+        self._recent += audio
+        del self._recent[: -round(RECENT_S * MIC_BYTES_PER_S)]
+        self._heard += len(audio)
+        detection = await wake.process(audio)
+        wake_word = detection.name if detection is not None else None
         if self._streaming:
             await link.send_audio(audio)
             if time.monotonic() > self._deadline:
@@ -136,9 +148,19 @@ class Room:
             if await self._barged_in(wake_word, audio):
                 await self._interrupt("barge-in: " + (wake_word or "speech"))
                 await link.played()
-                await self._start_turn(link, wake_word, preroll=wake_word is None)
+                await self._start_turn(link, wake_word, self._since(detection))
         elif wake_word is not None:
-            await self._start_turn(link, wake_word, preroll=False)
+            await self._start_turn(link, wake_word, self._since(detection))
+
+    def _since(self, detection: Detection | None) -> int:
+        """Where a turn's audio starts (bytes of microphone since the detector
+        was opened): where the wake word was heard, or for a barge-in the
+        last PREROLL_S."""
+        if detection is None:
+            return self._heard - round(PREROLL_S * MIC_BYTES_PER_S)
+        if detection.timestamp is None:  # a wake service that does not say
+            return self._heard
+        return detection.timestamp * MIC_BYTES_PER_S // 1000
 
     async def _barged_in(self, wake_word: str | None, audio: bytes) -> bool:
         """Did the user speak over the reply? (Direct mode: the server says.)"""
@@ -153,17 +175,18 @@ class Room:
         self._onset_heard = self._playback
         return await asyncio.to_thread(self._onset.heard, audio)
 
-    async def _start_turn(
-        self, link: Link, wake_word: str | None, preroll: bool
-    ) -> None:
+    async def _start_turn(self, link: Link, wake_word: str | None, since: int) -> None:
         self._begin_trace(f"wake word {wake_word}" if wake_word else "barge-in")
         self._streaming = True
         self._turn_started = time.monotonic()
         self._deadline = self._turn_started + NO_SPEECH_S
+        kept = min(max(self._heard - since, 0), len(self._recent))
+        recent = bytes(self._recent[len(self._recent) - kept :])
+        self._note(f"pre-roll {kept * 1000 // MIC_BYTES_PER_S} ms")
         try:
             await link.start_turn(wake_word)
-            for audio in list(self._recent) if preroll else []:
-                await link.send_audio(audio)
+            for offset in range(0, len(recent), MIC_CHUNK_BYTES):
+                await link.send_audio(recent[offset : offset + MIC_CHUNK_BYTES])
         except (ConnectionError, OSError) as err:
             _LOGGER.warning("Could not start a turn: %s", err)
             self._streaming = False

@@ -2,13 +2,18 @@
 
 A `Stream` is one connection's audio: its features (mel spectrogram, and for
 openWakeWord the embeddings) are computed once and fed to every model that
-listens on the stream. Detections carry the model and the audio position.
+listens on the stream. Detections carry the model and where the phrase was
+heard: the sample of the stream (counted from its first) at which the model
+fired. That position is what the wake service sends as `timestamp` (ms)
+and where the satellite starts a turn's audio.
 
 A model may have a second opinion: when microWakeWord is unsure (its
 probability rose above `unsure_above` but not to its cutoff), openWakeWord's
 model of the same phrase hears the last seconds of audio once that moment
 is over, and its detection counts. In noise this finds many phrases the
-first model alone misses, for a fraction of openWakeWord's CPU.
+first model alone misses, for a fraction of openWakeWord's CPU. Such a
+detection is placed where the unsure moment began, not where it was
+confirmed: the words said after the phrase are not lost to the wait.
 """
 
 from __future__ import annotations
@@ -136,7 +141,7 @@ class Listener:
     refractory_samples: int
     activations: int = 0
     quiet_until: int = 0
-    unsure: bool = False
+    unsure_since: int | None = None  # where it rose above unsure_above
 
 
 class Stream:
@@ -178,34 +183,41 @@ class Stream:
             self._recent_max = int(SECOND_OPINION_SECONDS * 16000) * 2
 
     def process(self, audio: bytes) -> list[tuple[str, int]]:
-        """Feed audio; returns (model name, sample position) per detection."""
+        """Feed audio; returns (model name, position) per detection."""
         if self._recent_max:
             self._recent += audio
             del self._recent[: -self._recent_max]
-        return [
-            (listener.model.name, position)
-            for listener, position, probability in self.scores(audio)
-            if self.fires(listener, probability, position)
-            or self._confirmed(listener, probability, position)
-        ]
+        detections = []
+        for listener, position, probability in self.scores(audio):
+            if self.fires(listener, probability, position):
+                detections.append((listener.model.name, position))
+                continue
+            since = self._confirmed(listener, probability, position)
+            if since is not None:
+                detections.append((listener.model.name, since))
+        return detections
 
-    def _confirmed(self, listener: Listener, probability: float, position: int) -> bool:
-        """The second opinion, asked when an unsure moment is over."""
+    def _confirmed(
+        self, listener: Listener, probability: float, position: int
+    ) -> int | None:
+        """The second opinion, asked when an unsure moment is over: where the
+        moment began, if the opinion hears the phrase."""
         opinion = listener.model.second_opinion
         if opinion is None or position < listener.quiet_until:
-            listener.unsure = False
-            return False
+            listener.unsure_since = None
+            return None
         if probability > listener.model.unsure_above:
-            listener.unsure = True
-            return False
-        if not listener.unsure:
-            return False
-        listener.unsure = False
+            if listener.unsure_since is None:
+                listener.unsure_since = position
+            return None
+        since, listener.unsure_since = listener.unsure_since, None
+        if since is None:
+            return None
         self.second_opinions += 1
         if not Stream([opinion], None, 1, 0.0).process(bytes(self._recent)):
-            return False
+            return None
         listener.quiet_until = position + listener.refractory_samples
-        return True
+        return since
 
     def scores(self, audio: bytes) -> Iterator[tuple[Listener, int, float]]:
         """Feed audio; each model's probability at each step it decides, with
