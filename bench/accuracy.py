@@ -350,7 +350,7 @@ async def prompts(limit: int) -> None:
     )
     for name in strategies:
         print(
-            f"  {name:46} understood {100 * understood[name] / commands:5.1f}%  "
+            f"  {name:58} understood {100 * understood[name] / commands:5.1f}%  "
             f"false {false_actions[name]}  decode {summary_ms(times[name])}"
         )
 
