@@ -398,7 +398,8 @@ class Vocabulary:
         if not self.frames.frames:
             return []
         words = words_of(heard)
-        best: dict[tuple[Any, ...], tuple[float, str, tuple[Any, ...]]] = {}
+        # per meaning: (cost, unlikeness to what was heard, text, action)
+        best: dict[tuple[Any, ...], tuple[float, Any, str, tuple[Any, ...]]] = {}
         for spotted in self._readings(words):
             abstract, numbers = _abstracted(words, spotted)
             for frame, edits in self.frames.near(abstract):
@@ -417,18 +418,32 @@ class Vocabulary:
                     tuple((s.value.slot, s.value.canonical) for s in spotted),
                     tuple(numbers),
                 )
-                if meaning not in best or cost < best[meaning][0]:
+                if meaning in best and cost > best[meaning][0]:
+                    continue
+                # Wordings as near as each other: the one most like what was
+                # heard, which the acoustic model scores best: as many words
+                # ("turn off the lamp" for "turn off a lamp", not "turn off
+                # lamp"), then as many letters alike ("brighten the lamp" for
+                # "brighten to lamp", not "brighten up lamp").
+                text_words = words_of(text)
+                unlike = (
+                    abs(len(text_words) - len(words)),
+                    -SequenceMatcher(
+                        None, " ".join(words), " ".join(text_words)
+                    ).ratio(),
+                )
+                if meaning not in best or (cost, unlike) < best[meaning][:2]:
                     action = (frame.action, self._reached(frame, spotted), meaning[2])
-                    best[meaning] = (cost, text, action)
+                    best[meaning] = (cost, unlike, text, action)
         # The same words can mean two things (a name, an area): the matcher
         # decides, and the acoustic model cannot tell them apart.
-        said: dict[tuple[str, ...], tuple[float, str, tuple[Any, ...]]] = {}
-        for cost, text, action in sorted(best.values(), key=lambda v: v[:2]):
-            said.setdefault(tuple(words_of(text)), (cost, text, action))
+        said: dict[tuple[str, ...], tuple[str, tuple[Any, ...]]] = {}
+        for _, _, text, action in sorted(best.values(), key=lambda v: v[:3]):
+            said.setdefault(tuple(words_of(text)), (text, action))
         actions: dict[tuple[Any, ...], int] = {}
         return [
             Candidate(text, actions.setdefault(action, len(actions)))
-            for _, text, action in list(said.values())[:CANDIDATES]
+            for text, action in list(said.values())[:CANDIDATES]
         ]
 
     def _reached(self, frame: Frame, spotted: tuple[Spotted, ...]) -> tuple[Any, ...]:
