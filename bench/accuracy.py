@@ -53,7 +53,13 @@ from wyoming_rtvoice.asr.whisper import Whisper
 from wyoming_rtvoice.handle.house import House
 from wyoming_rtvoice.handle.matcher import Match
 from wyoming_rtvoice.handle.safety import targets
-from wyoming_rtvoice.state import PROMPT_CHARS, HouseConfig, HouseStore, Snapshot
+from wyoming_rtvoice.state import (
+    PROMPT_CHARS,
+    PROMPT_VERBS,
+    HouseConfig,
+    HouseStore,
+    Snapshot,
+)
 from wyoming_rtvoice.trace import Trace
 from wyoming_rtvoice.turn import FRAME_BYTES, SpeechFrames, TurnRule
 
@@ -280,6 +286,7 @@ def main() -> None:
 
 def prompt_strategies(snapshot: Snapshot) -> dict[str, PromptFor]:
     names = snapshot.prompt_names
+    verbs = PROMPT_VERBS["en"]
 
     def any_shared_word(heard: str | None) -> str | None:
         """The rule before: names sharing any word with what was heard, in
@@ -305,8 +312,14 @@ def prompt_strategies(snapshot: Snapshot) -> dict[str, PromptFor]:
         "names spotted, then sharing rare words, ~50 tokens (before)": (
             lambda heard: snapshot.prompt(heard, verbs=False)
         ),
-        "command verbs, then names spotted..., ~50 tokens (now)": snapshot.prompt,
-        "command verbs, then names spotted..., ~100 tokens": (
+        "the verbs always, then names spotted": (
+            lambda heard: verbs
+            + str(snapshot.prompt(heard, chars=PROMPT_CHARS - len(verbs), verbs=False))
+        ),
+        "verbs where heard starts like no command, then names spotted (now)": (
+            snapshot.prompt
+        ),
+        "the same, ~100 tokens": (
             lambda heard: snapshot.prompt(heard, chars=2 * PROMPT_CHARS)
         ),
         "every name, 223 tokens": lambda heard: ". ".join(names) + ".",

@@ -36,29 +36,35 @@ def test_vocabulary() -> Vocabulary:
     return Snapshot(Matcher("en", House.from_file(TEST_HOUSE))).vocabulary
 
 
-def test_the_prompt_gives_verbs_then_names_heard_then_those_sharing_rare_words() -> (
-    None
-):
+def test_the_prompt_gives_names_heard_first_then_those_sharing_rare_words() -> None:
     snapshot = Snapshot(Matcher("en", House.from_file(TEST_HOUSE)))
-    verbs = PROMPT_VERBS["en"]
     prompt = snapshot.prompt("Turn on the guest nights and lamp")
     assert prompt is not None and len(prompt) <= PROMPT_CHARS
-    assert prompt.startswith(verbs)
-    names = prompt.removeprefix(verbs).rstrip(".").split(". ")
+    names = prompt.rstrip(".").split(". ")
     # the nightstand lamps are nearly said ("nights and lamp"), the guest
     # one most; then "guest", in a few names ("lamp" is in dozens)
     assert names[:2] == ["Guest Nightstand Lamp", "Master Nightstand Lamp"]
     assert all(name.startswith("Guest") for name in names[2:6])
     # a name misheard as other letters is first, though it shares no word
-    shambler = snapshot.prompt("Turn on the Shambler", verbs=False)
+    shambler = snapshot.prompt("Turn on the Shambler")
     assert shambler is not None and shambler.startswith("Chandelier.")
-    unspotted = snapshot.prompt("Turn on the Shambler", spot=False, verbs=False)
+    unspotted = snapshot.prompt("Turn on the Shambler", spot=False)
     assert unspotted is not None and not unspotted.startswith("Chandelier")
+
+
+def test_the_verbs_come_first_where_what_was_heard_starts_like_no_command() -> None:
+    snapshot = Snapshot(Matcher("en", House.from_file(TEST_HOUSE)))
+    verbs = PROMPT_VERBS["en"]
+    den = snapshot.prompt("Den the desk lamp")  # "Dim the desk lamp"
+    assert den is not None and den.startswith(verbs + "Desk Lamp.")
+    assert len(den) <= PROMPT_CHARS
+    for heard in (None, "Turn on the", "Dim the desk", "Is the front door"):
+        prompt = snapshot.prompt(heard)
+        assert prompt is not None and not prompt.startswith(verbs), heard
     # the verbs take their room from the names' budget
-    with_verbs, without = snapshot.prompt(None), snapshot.prompt(None, verbs=False)
-    assert with_verbs is not None and without is not None
-    assert without.startswith(with_verbs.removeprefix(verbs).rstrip("."))
-    assert len(without) > len(with_verbs) - len(verbs)
+    without = snapshot.prompt("Den the desk lamp", verbs=False)
+    assert without is not None and without.startswith(den.removeprefix(verbs)[:-1])
+    assert len(without) > len(den) - len(verbs)
 
 
 SAME_PROMPT = f"""

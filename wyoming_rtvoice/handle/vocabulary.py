@@ -362,6 +362,11 @@ class Vocabulary:
 
     def __init__(self, house: House, language: str) -> None:
         self.frames = frames_for(language)
+        self._first_words = frozenset(
+            frame.words[0]
+            for frame in self.frames.frames
+            if not frame.words[0].startswith("{")
+        )
         values = [
             Value("name", said, entity["name"], entity["domain"], tuple(words_of(said)))
             for entity in house.entities
@@ -459,6 +464,11 @@ class Vocabulary:
             else:
                 reached.append((value.slot, value.canonical))
         return tuple(reached)
+
+    def starts_like_a_command(self, heard: str) -> bool:
+        """Whether `heard` starts with a word a command sentence starts with."""
+        words = words_of(heard)
+        return bool(words) and words[0] in self._first_words
 
     def spotted(self, heard: str) -> list[str]:
         """The names, areas and floors `heard` says or nearly says, as the
