@@ -404,7 +404,7 @@ class Vocabulary:
             return []
         words = words_of(heard)
         # per meaning: (cost, unlikeness to what was heard, text, action)
-        best: dict[tuple[Any, ...], tuple[float, Any, str, tuple[Any, ...]]] = {}
+        best: dict[Any, tuple[float, tuple[int, float], str, tuple[Any, ...]]] = {}
         for spotted in self._readings(words):
             abstract, numbers = _abstracted(words, spotted)
             for frame, edits in self.frames.near(abstract):
