@@ -573,12 +573,10 @@ def test_events_in_any_order_then_ping(
 
 # --- realistic maxima ---------------------------------------------------------------
 # The most a client may send, sent at once, is served while a second client
-# keeps being answered. How fast (the 100 ms bound on its worst ping) is
-# measured by `script/bench abuse`, not asserted here: on a shared 2-core
-# machine one ping of ~200 ms can come from the load alone. Not here at all,
-# as their worst ping on a loaded machine is near that bound: 1 MiB chunks of
-# speech to wake, questions in a burst to handle, an hour of reply audio to
-# the satellite.
+# keeps being answered. How fast (the 100 ms bound on its worst ping) is for
+# `script/bench abuse` to measure, with questions in a burst to handle and an
+# hour of reply audio to the satellite, not asserted here: on a shared
+# 2-core machine one ping of ~200 ms can come from the load alone.
 PUNCTUATION = ("?!. ,;: …\"') " * 1000)[:10_000]
 
 
