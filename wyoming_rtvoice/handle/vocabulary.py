@@ -403,6 +403,7 @@ class Vocabulary:
         if not self.frames.frames:
             return []
         words = words_of(heard)
+        heard_text = " ".join(words)
         # per meaning: (cost, unlikeness to what was heard, text, action)
         best: dict[Any, tuple[float, tuple[int, float], str, tuple[Any, ...]]] = {}
         for spotted in self._readings(words):
@@ -416,7 +417,8 @@ class Vocabulary:
                 if cost > MAX_COST:
                     continue
                 text = _said(frame.words, spotted, numbers, abstract, self.frames.alike)
-                if words_of(text) == words:
+                text_words = words_of(text)
+                if text_words == words:
                     continue
                 meaning = (
                     frame.meaning,
@@ -430,12 +432,9 @@ class Vocabulary:
                 # ("turn off the lamp" for "turn off a lamp", not "turn off
                 # lamp"), then as many letters alike ("brighten the lamp" for
                 # "brighten to lamp", not "brighten up lamp").
-                text_words = words_of(text)
                 unlike = (
                     abs(len(text_words) - len(words)),
-                    -SequenceMatcher(
-                        None, " ".join(words), " ".join(text_words)
-                    ).ratio(),
+                    -SequenceMatcher(None, heard_text, " ".join(text_words)).ratio(),
                 )
                 if meaning not in best or (cost, unlike) < best[meaning][:2]:
                     action = (frame.action, self._reached(frame, spotted), meaning[2])
