@@ -296,6 +296,30 @@ async def test_a_pause_mid_command_does_not_end_the_turn(house: HouseStore) -> N
         assert transcripts(events) == ["turn on the kitchen lights"], pause_s
 
 
+async def test_a_command_ending_on_an_area_ends_at_the_first_silent_frame(
+    house: HouseStore,
+) -> None:
+    metrics = Metrics()  # the demo house has an "Office" and "Office Blinds"
+    decoder = FakeDecoder("close the blinds in the office")
+    async with asr_service(house, decoder, metrics=metrics) as port:
+        events, _ = await stream(port, speech(6) + silence(3))
+    assert transcripts(events) == ["close the blinds in the office"]
+    assert "turn over: command after 32 ms of silence" in metrics.traces[-1].notes
+
+
+async def test_a_door_waits_for_the_silence_where_home_assistant_runs_it(
+    house: HouseStore,
+) -> None:
+    """Home Assistant runs the command without a question: "open the garage
+    door... no wait" must be heard whole."""
+    metrics = Metrics()
+    decoder = FakeDecoder("open the garage door")
+    async with asr_service(house, decoder, metrics=metrics) as port:
+        events, _ = await stream(port, speech(4) + silence(3))
+    assert transcripts(events) == ["open the garage door"]
+    assert "turn over: confirm after 512 ms of silence" in metrics.traces[-1].notes
+
+
 async def test_silence_ends_at_the_no_speech_timeout(house: HouseStore) -> None:
     metrics = Metrics()
     async with asr_service(house, FakeDecoder("anything"), metrics=metrics) as port:

@@ -27,7 +27,7 @@ from collections.abc import (
     Callable,
     Iterable,
 )
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from wyoming.asr import Transcript
 from wyoming.audio import AudioStop
@@ -267,7 +267,7 @@ class Pipeline:
             self.engines.decoder,
             self._frames,
             AsrSettings(),
-            self.engines.rule,
+            replace(self.engines.rule, asks_first=True),  # "Unlock Front Door?"
             lambda heard: house.snapshot.prompt(heard),
             trace,
             self._classify,

@@ -360,9 +360,24 @@ class AsrSession:
         self._silence_s += FRAME_S
         if self._silence_s == FRAME_S:  # the first silent frame: decode now
             self.trace.marks["speech_end"] = time.monotonic() - FRAME_S
-            self._want_final()
+            if not self._partial_is_final(position - FRAME_BYTES):
+                self._want_final()
         if self._silence_s >= self.rule.pause_s:
             self._in_speech = False
+
+    def _partial_is_final(self, speech_bytes: int) -> bool:
+        """Take the last partial decode as the final one when it already
+        covers every speech frame (the VAD heard nothing after its audio)."""
+        partial = self._partial
+        if (
+            partial is None
+            or partial.text is None
+            or partial.audio_bytes < speech_bytes
+        ):
+            return False
+        self.trace.notes.append("final: the last partial")
+        self._final, self._final_due = partial, False
+        return True
 
     def _want_final(self) -> None:
         """Decode everything so far, now, or as soon as a running final
