@@ -35,7 +35,7 @@ from wyoming.event import Event
 from wyoming.handle import HandledStop
 from wyoming.vad import VoiceStarted, VoiceStopped
 
-from .asr.session import AsrSession, AsrSettings, Classify, Decoder
+from .asr.session import AsrSession, AsrSettings, Decoder
 from .audio import RATE_16K, WIDTH
 from .handle.events import intent_events, reply_events
 from .handle.matcher import Match
@@ -201,7 +201,6 @@ class Pipeline:
         engines: Engines,
         end_at_speech_end: bool = True,
         barge_in: bool = True,
-        classify: Classify | None = None,
         frames: Callable[[], Frames] | None = None,
     ) -> None:
         self.engines = engines
@@ -209,7 +208,6 @@ class Pipeline:
         # not when the client stops sending.
         self.end_at_speech_end = end_at_speech_end
         self.barge_in = barge_in
-        self._classify = classify or engines.responder.house.ending
         self._new_frames = frames or (lambda: SpeechFrames(engines.rule.vad_threshold))
         self._frames: Frames | None = None
         self._matches: dict[str, Match | None] = {}
@@ -270,7 +268,7 @@ class Pipeline:
             replace(self.engines.rule, asks_first=True),  # "Unlock Front Door?"
             lambda heard: house.snapshot.prompt(heard),
             trace,
-            self._classify,
+            house.ending,
             house.closest,
         )
         started = False

@@ -6,8 +6,8 @@ The end of a turn depends on what was said: a complete device command ends
 at the first silent frame, a sentence that cannot end where it stopped
 ("turn on the ...") waits for a long pause, anything else for a short one.
 So does a command that a longer sentence of the house begins and that acts
-on other devices ("turn on the office" in a house with an "Office Lamp";
-`Vocabulary.goes_on`). A command on a lock, a door or an alarm waits the
+on other devices ("turn on the office lamp" in a house with an "Office Lamp
+Shelf"; `Vocabulary.goes_on`). A command on a lock, a door or an alarm waits the
 short silence where it runs without a question (the ASR service ending the
 turn for Home Assistant), so "open the garage door... no wait" is heard
 whole; the pipeline asks "Open Garage Door?" first and need not wait.
@@ -44,7 +44,7 @@ class Ending(enum.Enum):
 
     COMMAND = "command"  # a complete device command or question
     CONFIRM = "confirm"  # a command on a lock, door, alarm...
-    PREFIX = "prefix"  # a longer sentence may go on from it ("the office" lamp)
+    PREFIX = "prefix"  # a longer sentence may go on from it ("office lamp" shelf)
     OPEN = "open"  # stops where a sentence cannot end
     OTHER = "other"
 

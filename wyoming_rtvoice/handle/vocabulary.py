@@ -19,8 +19,8 @@ For a transcript:
 
 The same sentences tell where a turn may end (`goes_on`): a transcript ends
 a command unless a longer sentence of the house begins with its words and
-acts on other devices ("turn on the office" in a house with an "Office
-Lamp"; not "close the blinds in the office", though "Office" begins
+acts on other devices ("turn on the office lamp" in a house with an "Office
+Lamp Shelf"; not "close the blinds in the office", though "Office" begins
 "Office Blinds").
 """
 
@@ -446,9 +446,9 @@ class Vocabulary:
     def goes_on(self, heard: str) -> bool:
         """Whether a longer command sentence of the house begins with the
         words of `heard` and acts on other devices: a longer name, area or
-        floor ("turn on the office": "Office Lamp"), a name, area or floor
-        where `heard` names no device ("turn off the lights": "in the
-        kitchen"), or a longer number ("set the volume to 20": "25"). Words
+        floor ("turn on the office lamp": "... shelf"), a name, area or
+        floor where `heard` names no device ("turn off the lights": "in the
+        kitchen"), or a longer number ("set the fan to 20": "25"). Words
         that only add to the same devices ("dim the desk lamp": "to 25%",
         "turn on the TV": "in the den") do not count."""
         words = words_of(normalize(heard))
