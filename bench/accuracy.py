@@ -136,9 +136,7 @@ async def run_clip(
     strict = await house.match(heard) if heard else None
     full = strict if chosen == heard else await house.match(chosen)
     marks = trace.marks
-    second_chance_ms = None
-    if "second_chance" in marks:
-        second_chance_ms = (finished - marks["second_chance"]) * 1000
+    second_chance_ms = session.second_chance_ms
     after_decode_ms = (finished - marks["heard"]) * 1000 if "heard" in marks else 0.0
     return Outcome(
         clip,

@@ -77,7 +77,7 @@ class Measured:
     right: int = 0
     wrong: list[str] = field(default_factory=list)
     cut_off: int = 0  # turns ended before the speech did
-    partial_final: int = 0  # the last partial was the final decode
+    waited: list[str] = field(default_factory=list)  # not at the first silent frame
 
     def judge(self, clip: Clip, heard: str, match: Match | None, answer: str) -> None:
         utterance = clip.utterance
@@ -135,13 +135,15 @@ async def run_pipeline(engines: Engines, clip: Clip, path: Measured) -> None:
     await pipeline.close()
     speech_end = started + clip.speech_end_s
     marks = turn.trace.marks
+    how = ended(turn.trace.notes)
     if "first_audio" in marks:
         ms = (marks["first_audio"] - speech_end) * 1000
         path.speech_end_ms.append(ms)
         path.audio_stop_ms.append((marks["first_audio"] - marks["audio_stop"]) * 1000)
-        path.by_ending[ended(turn.trace.notes)].append(ms)
+        path.by_ending[how].append(ms)
+    if how != ENDED["command"]:
+        path.waited.append(f"{how}: {clip.utterance.text!r} -> {turn.transcript!r}")
     path.cut_off += marks["audio_stop"] < speech_end
-    path.partial_final += "final: the last partial" in turn.trace.notes
     path.judge(clip, turn.transcript, turn.intent, turn.answer)
 
 
@@ -239,6 +241,8 @@ async def bench(limit: int | None, show_wrong: bool, pipeline_argv: list[str]) -
         if show_wrong:
             for wrong in path.wrong:
                 print(f"  not right ({kind}, {name}): {wrong}")
+            for waited in path.waited:
+                print(f"  waited ({kind}, {name}): {waited}")
 
 
 def report(
@@ -273,8 +277,7 @@ def report(
         waited = sum(len(v) for h, v in path.by_ending.items() if h != ENDED["command"])
         print(
             f"  {'':16} {'':11}   waited a silence {waited}/{total}, "
-            f"cut off before the speech ended {path.cut_off}/{total}, "
-            f"final decode = last partial {path.partial_final}/{total}"
+            f"cut off before the speech ended {path.cut_off}/{total}"
         )
 
 

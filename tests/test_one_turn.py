@@ -415,9 +415,12 @@ async def test_a_misheard_command_is_heard_right_by_the_service_and_the_pipeline
     decoder = FakeDecoder(
         "turn off the living room land", said="turn off the living room lamp"
     )
-    async with asr_service(house, decoder) as port:
+    metrics = Metrics()
+    async with asr_service(house, decoder, metrics=metrics) as port:
         events, _ = await stream(port, speech(6) + silence(2))
     assert transcripts(events) == ["Turn off the Living Room Lamp"]
+    # A command, misheard or not, ends the turn at the first silent frame.
+    assert "turn over: command after 32 ms of silence" in metrics.traces[-1].notes
     turn_events = await through_pipeline(responder(house, None), decoder)
     intent = next(e for e in turn_events if e.type == "intent")
     assert intent.data["name"] == "HassTurnOff"

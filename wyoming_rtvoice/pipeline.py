@@ -279,15 +279,15 @@ class Pipeline:
                 if self.engines.hass is not None:  # the answer may need them
                     self.engines.hass.refresh_states()
                 await sink(VoiceStarted().event())
+            if self.end_at_speech_end and (why := await session.turn_over()):
+                trace.notes.append(f"turn over: {why}")
+                break
             ready = session.ready_transcript()
             for guess in (session.latest_partial(), ready):
                 if guess:
                     await self._prepare(guess)
             if ready:
                 await self._ask_early(ready, conversation)
-            if self.end_at_speech_end and (why := await session.turn_over()):
-                trace.notes.append(f"turn over: {why}")
-                break
         trace.mark("audio_stop")
         if started:
             await sink(VoiceStopped().event())
