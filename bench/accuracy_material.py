@@ -295,15 +295,16 @@ def _halves(text: str) -> tuple[str, str]:
     return " ".join(words[:cut]), " ".join(words[cut:])
 
 
-def clips() -> list[Clip]:
-    """Every utterance at every speed in every noise; the voices alternate."""
-    made = []
-    for index, utterance in enumerate(utterances()):
-        voice = VOICES[index % len(VOICES)]
-        for speed in SPEEDS:
-            for noise in NOISES:
-                made.append(clip(utterance, speed, noise, voice))
-    return made
+def clips(every: int = 1) -> list[Clip]:
+    """Every utterance at every speed in every noise, the voices alternating;
+    or every `every`-th of those (only those are made)."""
+    said = [
+        (utterance, speed, noise, VOICES[index % len(VOICES)])
+        for index, utterance in enumerate(utterances())
+        for speed in SPEEDS
+        for noise in NOISES
+    ]
+    return [clip(*how) for how in said[::every]]
 
 
 def e2e_clips(voices: tuple[str, ...], paused: int = 24) -> list[Clip]:

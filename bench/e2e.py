@@ -58,10 +58,13 @@ ANSWER = "Here is a short answer. It has two sentences."
 CLIENT_VAD_S = 0.8  # the usual chain's audio-stop after the end of speech
 KINDS = ("device command", "matcher question", "guarded", "llm question", "paused")
 PATHS = ("pipeline", "usual chain")
-# How the pipeline's turn ended, from its trace note "turn over: ...".
+# How the pipeline's turn ended, from its trace note "turn over: ...": at
+# the first silent frame (once its decode was ready), a lock or a door
+# there too (the pipeline asks first), after a silence, after a long pause.
+AT_ONCE = "first silent frame"
 ENDED = {
-    "command": "first silent frame",
-    "confirm": "guarded",
+    "command": AT_ONCE,
+    "confirm": f"{AT_ONCE}, asked",
     "prefix": "silence",
     "other": "silence",
     "open": "long pause",
@@ -141,7 +144,7 @@ async def run_pipeline(engines: Engines, clip: Clip, path: Measured) -> None:
         path.speech_end_ms.append(ms)
         path.audio_stop_ms.append((marks["first_audio"] - marks["audio_stop"]) * 1000)
         path.by_ending[how].append(ms)
-    if how != ENDED["command"]:
+    if not how.startswith(AT_ONCE):
         path.waited.append(f"{how}: {clip.utterance.text!r} -> {turn.transcript!r}")
     path.cut_off += marks["audio_stop"] < speech_end
     path.judge(clip, turn.transcript, turn.intent, turn.answer)
@@ -274,7 +277,7 @@ def report(
             continue
         for how, values in sorted(path.by_ending.items()):
             print(f"  {'':16} {'':11}   ended at {how:18} {percentiles(values)}")
-        waited = sum(len(v) for h, v in path.by_ending.items() if h != ENDED["command"])
+        waited = len(path.waited)
         print(
             f"  {'':16} {'':11}   waited a silence {waited}/{total}, "
             f"cut off before the speech ended {path.cut_off}/{total}"
