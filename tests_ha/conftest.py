@@ -334,7 +334,8 @@ async def template_light(hass: HomeAssistant, **light: Any) -> None:
     """A template light, the way both ends of the supported range take it:
     under the template integration (2026.x refuses `light: - platform:
     template`). Its entity id comes from its name."""
-    assert await async_setup_component(hass, "template", {"template": [{"light": light}]})
+    config = {"template": [{"light": light}]}
+    assert await async_setup_component(hass, "template", config)
 
 
 @pytest.fixture
