@@ -460,7 +460,9 @@ async def test_only_a_bare_yes_confirms_on_the_pipeline(
         pipeline = Pipeline(engines, frames=FakeFrames)
         try:
             for sentence in NOT_YES:
-                _, turn = await spoken_turn(responder, "unlock the front door", pipeline)
+                _, turn = await spoken_turn(
+                    responder, "unlock the front door", pipeline
+                )
                 assert turn.answer == "Unlock Front Door?"
                 await spoken_turn(responder, sentence, pipeline)
                 _, turn = await spoken_turn(responder, "yes", pipeline)
