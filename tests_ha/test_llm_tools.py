@@ -13,12 +13,15 @@ from typing import Any
 
 import aiohttp
 import pytest
+from homeassistant.components.homeassistant.exposed_entities import (
+    async_expose_entity,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from .conftest import Stack, process
+from .conftest import Stack, process, speech, state, synced
 
 LIGHT = "light.dining_room_lights"
 LEVEL = "input_number.dining_level"
@@ -144,3 +147,39 @@ async def test_an_llm_tool_call_through_the_builtin_wyoming_agent_dims_the_light
 
     assert brightness_pct(hass) == 30
     assert response["speech"]["plain"]["speech"] == "Brightness set"
+
+
+async def test_a_gate_asks_first_whatever_its_name(
+    hass: HomeAssistant, dimmable: MockConfigEntry, stack: Stack, fake_llm: str
+) -> None:
+    """The integration pushes Home Assistant's device class: a gate named
+    without "gate", "door" or "garage" is still asked about."""
+    assert await async_setup_component(
+        hass, "input_boolean", {"input_boolean": {"gate_open": {}}}
+    )
+    opened = {"target": {"entity_id": "input_boolean.gate_open"}}
+    gate = {
+        "friendly_name": "Side Entrance",
+        "unique_id": "side-entrance",
+        "device_class": "gate",
+        "value_template": "{{ is_state('input_boolean.gate_open', 'on') }}",
+        "open_cover": {"action": "input_boolean.turn_on", **opened},
+        "close_cover": {"action": "input_boolean.turn_off", **opened},
+    }
+    assert await async_setup_component(
+        hass,
+        "cover",
+        {"cover": [{"platform": "template", "covers": {"side_entrance": gate}}]},
+    )
+    await hass.async_block_till_done()
+    async_expose_entity(hass, "conversation", "cover.side_entrance", True)
+    house = await synced(stack.get, "Side Entrance")
+    [pushed] = [e for e in house["entities"] if e["name"] == "Side Entrance"]
+    assert pushed["domain"] == "cover" and pushed["device_class"] == "gate"
+    tool = {"name": "HassTurnOn", "input": {"name": "Side Entrance"}}
+    await set_rules(fake_llm, {"let me through": {"tools": [tool]}})
+
+    response = await process(hass, "let me through")
+
+    assert speech(response) == "Open Side Entrance?"
+    assert state(hass, "cover.side_entrance") == "closed"
