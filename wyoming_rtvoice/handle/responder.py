@@ -58,8 +58,9 @@ CONFIRM_WITHIN_S = 30.0
 # on the kitchen light.") is a new turn, and the command waiting is dropped.
 _FILLER = "please|thanks|thank you|now|right now|then"
 _YES_WORDS = (
-    "yes|yeah|yep|yup|sure|ok|okay|confirm|confirmed|correct|absolutely|"
-    "affirmative|of course|do it|go ahead|go for it|please do|let's do it"
+    "yes|yeah|yep|yup|sure|sure thing|ok|okay|all right|alright|confirm|"
+    "confirmed|correct|absolutely|definitely|certainly|affirmative|of course|"
+    "do it|go ahead|go on|go for it|please do|let's do it"
 )
 _NO_WORDS = (
     "no|nope|nah|cancel|stop|never mind|nevermind|don't|dont|do not|not now|"
