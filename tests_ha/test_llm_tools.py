@@ -149,11 +149,12 @@ async def test_an_llm_tool_call_through_the_builtin_wyoming_agent_dims_the_light
     assert response["speech"]["plain"]["speech"] == "Brightness set"
 
 
-async def test_a_gate_asks_first_whatever_its_name(
+async def test_a_gate_and_a_hot_setpoint_ask_first(
     hass: HomeAssistant, dimmable: MockConfigEntry, stack: Stack, fake_llm: str
 ) -> None:
-    """The integration pushes Home Assistant's device class: a gate named
-    without "gate", "door" or "garage" is still asked about."""
+    """The integration pushes Home Assistant's device class and unit system:
+    a gate named without "gate", "door" or "garage" is asked about, and so
+    is 90 degrees in a Celsius house (a sane Fahrenheit set-point)."""
     assert await async_setup_component(
         hass, "input_boolean", {"input_boolean": {"gate_open": {}}}
     )
@@ -171,15 +172,26 @@ async def test_a_gate_asks_first_whatever_its_name(
         "cover",
         {"cover": [{"platform": "template", "covers": {"side_entrance": gate}}]},
     )
+    hass.states.async_set(
+        "climate.lounge", "heat", {"friendly_name": "Lounge", "temperature": 20}
+    )
     await hass.async_block_till_done()
     async_expose_entity(hass, "conversation", "cover.side_entrance", True)
     house = await synced(stack.get, "Side Entrance")
-    [pushed] = [e for e in house["entities"] if e["name"] == "Side Entrance"]
-    assert pushed["domain"] == "cover" and pushed["device_class"] == "gate"
-    tool = {"name": "HassTurnOn", "input": {"name": "Side Entrance"}}
-    await set_rules(fake_llm, {"let me through": {"tools": [tool]}})
+    pushed = {e["name"]: e for e in house["entities"]}
+    assert pushed["Side Entrance"]["device_class"] == "gate"
+    assert pushed["Lounge"]["temperature_unit"] == "°C"
+    gate = {"name": "HassTurnOn", "input": {"name": "Side Entrance"}}
+    hot = {
+        "name": "HassClimateSetTemperature",
+        "input": {"name": "Lounge", "temperature": 90},
+    }
+    await set_rules(
+        fake_llm, {"let me through": {"tools": [gate]}, "tropical": {"tools": [hot]}}
+    )
 
     response = await process(hass, "let me through")
 
     assert speech(response) == "Open Side Entrance?"
     assert state(hass, "cover.side_entrance") == "closed"
+    assert speech(await process(hass, "make it tropical")) == "Set Lounge to 90?"
