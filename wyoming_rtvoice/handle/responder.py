@@ -10,7 +10,8 @@ here, once, for the handle service and the in-process pipeline alike:
 - the stream cut mid-answer (or mid-tool-call): the answer so far and an
   apology; no tool call of a broken answer runs;
 - a tool call the house cannot take: what was wrong, said (not handled);
-- a command on a lock, alarm panel, door or garage door (or any domain of
+- a command that needs a confirmation (safety.py: a lock, alarm panel,
+  siren, valve, door, gate, odd set-point, or any domain of
   `confirm_domains`) from the LLM, or from a sentence when the caller asks
   for it, is not run but asked about ("Unlock Front Door?"); a bare yes as
   the conversation's next turn, within `CONFIRM_WITHIN_S`, runs it; a bare no
