@@ -247,13 +247,14 @@ class Server:
     ) -> None:
         peer = peer_of(writer)
         refusal = self.slots.refusal(peer)
-        if refusal is not None:
+        if refusal is not None:  # not counted: it is over at once
             task = asyncio.create_task(self._refuse(writer, refusal))
+            task.add_done_callback(self._tasks.pop)
         else:
             task = asyncio.create_task(self._handler_factory(reader, writer).run())
+            self.slots.take(peer)
+            task.add_done_callback(self._done)
         self._tasks[task] = peer
-        self.slots.take(peer)
-        task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.slots.free(self._tasks.pop(task))
