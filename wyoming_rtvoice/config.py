@@ -132,7 +132,7 @@ class ServerConfig:
             type=network,
             default=[],
             metavar="ADDRESS[/BITS]",
-            help="A trusted client (repeatable): only trusted clients hear the "
+            help="A trusted client: only trusted clients hear the "
             "house's state and reach the LLM (handle), send run-satellite "
             "(satellite), and get the connection slots kept for them; default: "
             "loopback, the --hass-url host and the address the rtvoice "
