@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 from anthropic import APIError
 
 from ..config import option
+from ..peers import Rate
 from ..trace import Trace
 from .llm import Llm, Prompt, ToolCall
 from .matcher import Match
@@ -52,7 +53,8 @@ LLM_DOWN = "Sorry, I can't reach the assistant right now."
 LLM_BROKE = "Sorry, I lost my train of thought."
 EMPTY = "Sorry, I didn't hear anything."
 DROPPED = "Okay, I won't."
-PHRASES = (ACK, NO_LLM, LLM_DOWN, LLM_BROKE, EMPTY, DROPPED)  # rendered ahead
+OVER_BUDGET = "I've had a lot of questions just now. Ask me again in a minute."
+PHRASES = (ACK, NO_LLM, LLM_DOWN, LLM_BROKE, EMPTY, DROPPED, OVER_BUDGET)
 CONFIRM_WITHIN_S = 30.0
 # A confirmation is a bare yes or no: these words and nothing else but
 # filler. Anything more ("Okay, what time is it?", "Yeah right.", "Please turn
@@ -170,11 +172,13 @@ class Responder:
         llm: Llm | None,
         policy: AckPolicy,
         confirm_domains: frozenset[str] = CONFIRM_DOMAINS,
+        rate: Rate | None = None,
     ):
         self.house = house
         self.llm = llm if llm is not None and llm.available else None
         self.policy = policy
         self.confirm_domains = confirm_domains
+        self.rate = rate or Rate(0, 0)  # LLM requests a minute
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self._prompt: tuple[object, object, Prompt] | None = None
 
@@ -196,12 +200,13 @@ class Responder:
         trace: Trace,
         match: Match | None | EllipsisType = ...,
         confirm_commands: bool = False,
+        client: str = "local",
     ) -> AsyncGenerator[Reply, None]:
         """A pending confirmation's yes or no, a device command, else the
         LLM's answer, as replies. `match`: the sentence's match when the
         caller has it already. `confirm_commands`: a matched command that
         needs a confirmation asks for it too (the pipeline, which runs
-        commands itself)."""
+        commands itself). `client`: the address the LLM's budget is counted for."""
         if not text.strip():
             yield Finished(EMPTY, handled=False)
             return
@@ -225,7 +230,7 @@ class Responder:
             else:
                 yield Command((match,))
             return
-        async for reply in self.answer(text, conversation, trace):
+        async for reply in self.answer(text, conversation, trace, client):
             yield reply
 
     def must_confirm(self, matches: list[Match] | tuple[Match, ...]) -> bool:
@@ -262,12 +267,16 @@ class Responder:
         return made[2]
 
     async def answer(
-        self, text: str, conversation: str, trace: Trace
+        self, text: str, conversation: str, trace: Trace, client: str = "local"
     ) -> AsyncGenerator[Reply, None]:
         """The LLM's answer or commands, acknowledged when late, an apology
-        on failure."""
+        on failure, a short answer over the budget."""
         if self.llm is None:
             yield Finished(NO_LLM, handled=False)
+            return
+        if not self.rate.take(client):
+            trace.notes.append("llm over budget")
+            yield Finished(OVER_BUDGET, handled=False)
             return
         started = False
         answer = ""
