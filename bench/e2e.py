@@ -52,6 +52,7 @@ from wyoming_rtvoice.converse import CHUNK_MS, ConverseConfig, load
 from wyoming_rtvoice.handle.matcher import Match
 from wyoming_rtvoice.handle.safety import QUESTIONS, needs_confirmation
 from wyoming_rtvoice.pipeline import AudioSource, Engines, Pipeline
+from wyoming_rtvoice.turn import FRAME_S
 
 FIRST_TOKEN_S = 0.3
 ANSWER = "Here is a short answer. It has two sentences."
@@ -81,6 +82,9 @@ class Measured:
     wrong: list[str] = field(default_factory=list)
     cut_off: int = 0  # turns ended before the speech did
     waited: list[str] = field(default_factory=list)  # not at the first silent frame
+    # Of the turns ended at the first silent frame: the VAD's first silent
+    # frame, the turn's end and the first audio, each from the one before.
+    stages: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
     def judge(self, clip: Clip, heard: str, match: Match | None, answer: str) -> None:
         utterance = clip.utterance
@@ -144,6 +148,13 @@ async def run_pipeline(engines: Engines, clip: Clip, path: Measured) -> None:
         path.speech_end_ms.append(ms)
         path.audio_stop_ms.append((marks["first_audio"] - marks["audio_stop"]) * 1000)
         path.by_ending[how].append(ms)
+    if how == AT_ONCE and "first_audio" in marks:
+        heard_end = marks["speech_end"] + FRAME_S
+        path.stages["VAD hears the end"].append((heard_end - speech_end) * 1000)
+        path.stages["turn ended"].append((marks["audio_stop"] - heard_end) * 1000)
+        path.stages["first audio"].append(
+            (marks["first_audio"] - marks["audio_stop"]) * 1000
+        )
     if not how.startswith(AT_ONCE):
         path.waited.append(f"{how}: {clip.utterance.text!r} -> {turn.transcript!r}")
     path.cut_off += marks["audio_stop"] < speech_end
@@ -277,6 +288,12 @@ def report(
             continue
         for how, values in sorted(path.by_ending.items()):
             print(f"  {'':16} {'':11}   ended at {how:18} {percentiles(values)}")
+        if path.stages:
+            steps = ", ".join(
+                f"{step} +{statistics.median(values):.1f}"
+                for step, values in path.stages.items()
+            )
+            print(f"  {'':16} {'':11}   at the first silent frame, p50 ms: {steps}")
         waited = len(path.waited)
         print(
             f"  {'':16} {'':11}   waited a silence {waited}/{total}, "
