@@ -57,7 +57,8 @@ def loopback_sockets() -> None:
     (pytest-homeassistant-custom-component turns sockets off before each test.)
     """
     pytest_socket.enable_socket()
-    pytest_socket.socket_allow_hosts(["127.0.0.1"], allow_unix_socket=True)
+    # 127.0.0.2: another host on the network (a spoofed stack).
+    pytest_socket.socket_allow_hosts(["127.0.0.1", "127.0.0.2"], allow_unix_socket=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

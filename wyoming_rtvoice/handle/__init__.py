@@ -65,7 +65,8 @@ class HandleConfig:
             default=[],
             metavar="DOMAIN",
             help="Domains never operated from an LLM answer without a spoken yes, "
-            "besides locks, alarm panels, doors and garage doors",
+            "besides locks, alarm panels, sirens, valves, doors, gates, garage doors "
+            "and odd thermostat set-points",
         )
         group.add_argument(
             f"--{prefix}llm-per-minute",
