@@ -331,11 +331,12 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Load custom_components/rtvoice."""
 
 
-async def template_light(hass: HomeAssistant, **light: Any) -> None:
-    """A template light, the way both ends of the supported range take it:
-    under the template integration (2026.x refuses `light: - platform:
-    template`). Its entity id comes from its name."""
-    config = {"template": [{"light": light}]}
+async def template(hass: HomeAssistant, **entities: dict[str, Any]) -> None:
+    """Template entities by domain (`light={...}, cover={...}`), the way both
+    ends of the supported range take them: under the template integration
+    (2026.x refuses `light: - platform: template`), all in one call (it sets
+    up once). Entity ids come from their names."""
+    config = {"template": [{domain: entity} for domain, entity in entities.items()]}
     assert await async_setup_component(hass, "template", config)
 
 
@@ -349,13 +350,15 @@ async def house(hass: HomeAssistant) -> AsyncIterator[str]:
     )
     power = "input_boolean.kitchen_power"
     action = {"target": {"entity_id": power}}
-    await template_light(
+    await template(
         hass,
-        name="Kitchen Lights",
-        unique_id="kitchen-lights",
-        state=f"{{{{ is_state('{power}', 'on') }}}}",
-        turn_on={"action": "input_boolean.turn_on", **action},
-        turn_off={"action": "input_boolean.turn_off", **action},
+        light=dict(
+            name="Kitchen Lights",
+            unique_id="kitchen-lights",
+            state=f"{{{{ is_state('{power}', 'on') }}}}",
+            turn_on={"action": "input_boolean.turn_on", **action},
+            turn_off={"action": "input_boolean.turn_off", **action},
+        ),
     )
     assert await async_setup_component(hass, "conversation", {})
     await hass.async_block_till_done()
