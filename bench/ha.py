@@ -277,19 +277,62 @@ def usual_servers(work: Path) -> tuple[Process, Process] | None:
 # --- Home Assistant ----------------------------------------------------------
 
 
+# A template entity's options under their legacy platform's names.
+LEGACY_TEMPLATE_KEYS = {"name": "friendly_name", "state": "value_template"}
+
+
+def template_entities(entities: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Configuration for template entities (options by their current names),
+    the way the running Home Assistant takes them: under the template
+    integration (2026.x refuses `light: - platform: template`), and as that
+    legacy platform for a domain the integration does not take yet (2025.4:
+    covers and fans)."""
+    from homeassistant.components.template import config as template_config
+    from homeassistant.util import slugify
+
+    modern: dict[str, Any] = {}
+    config: dict[str, Any] = {}
+    for domain, items in entities.items():
+        if f"{domain.upper()}_DOMAIN" in vars(template_config):
+            modern[domain] = items
+            continue
+        legacy = {
+            slugify(item["name"]): {
+                LEGACY_TEMPLATE_KEYS.get(k, k): v for k, v in item.items()
+            }
+            for item in items
+        }
+        config[domain] = [{"platform": "template", f"{domain}s": legacy}]
+    return {**config, "template": [modern]} if modern else config
+
+
+async def reply_audio(hass: Any, tts_output: dict[str, Any]) -> tuple[str, bytes]:
+    """A pipeline's spoken reply (extension, audio) from its TTS stream, as
+    Home Assistant's satellites read it (2026.x: its media id names the
+    stream, which `tts.async_get_media_source_audio` does not resolve)."""
+    from homeassistant.components import tts
+
+    stream = tts.async_get_stream(hass, tts_output["token"])
+    assert stream is not None, tts_output
+    audio = b"".join([chunk async for chunk in stream.async_stream_result()])
+    return stream.extension, audio
+
+
 def configuration(http_port: int, ffmpeg: str) -> dict[str, Any]:
     booleans: dict[str, Any] = {f"power_{i}": {} for i in range(len(DEVICES))}
-    entities: dict[str, dict[str, Any]] = {"light": {}, "fan": {}, "switch": {}}
+    entities: dict[str, list[dict[str, Any]]] = {"light": [], "fan": [], "switch": []}
     for index, (name, domain) in enumerate(DEVICES):
         power = f"input_boolean.power_{index}"
         action = {"target": {"entity_id": power}}
-        entities[domain][name.lower().replace(" ", "_")] = {
-            "friendly_name": name,
-            "unique_id": f"bench-{index}",
-            "value_template": f"{{{{ is_state('{power}', 'on') }}}}",
-            "turn_on": {"action": "input_boolean.turn_on", **action},
-            "turn_off": {"action": "input_boolean.turn_off", **action},
-        }
+        entities[domain].append(
+            {
+                "name": name,
+                "unique_id": f"bench-{index}",
+                "state": f"{{{{ is_state('{power}', 'on') }}}}",
+                "turn_on": {"action": "input_boolean.turn_on", **action},
+                "turn_off": {"action": "input_boolean.turn_off", **action},
+            }
+        )
     return {
         "homeassistant": {
             "name": "bench",
@@ -304,9 +347,7 @@ def configuration(http_port: int, ffmpeg: str) -> dict[str, Any]:
         "http": {"server_host": "127.0.0.1", "server_port": http_port},
         "ffmpeg": {"ffmpeg_bin": ffmpeg},
         "input_boolean": booleans,
-        "light": [{"platform": "template", "lights": entities["light"]}],
-        "fan": [{"platform": "template", "fans": entities["fan"]}],
-        "switch": [{"platform": "template", "switches": entities["switch"]}],
+        **template_entities(entities),
         "conversation": {},
         "assist_pipeline": {},
     }
@@ -399,7 +440,7 @@ class Bench:
         return str(pipeline.id)
 
     async def turn(self, config: Config, spoken: Spoken) -> Turn:
-        from homeassistant.components import stt, tts
+        from homeassistant.components import stt
         from homeassistant.components.assist_pipeline import (
             PipelineEvent,
             PipelineEventType,
@@ -415,16 +456,16 @@ class Bench:
         events: dict[str, dict[str, Any]] = {}
         fetching: list[asyncio.Task[Any]] = []
 
-        async def fetch(media_id: str) -> None:
-            await tts.async_get_media_source_audio(self.hass, media_id)
+        async def fetch(tts_output: dict[str, Any]) -> None:
+            await reply_audio(self.hass, tts_output)
             marks["reply audio"] = time.monotonic()
 
         def on_event(event: PipelineEvent) -> None:
             marks[str(event.type)] = time.monotonic()
             events[str(event.type)] = event.data or {}
             if event.type == PipelineEventType.TTS_END:
-                media_id = events["tts-end"]["tts_output"]["media_id"]
-                fetching.append(asyncio.create_task(fetch(media_id)))
+                tts_output = events["tts-end"]["tts_output"]
+                fetching.append(asyncio.create_task(fetch(tts_output)))
 
         started = time.monotonic()
         await asyncio.wait_for(

@@ -35,6 +35,7 @@ from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 import custom_components  # noqa: F401  ours, before the plugin's testing_config one
+from bench.ha import template_entities
 from tests.conftest import free_port
 
 REPO = Path(__file__).parent.parent
@@ -331,12 +332,13 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Load custom_components/rtvoice."""
 
 
-async def template_light(hass: HomeAssistant, **light: Any) -> None:
-    """A template light, the way both ends of the supported range take it:
-    under the template integration (2026.x refuses `light: - platform:
-    template`). Its entity id comes from its name."""
-    config = {"template": [{"light": light}]}
-    assert await async_setup_component(hass, "template", config)
+async def template_entity(hass: HomeAssistant, domain: str, **entity: Any) -> None:
+    """A template entity (its entity id comes from its name), configured the
+    way the running Home Assistant takes it. One per test: the template
+    integration takes its configuration once."""
+    config = template_entities({domain: [entity]})
+    [integration] = config
+    assert await async_setup_component(hass, integration, config)
 
 
 @pytest.fixture
@@ -349,8 +351,9 @@ async def house(hass: HomeAssistant) -> AsyncIterator[str]:
     )
     power = "input_boolean.kitchen_power"
     action = {"target": {"entity_id": power}}
-    await template_light(
+    await template_entity(
         hass,
+        "light",
         name="Kitchen Lights",
         unique_id="kitchen-lights",
         state=f"{{{{ is_state('{power}', 'on') }}}}",

@@ -14,7 +14,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from .conftest import REPO, Stack, process, speech, synced, template_light
+from .conftest import REPO, Stack, process, speech, synced, template_entity
 
 SENTENCES = REPO / "wyoming_rtvoice" / "handle" / "sentences" / "en.yaml"
 LEVEL = "input_number.desk_level"
@@ -33,8 +33,9 @@ async def lamp(hass: HomeAssistant, tmp_path: Path) -> AsyncIterator[None]:
         hass, "input_number", {"input_number": {"desk_level": number}}
     )
     target = {"target": {"entity_id": LEVEL}}
-    await template_light(
+    await template_entity(
         hass,
+        "light",
         name="Desk Lamp",
         unique_id="desk-lamp",
         state=f"{{{{ states('{LEVEL}') | int > 0 }}}}",
