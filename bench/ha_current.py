@@ -150,8 +150,8 @@ def enter(argv: list[str]) -> None:
         subprocess.run(["mount", *args], check=True)
 
     mount("-t", "proc", "proc", str(root / "proc"))
-    for path in ("/dev", "/sys"):
-        mount("--rbind", path, str(root / path[1:]))
+    for tree in ("dev", "sys"):
+        mount("--rbind", f"/{tree}", str(root / tree))
     for path in [Path("/etc/resolv.conf"), HOST_CA, *binds()]:
         if not path.exists():
             continue
