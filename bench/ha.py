@@ -1,15 +1,15 @@
 """`script/bench ha`: device commands through a real Home Assistant's own
 Assist pipeline, from the end of speech to each stage and to the reply audio.
 
-A real Home Assistant 2025.4.4 is started in a scratch configuration
-directory (template lights, a fan and a switch over input booleans, Assist
+A real Home Assistant (2025.4.4 and 2026.10.4: `script/bench ha --ha
+oldest|current|both`) is started in a scratch configuration directory (template lights, a fan and a switch over input booleans, Assist
 exposing them), with its default audio settings: voice activity detection on,
 0.7 s of silence. Spoken commands (the project's voice, three speeds, light
 room noise) are fed to `async_pipeline_from_audio_stream` at real-time pace,
 then the live noise of the room for as long as the pipeline reads. Times are
 from the last spoken sample to `stt-end`, `intent-end`, `tts-end` and the
-reply audio fetched (`tts.async_get_media_source_audio`, WAV at 16 kHz as a
-satellite asks, converted by Home Assistant's ffmpeg). Home Assistant's own
+reply audio read from its TTS stream (WAV at 16 kHz as a satellite asks,
+converted by Home Assistant's ffmpeg). Home Assistant's own
 TTS cache is emptied before each turn, so every reply is synthesised by the
 TTS server (a confirmation it said recently would come from that cache, for
 every configuration alike).
@@ -17,7 +17,9 @@ every configuration alike).
 Pipelines, one turn of each per spoken command, interleaved:
   (a)  rtvoice speech to text and agent, Wyoming TTS on the stack;
   (b)  the built-in `wyoming` integration on the project's servers (speech
-       to text, conversation, TTS), Home Assistant's VAD;
+       to text, conversation, TTS): Home Assistant's VAD ends the turn before
+       2026.5; since, the ASR service does (it needs no VAD of Home
+       Assistant's), as with (a);
   (a0), (b0) the same on a second stack run with --no-reply-ahead (what
        answering from work already done saves);
   (c)  the usual servers, wyoming-faster-whisper (the same tiny.en model) and
@@ -26,8 +28,9 @@ Pipelines, one turn of each per spoken command, interleaved:
 Then commands with a pause inside (0.3-0.6 s after "turn on the ...") through
 (a): a turn that ends in the pause is a false cut-off.
 
-Runs in .venv-ha (Home Assistant needs Python 3.13); spoken material and the
-project's servers come from .venv.
+Runs in .venv-ha or .venv-ha-current (script/ha-current); spoken material
+and the project's servers come from .venv. The spoken commands are COMMANDS
+below.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = str(REPO / ".venv" / "bin" / "python")
 USUAL = REPO / ".cache" / "usual-servers"
-TOKEN = "bench-ha-token"
+TOKEN = "bench-ha-token-0123456789"  # 16+ characters, as the stack needs
 RATE, WIDTH = 16000, 2
 CHUNK = RATE * WIDTH // 50  # 20 ms
 NOISE_DB = -40.0
@@ -712,6 +715,9 @@ def main() -> None:
     parser.add_argument("--no-usual", action="store_true", help="skip (c)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
     args = parser.parse_args()
+    from homeassistant.const import __version__
+
+    print(f"Home Assistant {__version__}, Python {sys.version.split()[0]}")
     print(f"Load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     work = Path(tempfile.mkdtemp(prefix="bench-ha-"))
     try:
