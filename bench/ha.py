@@ -2,9 +2,10 @@
 Assist pipeline, from the end of speech to each stage and to the reply audio.
 
 A real Home Assistant (2025.4.4 and 2026.10.4: `script/bench ha --ha
-oldest|current|both`) is started in a scratch configuration directory (template lights, a fan and a switch over input booleans, Assist
-exposing them), with its default audio settings: voice activity detection on,
-0.7 s of silence. Spoken commands (the project's voice, three speeds, light
+oldest|current|both`) is started in a scratch configuration directory
+(template lights, a fan and a switch over input booleans, Assist exposing
+them), with its default audio settings: voice activity detection on, 0.7 s
+of silence. Spoken commands (the project's voice, three speeds, light
 room noise) are fed to `async_pipeline_from_audio_stream` at real-time pace,
 then the live noise of the room for as long as the pipeline reads. Times are
 from the last spoken sample to `stt-end`, `intent-end`, `tts-end` and the
