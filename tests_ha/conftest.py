@@ -2,7 +2,8 @@
 
 They run as subprocesses of the project's own `.venv` (Python 3.11, the
 models, wyoming>=1.10) on free loopback ports, exactly like tests/test_stack.py;
-Home Assistant and these tests run in `.venv-ha` (Python 3.13).
+Home Assistant and these tests run in `.venv-ha` (2025.4.4, Python 3.13) and
+`.venv-ha-current` (2026.10.4, Python 3.14; script/ha-current).
 
 Home Assistant's detection of blocking calls in its event loop is on, as in a
 real Home Assistant: starting and stopping servers happens in executors.
