@@ -16,7 +16,6 @@ import pytest
 from homeassistant.components.homeassistant.exposed_entities import (
     async_expose_entity,
 )
-from homeassistant.components.template import cover as template_covers
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
@@ -45,26 +44,6 @@ async def set_rules(fake_llm: str, rules: dict[str, Any]) -> None:
             response.raise_for_status()
 
 
-async def gate_cover(hass: HomeAssistant) -> None:
-    """ "Side Entrance", a template cover of device class gate over an
-    input_boolean: under the template integration where Home Assistant takes
-    covers there (2026.x), else as a cover platform (2025.4)."""
-    opened = {"target": {"entity_id": "input_boolean.gate_open"}}
-    gate = {
-        "unique_id": "side-entrance",
-        "device_class": "gate",
-        "open_cover": {"action": "input_boolean.turn_on", **opened},
-        "close_cover": {"action": "input_boolean.turn_off", **opened},
-    }
-    state = "{{ is_state('input_boolean.gate_open', 'on') }}"
-    if hasattr(template_covers, "COVER_YAML_SCHEMA"):
-        return {"cover": gate | {"name": "Side Entrance", "state": state}}
-    gate |= {"friendly_name": "Side Entrance", "value_template": state}
-    platform = {"platform": "template", "covers": {"side_entrance": gate}}
-    assert await async_setup_component(hass, "cover", {"cover": [platform]})
-    return {}
-
-
 @pytest.fixture
 async def dimmable(
     hass: HomeAssistant, stack: Stack, fake_llm: str
@@ -82,9 +61,17 @@ async def dimmable(
         {"input_number": {"dining_level": {"min": 0, "max": 255, "step": 1}}},
     )
     power = {"target": {"entity_id": POWER}}
+    opened = {"target": {"entity_id": "input_boolean.gate_open"}}
     await template(
         hass,
-        **await gate_cover(hass),
+        cover=dict(
+            name="Side Entrance",
+            unique_id="side-entrance",
+            device_class="gate",
+            state="{{ is_state('input_boolean.gate_open', 'on') }}",
+            open_cover={"action": "input_boolean.turn_on", **opened},
+            close_cover={"action": "input_boolean.turn_off", **opened},
+        ),
         light=dict(
             name="Dining Room Lights",
             unique_id="dining-room-lights",
