@@ -21,7 +21,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from .conftest import Stack, process, speech, state, synced
+from .conftest import Stack, process, speech, state, synced, template_light
 
 LIGHT = "light.dining_room_lights"
 LEVEL = "input_number.dining_level"
@@ -60,14 +60,15 @@ async def dimmable(
         {"input_number": {"dining_level": {"min": 0, "max": 255, "step": 1}}},
     )
     power = {"target": {"entity_id": POWER}}
-    light = {
-        "friendly_name": "Dining Room Lights",
-        "unique_id": "dining-room-lights",
-        "value_template": f"{{{{ is_state('{POWER}', 'on') }}}}",
-        "level_template": f"{{{{ states('{LEVEL}') | int }}}}",
-        "turn_on": {"action": "input_boolean.turn_on", **power},
-        "turn_off": {"action": "input_boolean.turn_off", **power},
-        "set_level": [
+    await template_light(
+        hass,
+        name="Dining Room Lights",
+        unique_id="dining-room-lights",
+        state=f"{{{{ is_state('{POWER}', 'on') }}}}",
+        level=f"{{{{ states('{LEVEL}') | int }}}}",
+        turn_on={"action": "input_boolean.turn_on", **power},
+        turn_off={"action": "input_boolean.turn_off", **power},
+        set_level=[
             {
                 "action": "input_number.set_value",
                 "target": {"entity_id": LEVEL},
@@ -75,11 +76,6 @@ async def dimmable(
             },
             {"action": "input_boolean.turn_on", **power},
         ],
-    }
-    assert await async_setup_component(
-        hass,
-        "light",
-        {"light": [{"platform": "template", "lights": {"dining_room_lights": light}}]},
     )
     assert await async_setup_component(hass, "conversation", {})
     await hass.async_block_till_done()

@@ -84,7 +84,7 @@ def exposed_house(hass: HomeAssistant) -> dict[str, Any]:
                 "domain": state.domain,
                 **_described(hass, state),
                 "area": area.name if area else None,
-                "aliases": _fitting(entry.aliases) if entry else [],
+                "aliases": _aliases(state.name, entry.aliases) if entry else [],
                 "state": state.state,
                 "attributes": _attributes(state.attributes),
             }
@@ -115,6 +115,22 @@ def _attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
             isinstance(value, str) and len(value) <= MAX_NAME
         ):
             kept[key] = value
+    return kept
+
+
+def _aliases(name: str, aliases: Iterable[object]) -> list[str]:
+    """The entity's other names as its registry entry has them: a set of
+    strings (before Home Assistant 2026.4; sorted, for a push that compares
+    equal), or an ordered list in which a placeholder (`er.COMPUTED_NAME`)
+    stands for the entity's own name. Its own name and repeats left out."""
+    if isinstance(aliases, set | frozenset):
+        aliases = sorted(aliases, key=str)
+    seen = {name.casefold()}
+    kept = []
+    for alias in aliases:
+        if isinstance(alias, str) and _fits(alias) and alias.casefold() not in seen:
+            seen.add(alias.casefold())
+            kept.append(alias)
     return kept
 
 
