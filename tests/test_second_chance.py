@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from wyoming_rtvoice.asr.session import MARGIN, WITHIN_HEARD, choose, spoken_form
+from wyoming_rtvoice.asr.session import (
+    MARGIN,
+    WITHIN_AGREED,
+    WITHIN_HEARD,
+    agreed,
+    choose,
+    spoken_form,
+)
 from wyoming_rtvoice.handle.house import House
 from wyoming_rtvoice.handle.matcher import Matcher
 from wyoming_rtvoice.handle.vocabulary import (
@@ -227,6 +234,58 @@ def test_a_candidate_is_taken_only_with_a_clear_margin() -> None:
     assert choose([heard, heard - WITHIN_HEARD - 0.1], [0]) is None
     assert choose([heard, heard - WITHIN_HEARD + 0.1], [0]) == 0
     assert choose([heard], []) is None
+
+
+def test_beyond_the_window_a_candidate_needs_every_other_ear() -> None:
+    heard = -10.0
+    beyond = heard - WITHIN_HEARD - 1.0  # "Dim the lamp" heard as "In the lamp"
+    scores, actions = [heard, beyond, beyond - MARGIN - 1.0], [0, 1]
+    assert choose(scores, actions) is None  # one ear alone: nothing
+    assert agreed(scores, actions, []) is None
+    assert agreed(scores, actions, [1]) == 0  # picks index [heard, *candidates]
+    assert agreed(scores, actions, [1, 1]) == 0  # a third ear, the same way
+    assert agreed(scores, actions, [0]) is None  # it heard what Whisper heard
+    assert agreed(scores, actions, [2]) is None  # another command
+    assert agreed(scores, actions, [None]) is None  # it could not tell
+    assert agreed(scores, actions, [1, 0]) is None  # not every ear
+    far = [heard, heard - WITHIN_AGREED - 0.1, heard - 40.0]
+    assert agreed(far, actions, [1]) is None  # too far even for two ears
+    # within the window the other ears are not needed, nor can they veto
+    near = [heard, heard - 1.0, heard - 9.0]
+    assert agreed(near, actions, [0]) == choose(near, actions) == 0
+    # the margin between candidates holds for two ears as for one
+    close = [heard, beyond, beyond - MARGIN / 2]
+    assert agreed(close, actions, [1]) is None
+
+
+def test_the_second_ear_hears_a_command_whisper_misheard() -> None:
+    pytest.importorskip("pocketsphinx")
+    from bench.speech import speak
+    from wyoming_rtvoice.asr.sphinx import GrammarEar, said_words
+    from wyoming_rtvoice.audio import to_float
+
+    assert said_words("Dim the lamp to 40%.") == "dim the lamp to forty percent".split()
+    ear = GrammarEar.load()
+    assert ear is not None
+    try:
+        dim = to_float(speak("Dim the kitchen lights.").audio)
+        texts = [
+            "In the kitchen lights.",  # as heard
+            "Brighten the kitchen lights.",
+            "Dim the kitchen lights.",
+        ]
+        assert ear.choose(dim, texts) == 2
+        other = to_float(speak("What a lovely day it is.").audio)
+        assert (
+            ear.choose(other, ["What a lovely day it is.", "Turn on the lights."]) == 0
+        )
+        # a word its dictionary lacks: it cannot tell
+        assert (
+            ear.choose(dim, ["Dimb the kitchen lights.", "Dim the kitchen lights."])
+            is None
+        )
+    finally:
+        ear.close()
 
 
 def test_texts_are_scored_in_one_form() -> None:
