@@ -82,6 +82,7 @@ class Outcome:
     after_decode_ms: float  # finish() after the decode, where strict matched
     scored: list[tuple[str, float]]
     picks: list[int | None]  # the second ear's
+    actions: list[int]  # of the candidates scored
     ear_ms: float | None  # where it was asked
     score_ms: float | None  # Whisper's scoring beside it
 
@@ -215,6 +216,7 @@ async def run_clip(
         after_decode_ms,
         session.scored,
         recorded.picks,
+        [candidate.action for candidate in recorded.candidates],
         recorded.ear_ms,
         recorded.score_ms,
     )
@@ -237,6 +239,8 @@ def report(outcomes: list[Outcome], misses: bool) -> None:
         print(f"  {label:40}{strict:17.1f}{unit}{full:11.1f}{unit}{eared:11.1f}{unit}")
 
     def understood(label: str, group: list[Outcome]) -> None:
+        if not group:
+            return
         row(
             label,
             [
@@ -320,6 +324,7 @@ def dumped(outcome: Outcome) -> dict[str, Any]:
         "strict_matched": outcome.strict is not None,
         "scored": outcome.scored,
         "picks": outcome.picks,
+        "actions": outcome.actions,
         "eared_right": right(outcome.clip.utterance, outcome.eared),
         "full_right": right(outcome.clip.utterance, outcome.full),
         "eared_matched": outcome.eared is not None,
@@ -348,10 +353,10 @@ async def bench(limit: int | None, dump: Path | None, misses: bool) -> None:
         house.close()
         if ear is not None:
             ear.close()
-    report(outcomes, misses)
     if dump is not None:
         dump.write_text(json.dumps([dumped(o) for o in outcomes], indent=1))
         print(f"  per clip: {dump}")
+    report(outcomes, misses)
 
 
 def main() -> None:

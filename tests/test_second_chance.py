@@ -148,6 +148,10 @@ def test_commands_speech_to_phrase_lacks_are_candidates_too(
     for heard, command in (
         ("Post the TV.", "Pause the TV"),
         ("Start the robot factory.", "Start the Robot Vacuum"),
+        # a light's level without "brightness", beside a fan's speed
+        ("Set the Living Room Lamp for 50%", "Set the Living Room Lamp to 50 percent"),
+        # a floor without "on the"
+        ("Turn off all the lights up stairs.", "Turn off all the lights Upstairs"),
     ):
         assert texts(test_vocabulary.closest(heard))[0] == command, heard
     assert test_vocabulary.closest("Start the car.") == []

@@ -22,24 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from ..handle.matcher import number_words
+
 _LOGGER = logging.getLogger(__name__)
-
-_ONES = (
-    "zero one two three four five six seven eight nine ten eleven twelve "
-    "thirteen fourteen fifteen sixteen seventeen eighteen nineteen"
-).split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-
-
-def number_words(number: int) -> list[str]:
-    """0-999 as said ("forty two")."""
-    if number < 20:
-        return [_ONES[number]]
-    if number < 100:
-        tens, ones = divmod(number, 10)
-        return [_TENS[tens]] + ([_ONES[ones]] if ones else [])
-    hundreds, rest = divmod(number, 100)
-    return [_ONES[hundreds], "hundred"] + (number_words(rest) if rest else [])
 
 
 def said_words(text: str) -> list[str]:
@@ -49,8 +34,8 @@ def said_words(text: str) -> list[str]:
     words: list[str] = []
     for word in re.sub(r"[^\w\s']", " ", text).split():
         word = word.strip("'")
-        if word.isdigit() and int(word) < 1000:
-            words += number_words(int(word))
+        if word.isdigit():
+            words += number_words(int(word), "en").replace("-", " ").split()
         elif word:
             words.append(word)
     return words
