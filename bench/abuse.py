@@ -1,4 +1,5 @@
-"""`script/bench abuse`: each attack of issue #15 on a running stack and satellite.
+"""`script/bench abuse`: each attack of issues #15 and #25 on a running stack
+and satellite.
 
 The stack and a satellite run as deployed: their default flags, except free
 ports, the stack's HTTP API on a loopback port with a token, a stand-in
@@ -24,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -85,7 +87,12 @@ class Process:
 
 @contextlib.contextmanager
 def started(
-    name: str, argv: list[str], folder: Path, source: Path | None, env: dict[str, str]
+    name: str,
+    argv: list[str],
+    folder: Path,
+    source: Path | None,
+    env: dict[str, str],
+    preexec: Callable[[], None] | None = None,
 ) -> Iterator[Process]:
     """`python -m wyoming_rtvoice ARGV` (from `source` if given), ready at 'Ready'."""
     log_path = folder / f"{name}.log"
@@ -99,6 +106,7 @@ def started(
             stderr=subprocess.STDOUT,
             cwd=source,
             env=environ,
+            preexec_fn=preexec,
         )
     process = Process(name, popen, log_path)
     try:
@@ -164,19 +172,27 @@ class Watch:
 
     def _run(self) -> None:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=30) as sock:
-                replies = sock.makefile("rb")
-                while not self._stop.wait(0.01):
-                    self.rss_peak = max(self.rss_peak, rss_mb(self.pid))
-                    sent = time.monotonic()
-                    sock.sendall(b'{"type": "ping"}\n')
-                    header = json.loads(replies.readline())
-                    replies.read(header.get("data_length") or 0)
-                    if header["type"] != "pong":
-                        raise ValueError(f"{header['type']} instead of pong")
-                    self.worst_ms = max(self.worst_ms, (time.monotonic() - sent) * 1000)
+            while not self._stop.is_set():
+                self._ping_until_closed()
         except Exception as err:  # reported with the attack
             self.failure = f"{type(err).__name__}: {err}"
+
+    def _ping_until_closed(self) -> None:
+        """Until the server closes a connection that only pings (the
+        satellite does after 5 s without run-satellite): then again."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as sock:
+            replies = sock.makefile("rb")
+            while not self._stop.wait(0.01):
+                self.rss_peak = max(self.rss_peak, rss_mb(self.pid))
+                sent = time.monotonic()
+                sock.sendall(b'{"type": "ping"}\n')
+                header = json.loads(replies.readline())
+                data = replies.read(header.get("data_length") or 0)
+                if header["type"] == "error" and b"run-satellite" in data:
+                    return
+                if header["type"] != "pong":
+                    raise ValueError(f"{header['type']} instead of pong")
+                self.worst_ms = max(self.worst_ms, (time.monotonic() - sent) * 1000)
 
 
 # --- what attacks need -------------------------------------------------------
@@ -193,6 +209,7 @@ class FakeHass:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/api/intent/handle", self._handle)
+        app.router.add_get("/api/states", self._states)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         port = free_port()
@@ -206,6 +223,18 @@ class FakeHass:
     async def _handle(self, request: web.Request) -> web.Response:
         self.intents.append(await request.json())
         return web.json_response({"speech": {"plain": {"speech": "Done"}}})
+
+    async def _states(self, request: web.Request) -> web.Response:
+        front_door = {"friendly_name": "Front Door"}
+        return web.json_response(
+            [
+                {
+                    "entity_id": "lock.front_door",
+                    "state": "unlocked",
+                    "attributes": front_door,
+                }
+            ]
+        )
 
 
 class ClientFrom(AsyncTcpClient):
@@ -231,6 +260,7 @@ class Ctx:
     llm: FakeLlm
     stack: Process
     satellite: Process
+    source: Path | None  # the checkout that runs (None: this one)
     spoken: dict[str, bytes] = field(default_factory=dict)
 
     def audio(self, text: str, tail_s: float = 1.5) -> bytes:
@@ -589,9 +619,12 @@ async def http_deep_json(ctx: Ctx) -> Outcome:
 
 
 async def http_bad_header(ctx: Ctx) -> Outcome:
-    """An Authorization header that is not UTF-8."""
+    """An Authorization header that is not UTF-8 (from an address of its own:
+    a wrong token makes its address wait)."""
     host, port = ctx.http.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await asyncio.open_connection(
+        host, int(port), local_addr=("127.0.0.9", 0)
+    )
     writer.write(
         b"GET /api/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
         b"Authorization: Bearer \xff\xfe\r\n\r\n"
@@ -659,6 +692,150 @@ async def garage_no_wait(ctx: Ctx) -> Outcome:
     return False, "not executed"
 
 
+# --- issue #25 ------------------------------------------------------------
+
+
+async def handle_state_and_llm_from_lan(ctx: Ctx) -> Outcome:
+    """Another machine asks the handle port a state question and one for the
+    LLM (which has the whole house in its prompt)."""
+    port = ctx.ports["handle"]
+    before = len(ctx.llm.requests)
+    told = []
+    for text in ("Is the front door locked?", "Is anyone home?"):
+        async with ClientFrom(ctx.lan, port, ctx.lan) as client:
+            await client.write_event(Transcript(text=text).event())
+            got = await events_until(client, {"intent", "handled", "not-handled"}, 10)
+        if got and got[-1].type == "intent":
+            told.append(got[-1].data.get("text"))
+    asked = len(ctx.llm.requests) - before
+    got_something = bool(told) or asked > 0
+    return got_something, f"state: {told or 'refused'}, {asked} LLM requests"
+
+
+async def llm_flood(ctx: Ctx) -> Outcome:
+    """120 LLM questions in well under a minute, 10 connections at a time,
+    from a trusted client: how many reach the LLM, is every one answered?"""
+    before = len(ctx.llm.requests)
+    answered = 0
+
+    async def ask(index: int) -> None:
+        nonlocal answered
+        async with AsyncTcpClient("127.0.0.1", ctx.ports["handle"]) as client:
+            for turn in range(12):
+                text = f"Tell me story number {index * 12 + turn}."
+                await client.write_event(Transcript(text=text).event())
+                got = await events_until(client, {"handled", "not-handled"}, 10)
+                answered += bool(got and got[-1].data.get("text"))
+
+    await asyncio.gather(*(ask(index) for index in range(10)))
+    made = len(ctx.llm.requests) - before
+    return made > 30, f"{made} LLM requests, {answered} of 120 answered aloud"
+
+
+def few_files() -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+
+async def http_slowloris(ctx: Ctx) -> Outcome:
+    """300 half-open HTTP requests from 20 addresses to a handle service
+    (its Wyoming port and HTTP API) started with 256 open files at most
+    (systemd's default soft limit is 1024), then a new Wyoming client, and
+    11 s later a well-behaved HTTP client (all from loopback, trusted by
+    default: no slot is kept for the last one). Its own worst ping, on a
+    connection opened before, is in the outcome (the table's is the
+    stack's)."""
+    port, http = free_port(), free_port()
+    argv = ["handle", "--uri", f"tcp://127.0.0.1:{port}", "--entities", str(HOUSE)]
+    argv += ["--http-uri", f"http://127.0.0.1:{http}"]
+    folder = ctx.stack.log_path.parent
+    with started("handle", argv, folder, ctx.source, {}, few_files) as handle:
+        held: list[asyncio.StreamWriter] = []
+        with Watch(port, handle.pid) as watch:
+            try:
+                for n in range(300):
+                    with contextlib.suppress(OSError):
+                        _, writer = await asyncio.open_connection(
+                            "127.0.0.1", http, local_addr=(f"127.0.0.{30 + n % 20}", 0)
+                        )
+                        writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX: ")
+                        held.append(writer)
+                await asyncio.sleep(1)
+                pong = False
+                with contextlib.suppress(OSError):
+                    async with AsyncTcpClient("127.0.0.1", port) as client:
+                        await client.write_event(Ping(text="new client").event())
+                        got = await events_until(client, {"pong"}, 10)
+                        pong = bool(got) and got[-1].type == "pong"
+                await asyncio.sleep(11)  # a request's head is due within 10 s
+                status = 0
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(10):
+                        async with ClientSession() as session:
+                            url = f"http://127.0.0.1:{http}/health"
+                            async with session.get(url) as response:
+                                status = response.status
+            finally:
+                for writer in held:
+                    writer.close()
+        logged_kb = handle.log_path.stat().st_size / 1000
+    outcome = (
+        f"its ping {watch.worst_ms:.0f} ms{' FAILED' if watch.failure else ''}, "
+        f"new ping {'answered' if pong else 'NOT answered'}, "
+        f"HTTP {status or 'no answer'}, log {logged_kb:.0f} KB"
+    )
+    return not pong or status != 200 or bool(watch.failure), outcome
+
+
+async def satellite_slots(ctx: Ctx) -> Outcome:
+    """Four addresses open 16 connections each to the satellite (its 64
+    slots), then Home Assistant (the satellite's peer) connects."""
+    async with home_assistant(ctx) as hass:  # the satellite's peer from now on
+        await still_connected(hass)
+    held: list[ClientFrom] = []
+    try:
+        for n in range(64):
+            source = f"127.0.0.{2 + n // 16}"
+            client = ClientFrom("127.0.0.1", ctx.satellite_port, source)
+            with contextlib.suppress(OSError):
+                await client.connect()
+                held.append(client)
+        await asyncio.sleep(0.2)
+        served = False
+        with contextlib.suppress(ConnectionError):
+            async with home_assistant(ctx) as hass:
+                served = await still_connected(hass)
+    finally:
+        for client in held:
+            with contextlib.suppress(ConnectionError):
+                await client.disconnect()
+    return not served, "Home Assistant served" if served else "Home Assistant refused"
+
+
+async def satellite_silent(ctx: Ctx) -> Outcome:
+    """16 connections to the satellite that never send anything: how many
+    are still open 10 s later?"""
+    held: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    for _ in range(16):
+        held.append(
+            await asyncio.open_connection(
+                "127.0.0.1", ctx.satellite_port, local_addr=("127.0.0.6", 0)
+            )
+        )
+    await asyncio.sleep(10)
+    still_open = 0
+    for reader, _ in held:
+        try:
+            while await asyncio.wait_for(reader.read(4096), 0.1):
+                pass  # an error event, then the end
+        except TimeoutError:
+            still_open += 1  # nothing more within 0.1 s: still open
+        except ConnectionError:
+            pass
+    for _, writer in held:
+        writer.close()
+    return still_open > 0, f"{still_open} of 16 still open after 10 s"
+
+
 Attack = Callable[[Ctx], Awaitable[Outcome]]
 # (name, attack, which process, which port)
 ATTACKS: list[tuple[str, Attack, str, str]] = [
@@ -685,6 +862,16 @@ ATTACKS: list[tuple[str, Attack, str, str]] = [
     ("pipeline: 50 streams (VAD each)", pipeline_connections, "stack", "pipeline"),
     ("handle: conversation_id poisoning", conversation_poison, "stack", "handle"),
     ("pipeline: 'open the garage... no, wait'", garage_no_wait, "stack", "pipeline"),
+    (
+        "handle: LAN host asks state and LLM",
+        handle_state_and_llm_from_lan,
+        "stack",
+        "handle",
+    ),
+    ("handle: 120 LLM questions in a minute", llm_flood, "stack", "handle"),
+    ("http: 300 half-open requests, 256 files", http_slowloris, "stack", "handle"),
+    ("satellite: 64 connections from 4 addresses", satellite_slots, "satellite", ""),
+    ("satellite: 16 silent connections", satellite_silent, "satellite", ""),
 ]
 
 
@@ -768,6 +955,7 @@ async def measure(
             llm,
             stack,
             satellite,
+            source,
         )
         return await run_attacks(ctx, only)
 

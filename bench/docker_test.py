@@ -46,6 +46,7 @@ from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize
 from wyoming.wake import Detect
 
+from bench.debian import HOST_CA, debian_mirrors
 from bench.load import until
 from bench.speech import speak, stream_audio
 from wyoming_rtvoice.audio import RATE_16K, WIDTH, convert, read_wav
@@ -71,7 +72,6 @@ STAND_IN_LABEL = "org.wyoming-rtvoice.stand-in"
 STAND_IN_PACKAGES = "python3,python3-pip,python3-venv,python-is-python3,ca-certificates"
 # Like the official Debian images: no package cache left in a layer.
 APT_NO_CACHE = 'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\n'
-HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 NAME = "rtvoice-docker-test"  # prefix of every container, tag and compose project
 LABEL = "org.wyoming-rtvoice.docker-test"
 ARCHES = {"amd64": "amd64", "aarch64": "arm64"}  # Home Assistant's name -> OCI's
@@ -162,28 +162,6 @@ def image_ids() -> set[str]:
 
 def image_size_mb(image: str) -> float:
     return int(podman("image", "inspect", "--format", "{{.Size}}", image)) / 1e6
-
-
-def debian_mirrors() -> tuple[str, str]:
-    """(archive, security) URIs as this host's apt sources name them."""
-    found: dict[str, str] = {}
-    sources = Path("/etc/apt")
-    for path in [sources / "sources.list", *sorted(sources.glob("sources.list.d/*"))]:
-        text = path.read_text(encoding="utf-8") if path.is_file() else ""
-        for block in re.split(r"\n\s*\n", text):  # deb822: URIs and Suites
-            uris = re.search(r"^URIs:\s*(\S+)", block, re.M)
-            suites = re.search(r"^Suites:(.*)$", block, re.M)
-            if uris and suites:
-                for suite in suites.group(1).split():
-                    found.setdefault(suite, uris.group(1))
-        for uri, suite in re.findall(
-            r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+(\S+)", text, re.M
-        ):
-            found.setdefault(suite, uri)
-    return (
-        found.get("bookworm", "http://deb.debian.org/debian"),
-        found.get("bookworm-security", "http://deb.debian.org/debian-security"),
-    )
 
 
 def stand_in_rootfs(arch: str) -> Path:

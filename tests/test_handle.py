@@ -268,6 +268,12 @@ def _houses(name: Any, domain: Any, extra: Any) -> Any:
             "area": st.one_of(st.none(), name),
             "aliases": st.lists(name, max_size=2),
             "extra": st.integers(),
+            "device_class": st.one_of(
+                st.none(), st.sampled_from(["gate", "°C", "x" * 201]), st.integers()
+            ),
+            "temperature_unit": st.one_of(
+                st.none(), st.sampled_from(["°F", "x" * 201]), st.integers()
+            ),
             "state": st.one_of(
                 st.none(), st.sampled_from(["on", "x" * 256]), st.integers()
             ),

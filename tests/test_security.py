@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from aiohttp import ClientSession
+from aiohttp import ClientSession, TCPConnector
 from wyoming.asr import Transcript
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
@@ -220,7 +220,7 @@ async def test_every_path_but_health_needs_the_token(stack: Stack) -> None:
         async with session.get(f"{stack.http}/health") as response:
             assert response.status == 200
         for method, path in PATHS:
-            for headers in ({}, {"Authorization": "Bearer wrong"}, {"X": HTTP_TOKEN}):
+            for headers in ({}, {"X": HTTP_TOKEN}):
                 async with session.request(
                     method, stack.http + path, headers=headers, json=[]
                 ) as response:
@@ -230,6 +230,24 @@ async def test_every_path_but_health_needs_the_token(stack: Stack) -> None:
                 method, stack.http + path, headers=bearer
             ) as response:
                 assert response.status == 200, (method, path)
+
+
+async def test_a_wrong_token_makes_its_address_wait(stack: Stack) -> None:
+    """A guess, then the right token from the same address at once: 429 (it
+    used to be compared); another address is not held up."""
+    wrong = {"Authorization": "Bearer wrong"}
+    bearer = {"Authorization": f"Bearer {HTTP_TOKEN}"}
+    url = f"{stack.http}/api/info"
+    guesser = TCPConnector(local_addr=("127.0.0.7", 0))
+    async with ClientSession(connector=guesser) as session:
+        async with session.get(url, headers=wrong) as response:
+            assert response.status == 401
+        async with session.get(url, headers=bearer) as response:
+            assert response.status == 429
+            assert int(response.headers["Retry-After"]) >= 1
+    async with ClientSession() as session:
+        async with session.get(url, headers=bearer) as response:
+            assert response.status == 200
 
 
 def test_what_listens_where(stack: Stack) -> None:
@@ -255,10 +273,13 @@ async def test_no_command_from_the_network(stack: Stack) -> None:
     assert len(FakeHass.received) == asked + 1
 
 
-async def raw_http(url: str, request: bytes) -> bytes:
-    """Bytes no HTTP client library would send; the status line of the answer."""
+async def raw_http(url: str, request: bytes, source: str = "127.0.0.1") -> bytes:
+    """Bytes no HTTP client library would send, from `source`; the status
+    line of the answer."""
     host, port = url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await asyncio.open_connection(
+        host, int(port), local_addr=(source, 0)
+    )
     try:
         writer.write(request)
         await writer.drain()
@@ -268,10 +289,13 @@ async def raw_http(url: str, request: bytes) -> bytes:
 
 
 async def test_a_header_that_is_not_utf8_is_refused_not_a_crash(stack: Stack) -> None:
-    for offered in (b"Bearer \xff\xfe", b"\xc3\x28", b"Bearer " + HTTP_TOKEN.encode()):
+    offers = (b"Bearer \xff\xfe", b"\xc3\x28", b"Bearer " + HTTP_TOKEN.encode())
+    for n, offered in enumerate(offers):  # a wrong one makes its address wait
         request = b"GET /api/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
         status = await raw_http(
-            stack.http, request + b"Authorization: %s\r\n\r\n" % offered
+            stack.http,
+            request + b"Authorization: %s\r\n\r\n" % offered,
+            f"127.0.0.{20 + n}",
         )
         assert status == (
             b"HTTP/1.1 200 OK"

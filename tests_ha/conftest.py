@@ -57,7 +57,8 @@ def loopback_sockets() -> None:
     (pytest-homeassistant-custom-component turns sockets off before each test.)
     """
     pytest_socket.enable_socket()
-    pytest_socket.socket_allow_hosts(["127.0.0.1"], allow_unix_socket=True)
+    # 127.0.0.2: another host on the network (a spoofed stack).
+    pytest_socket.socket_allow_hosts(["127.0.0.1", "127.0.0.2"], allow_unix_socket=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -330,6 +331,14 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Load custom_components/rtvoice."""
 
 
+async def template_light(hass: HomeAssistant, **light: Any) -> None:
+    """A template light, the way both ends of the supported range take it:
+    under the template integration (2026.x refuses `light: - platform:
+    template`). Its entity id comes from its name."""
+    config = {"template": [{"light": light}]}
+    assert await async_setup_component(hass, "template", config)
+
+
 @pytest.fixture
 async def house(hass: HomeAssistant) -> AsyncIterator[str]:
     """A real light (template over an input_boolean), exposed to Assist;
@@ -340,17 +349,13 @@ async def house(hass: HomeAssistant) -> AsyncIterator[str]:
     )
     power = "input_boolean.kitchen_power"
     action = {"target": {"entity_id": power}}
-    light = {
-        "friendly_name": "Kitchen Lights",
-        "unique_id": "kitchen-lights",
-        "value_template": f"{{{{ is_state('{power}', 'on') }}}}",
-        "turn_on": {"action": "input_boolean.turn_on", **action},
-        "turn_off": {"action": "input_boolean.turn_off", **action},
-    }
-    assert await async_setup_component(
+    await template_light(
         hass,
-        "light",
-        {"light": [{"platform": "template", "lights": {"kitchen_lights": light}}]},
+        name="Kitchen Lights",
+        unique_id="kitchen-lights",
+        state=f"{{{{ is_state('{power}', 'on') }}}}",
+        turn_on={"action": "input_boolean.turn_on", **action},
+        turn_off={"action": "input_boolean.turn_off", **action},
     )
     assert await async_setup_component(hass, "conversation", {})
     await hass.async_block_till_done()

@@ -6,10 +6,12 @@ each checks that the stack behind the address is the expected one."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from ipaddress import ip_address
 from typing import Any
 
 import pytest
+from aiohttp import web
 from homeassistant.config_entries import (
     SOURCE_HASSIO,
     SOURCE_USER,
@@ -18,7 +20,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
@@ -162,10 +164,18 @@ async def test_zeroconf_confirms_before_a_known_stack_moves(
         "address": f"127.0.0.1:{stack.http}",
     }
     assert entry.data == old  # nothing moves until the user says so
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    with pytest.raises(InvalidData):  # the token is typed again
+        await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: "wrong"}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: TOKEN}
+    )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "moved"
-    assert entry.data == stack.data  # the address moved; the token stays
+    assert entry.data == stack.data
     await hass.async_block_till_done()
 
     again = await hass.config_entries.flow.async_init(
@@ -173,6 +183,50 @@ async def test_zeroconf_confirms_before_a_known_stack_moves(
     )
     assert again["type"] is FlowResultType.ABORT
     assert again["reason"] == "already_configured"
+
+
+async def test_a_spoofed_stack_never_receives_the_token(
+    hass: HomeAssistant, stack: Stack
+) -> None:
+    """Another host advertises the stack's (public) id: the move it offers
+    sends it nothing the user did not type for it."""
+    heard: list[str | None] = []
+
+    async def info(request: web.Request) -> web.Response:
+        heard.append(request.headers.get("Authorization"))
+        return web.json_response({"id": stack.id, "ports": stack.ports})
+
+    app = web.Application()
+    app.router.add_get("/api/info", info)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    spoof = free_port()
+    await web.TCPSite(runner, "127.0.0.2", spoof).start()
+    entry = stack.entry()
+    entry.add_to_hass(hass)
+    try:
+        result = await hass.config_entries.flow.async_init(
+            DOMAIN,
+            context={"source": SOURCE_ZEROCONF},
+            data=ZeroconfServiceInfo(
+                ip_address=ip_address("127.0.0.2"),
+                ip_addresses=[ip_address("127.0.0.2")],
+                port=spoof,
+                hostname="spoof.local.",
+                type="_rtvoice._tcp.local.",
+                name="spoof._rtvoice._tcp.local.",
+                properties={"id": stack.id},
+            ),
+        )
+        assert result["step_id"] == "move_confirm"
+        with contextlib.suppress(InvalidData):  # one click: the token is asked for
+            await hass.config_entries.flow.async_configure(result["flow_id"], {})
+        await hass.async_block_till_done()
+        assert all(TOKEN not in str(header) for header in heard)
+        assert entry.data == stack.data
+        hass.config_entries.flow.async_abort(result["flow_id"])
+    finally:
+        await runner.cleanup()
 
 
 async def test_an_advert_with_another_stacks_id_is_refused(
@@ -199,7 +253,9 @@ async def test_an_advert_with_another_stacks_id_is_refused(
         DOMAIN, context={"source": SOURCE_ZEROCONF}, data=discovery
     )
     assert result["step_id"] == "move_confirm"
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: TOKEN}
+    )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "wrong_stack"
     assert entry.data == known
@@ -248,6 +304,25 @@ async def test_addon_discovery_creates_the_entry(
     )
     assert again["type"] is FlowResultType.ABORT
     assert again["reason"] == "already_configured"
+
+
+async def test_the_addon_moves_with_the_supervisors_token(
+    hass: HomeAssistant, stack: Stack
+) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN, data={**stack.data, CONF_HOST: "192.0.2.1"}, unique_id=stack.id
+    )
+    entry.add_to_hass(hass)
+    config = {"host": "127.0.0.1", "port": stack.http, "token": TOKEN}
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_HASSIO}, data=_addon(config)
+    )
+    assert result["step_id"] == "move_confirm"
+    assert result["data_schema"] is not None and not result["data_schema"].schema
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["reason"] == "moved"
+    assert entry.data == stack.data
+    await hass.async_block_till_done()
 
 
 async def test_addon_discovery_that_cannot_be_used_is_aborted(

@@ -41,6 +41,12 @@ async def converse(*args: str, token: str) -> dict[str, object]:
 
 
 @pytest.fixture
+def disable_http_server() -> None:
+    """Home Assistant's HTTP server really starts here: the test harness of
+    2026.x patches its start out for every test (this fixture of its)."""
+
+
+@pytest.fixture
 async def http_port(hass: HomeAssistant) -> AsyncIterator[int]:
     """Home Assistant's HTTP API with its intent endpoint, on a free loopback
     port (set up before anything else asks for `http` with the defaults)."""

@@ -13,12 +13,15 @@ from typing import Any
 
 import aiohttp
 import pytest
+from homeassistant.components.homeassistant.exposed_entities import (
+    async_expose_entity,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from .conftest import Stack, process
+from .conftest import Stack, process, speech, state, synced, template_light
 
 LIGHT = "light.dining_room_lights"
 LEVEL = "input_number.dining_level"
@@ -57,14 +60,15 @@ async def dimmable(
         {"input_number": {"dining_level": {"min": 0, "max": 255, "step": 1}}},
     )
     power = {"target": {"entity_id": POWER}}
-    light = {
-        "friendly_name": "Dining Room Lights",
-        "unique_id": "dining-room-lights",
-        "value_template": f"{{{{ is_state('{POWER}', 'on') }}}}",
-        "level_template": f"{{{{ states('{LEVEL}') | int }}}}",
-        "turn_on": {"action": "input_boolean.turn_on", **power},
-        "turn_off": {"action": "input_boolean.turn_off", **power},
-        "set_level": [
+    await template_light(
+        hass,
+        name="Dining Room Lights",
+        unique_id="dining-room-lights",
+        state=f"{{{{ is_state('{POWER}', 'on') }}}}",
+        level=f"{{{{ states('{LEVEL}') | int }}}}",
+        turn_on={"action": "input_boolean.turn_on", **power},
+        turn_off={"action": "input_boolean.turn_off", **power},
+        set_level=[
             {
                 "action": "input_number.set_value",
                 "target": {"entity_id": LEVEL},
@@ -72,11 +76,6 @@ async def dimmable(
             },
             {"action": "input_boolean.turn_on", **power},
         ],
-    }
-    assert await async_setup_component(
-        hass,
-        "light",
-        {"light": [{"platform": "template", "lights": {"dining_room_lights": light}}]},
     )
     assert await async_setup_component(hass, "conversation", {})
     await hass.async_block_till_done()
@@ -144,3 +143,51 @@ async def test_an_llm_tool_call_through_the_builtin_wyoming_agent_dims_the_light
 
     assert brightness_pct(hass) == 30
     assert response["speech"]["plain"]["speech"] == "Brightness set"
+
+
+async def test_a_gate_and_a_hot_setpoint_ask_first(
+    hass: HomeAssistant, dimmable: MockConfigEntry, stack: Stack, fake_llm: str
+) -> None:
+    """The integration pushes Home Assistant's device class and unit system:
+    a gate named without "gate", "door" or "garage" is asked about, and so
+    is 90 degrees in a Celsius house (a sane Fahrenheit set-point)."""
+    assert await async_setup_component(
+        hass, "input_boolean", {"input_boolean": {"gate_open": {}}}
+    )
+    opened = {"target": {"entity_id": "input_boolean.gate_open"}}
+    gate = {
+        "friendly_name": "Side Entrance",
+        "unique_id": "side-entrance",
+        "device_class": "gate",
+        "value_template": "{{ is_state('input_boolean.gate_open', 'on') }}",
+        "open_cover": {"action": "input_boolean.turn_on", **opened},
+        "close_cover": {"action": "input_boolean.turn_off", **opened},
+    }
+    assert await async_setup_component(
+        hass,
+        "cover",
+        {"cover": [{"platform": "template", "covers": {"side_entrance": gate}}]},
+    )
+    hass.states.async_set(
+        "climate.lounge", "heat", {"friendly_name": "Lounge", "temperature": 20}
+    )
+    await hass.async_block_till_done()
+    async_expose_entity(hass, "conversation", "cover.side_entrance", True)
+    house = await synced(stack.get, "Side Entrance")
+    pushed = {e["name"]: e for e in house["entities"]}
+    assert pushed["Side Entrance"]["device_class"] == "gate"
+    assert pushed["Lounge"]["temperature_unit"] == "°C"
+    gate = {"name": "HassTurnOn", "input": {"name": "Side Entrance"}}
+    hot = {
+        "name": "HassClimateSetTemperature",
+        "input": {"name": "Lounge", "temperature": 90},
+    }
+    await set_rules(
+        fake_llm, {"let me through": {"tools": [gate]}, "tropical": {"tools": [hot]}}
+    )
+
+    response = await process(hass, "let me through")
+
+    assert speech(response) == "Open Side Entrance?"
+    assert state(hass, "cover.side_entrance") == "closed"
+    assert speech(await process(hass, "make it tropical")) == "Set Lounge to 90?"

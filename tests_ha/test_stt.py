@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
-import wave
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +16,7 @@ from typing import Any
 import imageio_ffmpeg
 import numpy as np
 import pytest
-from homeassistant.components import stt, tts
+from homeassistant.components import stt
 from homeassistant.components.assist_pipeline import (
     PipelineEvent,
     PipelineEventType,
@@ -28,6 +26,7 @@ from homeassistant.components.assist_pipeline import (
     async_update_pipeline,
 )
 from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import MAJOR_VERSION, MINOR_VERSION
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
@@ -38,7 +37,11 @@ from wyoming.event import Event, async_read_event, async_write_event
 from tests.conftest import free_port
 
 from .conftest import DOMAIN, Proxy, Stack, agent, off_loop, state, synced
-from .test_wyoming_interop import CHUNK, WIDTH, metadata, spoken
+from .test_wyoming_interop import CHUNK, WIDTH, metadata, spoken, spoken_reply
+
+# Home Assistant runs its own voice activity detection for every speech to
+# text before 2026.5; since, only for one that does not say it needs none.
+HONOURS_VAD = (MAJOR_VERSION, MINOR_VERSION) >= (2026, 5)
 
 NOISE_DB = -40.0  # the room after the speaker stopped
 
@@ -147,17 +150,16 @@ async def test_a_spoken_command_through_home_assistants_pipeline(
     text = data[PipelineEventType.STT_END]["stt_output"]["text"]
     assert "kitchen light" in text.lower()
     # Who ended the turn: the service (before Home Assistant's 0.7 s of
-    # silence), or Home Assistant's detection.
+    # silence), or Home Assistant's detection, which 2026.5+ leaves out for
+    # an engine that says it needs none (as the ASR service says).
     ended_by_home_assistant = PipelineEventType.STT_VAD_END in data
-    assert ended_by_home_assistant is (speech_to_text == "wyoming")
+    assert ended_by_home_assistant is (speech_to_text == "wyoming" and not HONOURS_VAD)
     assert microphone.noise_read_s < microphone.noise_s
     assert state(hass, house) == "on"  # the intent was executed
     response = data[PipelineEventType.INTENT_END]["intent_output"]["response"]
     assert response["speech"]["plain"]["speech"] == "Turned on the light"
-    media_id = data[PipelineEventType.TTS_END]["tts_output"]["media_id"]
-    extension, audio = await tts.async_get_media_source_audio(hass, media_id)
-    with wave.open(io.BytesIO(audio)) as reply:
-        assert extension == "wav" and reply.getnframes() > reply.getframerate() / 2
+    extension, seconds = await spoken_reply(hass, data)
+    assert extension == "wav" and seconds > 0.5
 
 
 async def test_a_stream_that_ends_first_still_gets_its_transcript(

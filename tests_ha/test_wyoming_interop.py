@@ -8,6 +8,7 @@ import io
 import subprocess
 import wave
 from collections.abc import AsyncIterator
+from typing import Any
 
 import imageio_ffmpeg
 import pytest
@@ -58,6 +59,22 @@ async def realtime(audio: bytes) -> AsyncIterator[bytes]:
 def command_audio() -> bytes:
     """The wake word, then a command (made before the test's event loop runs)."""
     return off_loop(spoken, ("Okay Nabu.", 0.3), ("Turn on the kitchen lights.", 1.5))
+
+
+async def spoken_reply(hass: HomeAssistant, data: dict[Any, Any]) -> tuple[str, float]:
+    """A pipeline run's spoken reply (its TTS stream, read as Home Assistant's
+    satellites read it): its extension and its length in seconds, from its
+    audio (a streamed WAV's header has a dummy length)."""
+    stream = tts.async_get_stream(
+        hass, data[PipelineEventType.TTS_END]["tts_output"]["token"]
+    )
+    assert stream is not None
+    audio = b"".join([chunk async for chunk in stream.async_stream_result()])
+    with wave.open(io.BytesIO(audio)) as reader:
+        frame = reader.getsampwidth() * reader.getnchannels()
+        rate = reader.getframerate()
+    samples = len(audio) - audio.index(b"data") - 8
+    return stream.extension, samples / frame / rate
 
 
 def metadata() -> stt.SpeechMetadata:
@@ -134,8 +151,5 @@ async def test_assist_pipeline_with_the_builtin_wyoming_integration(
     assert state(hass, house) == "on"  # the intent was executed
     response = data[PipelineEventType.INTENT_END]["intent_output"]["response"]
     assert response["speech"]["plain"]["speech"] == "Turned on the light"
-    media_id = data[PipelineEventType.TTS_END]["tts_output"]["media_id"]
-    extension, wav = await tts.async_get_media_source_audio(hass, media_id)
-    with wave.open(io.BytesIO(wav)) as reply:
-        seconds = reply.getnframes() / reply.getframerate()
+    extension, seconds = await spoken_reply(hass, data)
     assert extension == "wav" and 0.5 < seconds < 5

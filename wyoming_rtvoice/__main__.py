@@ -15,6 +15,7 @@ from .converse import ConverseConfig
 from .handle import HandleConfig
 from .http import HttpApi
 from .models import Models, build
+from .peers import trusted_peers
 from .satellite import SatelliteConfig
 from .service import Listener, Service, serve
 from .stack import StackConfig
@@ -81,12 +82,12 @@ def _handle_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def _load_handle(args: argparse.Namespace, metrics: Metrics) -> Loaded:
     config = HandleConfig.from_args(args)
+    server = ServerConfig.from_args(args)
     models = await build(
-        house=HouseConfig.from_args(args),
-        handle=config,
-        state_dir=ServerConfig.from_args(args).state_dir,
+        house=HouseConfig.from_args(args), handle=config, state_dir=server.state_dir
     )
-    return handle.service(config, _loaded(models.responder), metrics), models
+    peers = trusted_peers(server)
+    return handle.service(config, _loaded(models.responder), metrics, peers), models
 
 
 LOADERS = {

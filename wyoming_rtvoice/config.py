@@ -14,7 +14,7 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass, field
-from ipaddress import ip_address
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,9 @@ from .reader import Limits
 HTTP_TOKEN_ENV = "RTVOICE_HTTP_TOKEN"
 HASS_TOKEN_ENV = "HASS_TOKEN"
 PIPELINE_TOKEN_ENV = "RTVOICE_PIPELINE_TOKEN"
+MIN_TOKEN_CHARS = 16  # a shorter token is guessed too soon, back-off or not
+
+Network = IPv4Network | IPv6Network
 
 
 def option(args: argparse.Namespace, prefix: str, name: str) -> Any:
@@ -40,6 +43,26 @@ def read_secret(path: str | None, env: str) -> str | None:
         except (OSError, ValueError) as err:
             raise SystemExit(f"{path}: {err}") from err
     return os.environ.get(env, "").strip() or None
+
+
+def read_token(path: str | None, env: str) -> str | None:
+    """A shared secret (`read_secret`) of at least MIN_TOKEN_CHARS characters."""
+    token = read_secret(path, env)
+    if token is not None and len(token) < MIN_TOKEN_CHARS:
+        where = path or env
+        raise SystemExit(
+            f"The token in {where} has {len(token)} characters; at least "
+            f"{MIN_TOKEN_CHARS} are needed (e.g. `openssl rand -hex 16`)"
+        )
+    return token
+
+
+def network(value: str) -> Network:
+    """An --allow-peer value: ADDRESS or ADDRESS/BITS."""
+    try:
+        return ip_network(value, strict=False)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def is_loopback(host: str) -> bool:
@@ -62,6 +85,7 @@ class ServerConfig:
     zeroconf: str | None = None  # None: not advertised; "": the default name
     http_uri: str | None = None
     http_token_file: str | None = None
+    allow_peer: tuple[Network, ...] = ()
     limits: Limits = field(default_factory=Limits)
     state_dir: Path = field(default_factory=default_state_dir)
     stack_id: str | None = None
@@ -101,6 +125,19 @@ class ServerConfig:
             "--http-token-file",
             help="File holding the bearer token for the HTTP API (or set "
             f"{HTTP_TOKEN_ENV}); required when it listens beyond loopback",
+        )
+        group.add_argument(
+            "--allow-peer",
+            action="append",
+            type=network,
+            default=[],
+            metavar="ADDRESS[/BITS]",
+            help="A trusted client: only trusted clients hear the "
+            "house's state and reach the LLM (handle), send run-satellite "
+            "(satellite), and get the connection slots kept for them; default: "
+            "loopback, the --hass-url host and the address the rtvoice "
+            "integration pushed the house from (the satellite: its first "
+            "client, kept in --state-dir)",
         )
         group.add_argument(
             "--max-payload-bytes",
@@ -155,6 +192,7 @@ class ServerConfig:
             zeroconf=args.zeroconf,
             http_uri=args.http_uri,
             http_token_file=args.http_token_file,
+            allow_peer=tuple(args.allow_peer),
             limits=Limits(
                 max_payload_bytes=args.max_payload_bytes,
                 max_connections=args.max_connections,
@@ -169,7 +207,7 @@ class ServerConfig:
 
     def http_token(self) -> str | None:
         """The HTTP API's bearer token; empty is none (it would let anyone in)."""
-        return read_secret(self.http_token_file, HTTP_TOKEN_ENV)
+        return read_token(self.http_token_file, HTTP_TOKEN_ENV)
 
 
 def setup_logging(config: ServerConfig) -> None:
@@ -198,10 +236,18 @@ def stack_id(config: ServerConfig) -> str:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write a file so that a crash leaves the old one or the new one, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a file readable by its owner only, so that a crash leaves the
+    old one or the new one, whole. The partial file is made new (a link
+    planted in its place is removed, never followed)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "w", encoding="utf-8") as out:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    try:
+        fd = os.open(partial, flags, 0o600)
+    except FileExistsError:  # left by a crash, or planted
+        partial.unlink()
+        fd = os.open(partial, flags, 0o600)
+    with open(fd, "w", encoding="utf-8") as out:
         out.write(text)
         out.flush()
         os.fsync(out.fileno())

@@ -20,10 +20,11 @@ import json
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 from aiohttp import ClientError, ClientSession, ClientTimeout
 
-from .config import HASS_TOKEN_ENV, read_secret
+from .config import HASS_TOKEN_ENV, is_loopback, read_secret
 from .handle.house import EntityState, States, state_key
 from .handle.matcher import Match
 
@@ -70,6 +71,13 @@ class HassConfig:
     def client(self) -> HomeAssistant | None:
         if not self.url:
             return None
+        url = urlparse(self.url)
+        if url.scheme == "http" and not is_loopback(url.hostname or ""):
+            _LOGGER.warning(
+                "--hass-url %s is plain http: Home Assistant's token crosses "
+                "the network readable by anyone on it; use https",
+                url.hostname,
+            )
         return HomeAssistant(
             self.url, read_secret(self.token_file, HASS_TOKEN_ENV) or ""
         )

@@ -101,6 +101,7 @@ async def _responder(config: HandleConfig, house: HouseStore) -> Responder:
     from .handle import API_KEY_ENV
     from .handle.llm import Llm, LlmSettings
     from .handle.responder import Responder
+    from .peers import Rate
 
     llm = Llm(
         os.environ.get(API_KEY_ENV),
@@ -109,4 +110,5 @@ async def _responder(config: HandleConfig, house: HouseStore) -> Responder:
     )
     if llm.available:
         await llm.warm()
-    return Responder(house, llm, config.policy, config.confirm_domains)
+    rate = Rate(config.llm_per_minute, config.llm_per_client_per_minute)
+    return Responder(house, llm, config.policy, config.confirm_domains, rate)

@@ -26,6 +26,7 @@ from wyoming.pipeline import RunPipeline
 
 from .audio import MONO, RATE_16K, WIDTH
 from .errors import ErrorCode
+from .peers import Guesses
 from .pipeline import AudioSource, Pipeline
 from .reader import Limits
 from .server import EventHandler
@@ -42,10 +43,12 @@ class PipelineEventHandler(EventHandler):
         limits: Limits,
         new_pipeline: Callable[[], Pipeline],
         token: str | None,
+        guesses: Guesses | None = None,
     ) -> None:
         super().__init__(reader, writer, info, limits)
         self.pipeline = new_pipeline()
         self._token = token
+        self._guesses = guesses or Guesses()
         self._conversation = f"{self.peer}/{uuid.uuid4().hex}"
         self._source: AudioSource | None = None
         self._converter = AudioChunkConverter(rate=RATE_16K, width=WIDTH, channels=MONO)
@@ -92,14 +95,24 @@ class PipelineEventHandler(EventHandler):
         return True
 
     async def _authenticate(self, event: Event) -> bool:
-        """The first request must be `run-pipeline` with the endpoint's token."""
+        """The first request must be `run-pipeline` with the endpoint's token;
+        an address that sent a wrong one waits before its next is compared."""
+        wait_s = self._guesses.wait_s(self.peer)
+        if wait_s > 0:
+            await self.write_error(
+                f"wrong token: try again in {wait_s:.0f} s", ErrorCode.UNAUTHORIZED
+            )
+            return False
         offered = event.data.get("token") if RunPipeline.is_type(event.type) else None
         if isinstance(offered, str) and hmac.compare_digest(
             offered.encode("utf-8", "replace"), str(self._token).encode()
         ):
             self._token = None
+            self._guesses.right(self.peer)
             return True
         _LOGGER.warning("Client %s refused: no valid pipeline token", self.peer)
+        if isinstance(offered, str):
+            self._guesses.wrong(self.peer)
         await self.write_error(
             "this endpoint needs run-pipeline with its token first",
             ErrorCode.UNAUTHORIZED,

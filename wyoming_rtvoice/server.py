@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import resource
 import signal
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
 
 from wyoming.audio import AudioChunkConverter
@@ -29,6 +31,9 @@ from wyoming.server import AsyncEventHandler
 from .audio import checked_chunk
 from .errors import ErrorCode
 from .reader import MAX_HEADER_BYTES, Limits, ProtocolError, read_event
+
+if TYPE_CHECKING:
+    from .peers import Peers
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -51,6 +56,10 @@ class EventHandler(AsyncEventHandler):
         self.info = info
         self.limits = limits
         self.peer = peer_of(writer)
+        # Set by a subclass: the connection is closed at this time.monotonic()
+        # (saying `late`) unless the handler clears it.
+        self.deadline: float | None = None
+        self.late = ""
 
     async def run(self) -> None:
         try:
@@ -79,10 +88,14 @@ class EventHandler(AsyncEventHandler):
         idle_s = self.limits.idle_timeout_s or None
         last_request = time.monotonic()
         while True:
-            wait_s = (
-                None if idle_s is None else last_request + idle_s - time.monotonic()
-            )
-            event = await read_event(self.reader, self.limits, wait_s)
+            ends = [t for t in (idle_s and last_request + idle_s, self.deadline) if t]
+            wait_s = min(ends) - time.monotonic() if ends else None
+            try:
+                event = await read_event(self.reader, self.limits, wait_s)
+            except ProtocolError as err:
+                if self.deadline is None or time.monotonic() < self.deadline:
+                    raise
+                raise ProtocolError(self.late, ErrorCode.IDLE_TIMEOUT) from err
             if event is None:
                 return
             if Describe.is_type(event.type):
@@ -127,17 +140,64 @@ def peer_of(writer: asyncio.StreamWriter) -> str:
 HandlerFactory = Callable[[asyncio.StreamReader, asyncio.StreamWriter], EventHandler]
 
 
+class Slots:
+    """Connections held by address, within the limits. The last quarter of
+    `max_connections` is kept for the trusted peers: addresses that are not
+    trusted cannot fill the server (Home Assistant still gets in)."""
+
+    def __init__(self, limits: Limits, peers: Peers | None = None) -> None:
+        self.limits = limits
+        self.peers = peers
+        self.held: Counter[str] = Counter()
+        self.total = 0
+
+    def refusal(self, peer: str) -> str | None:
+        """Why `peer` ("local": a unix socket) cannot have one more; None: it can."""
+        limits = self.limits
+        if self.total >= limits.max_connections:
+            return f"server is at its limit of {limits.max_connections} connections"
+        if peer == "local":
+            return None
+        if self.held[peer] >= limits.max_connections_per_client:
+            return f"{peer} already has {limits.max_connections_per_client} connections"
+        kept = limits.max_connections // 4
+        if (
+            self.peers is not None
+            and self.total >= limits.max_connections - kept
+            and not self.peers.allows(peer)
+        ):
+            return f"the last {kept} connections are kept for trusted clients"
+        return None
+
+    def take(self, peer: str) -> None:
+        self.held[peer] += 1
+        self.total += 1
+
+    def free(self, peer: str) -> None:
+        self.held[peer] -= 1
+        if self.held[peer] <= 0:
+            del self.held[peer]
+        self.total -= 1
+
+
 class Server:
     """One listening socket (tcp://, unix://) or stdin/stdout (stdio://), whose
     connection tasks are tracked and stopped together."""
 
-    def __init__(self, uri: str, handler_factory: HandlerFactory, limits: Limits):
+    def __init__(
+        self,
+        uri: str,
+        handler_factory: HandlerFactory,
+        limits: Limits,
+        peers: Peers | None = None,
+    ):
         self.uri = uri
         self.limits = limits
         self.ended = asyncio.Event()  # a stdio:// connection has ended
         self._handler_factory = handler_factory
         self._server: asyncio.Server | None = None
         self._tasks: dict[asyncio.Task[None], str] = {}
+        self.slots = Slots(limits, peers)
 
     async def start(self) -> None:
         parsed = urlparse(self.uri)
@@ -186,23 +246,18 @@ class Server:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         peer = peer_of(writer)
-        refusal = self._refusal(peer)
-        if refusal is not None:
+        refusal = self.slots.refusal(peer)
+        if refusal is not None:  # not counted: it is over at once
             task = asyncio.create_task(self._refuse(writer, refusal))
+            task.add_done_callback(self._tasks.pop)
         else:
             task = asyncio.create_task(self._handler_factory(reader, writer).run())
+            self.slots.take(peer)
+            task.add_done_callback(self._done)
         self._tasks[task] = peer
-        task.add_done_callback(self._tasks.pop)
 
-    def _refusal(self, peer: str) -> str | None:
-        if len(self._tasks) >= self.limits.max_connections:
-            return (
-                f"server is at its limit of {self.limits.max_connections} connections"
-            )
-        per_client = self.limits.max_connections_per_client
-        if peer != "local" and Counter(self._tasks.values())[peer] >= per_client:
-            return f"{peer} already has {per_client} connections"
-        return None
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.slots.free(self._tasks.pop(task))
 
     async def _refuse(self, writer: asyncio.StreamWriter, text: str) -> None:
         _LOGGER.warning("Refused a connection: %s", text)
@@ -250,11 +305,53 @@ class Part(Protocol):
     async def stop(self) -> None: ...
 
 
+def raise_descriptor_limit() -> None:
+    """The soft limit on open files up to the hard one (systemd's soft
+    default, 1024, is a few hundred half-open connections)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class OutOfDescriptors:
+    """The loop's exception handler: asyncio reports every retried accept()
+    that fails for lack of file descriptors with a traceback (megabytes a
+    minute under a flood); this says it in one line, at most once a minute."""
+
+    MESSAGE = "socket.accept() out of system resource"
+
+    def __init__(self) -> None:
+        self.last = -60.0
+        self.missed = 0
+
+    def __call__(
+        self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]
+    ) -> None:
+        error = context.get("exception")
+        if context.get("message") != self.MESSAGE or not isinstance(error, OSError):
+            loop.default_exception_handler(context)
+            return
+        self.missed += 1
+        if time.monotonic() - self.last >= 60:
+            self.last = time.monotonic()
+            _LOGGER.warning(
+                "Cannot accept connections: %s (%d times in the last minute; "
+                "open files limit %d)",
+                errno.errorcode.get(error.errno or 0, error),
+                self.missed,
+                resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+            )
+            self.missed = 0
+
+
 async def run_until_stopped(parts: Sequence[Part]) -> None:
     """Start the parts in order, wait for SIGINT/SIGTERM (or the end of a
     stdio:// connection), stop them in reverse."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    raise_descriptor_limit()
+    loop.set_exception_handler(OutOfDescriptors())
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     started: list[Part] = []

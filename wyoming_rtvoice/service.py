@@ -16,6 +16,7 @@ from . import __version__
 from .config import ServerConfig, stack_id
 from .discovery import RTVOICE_TYPE, Advertisement
 from .http import HttpApi
+from .peers import Peers
 from .reader import Limits
 from .server import EventHandler
 from .server import HandlerFactory as ServerHandlerFactory
@@ -29,10 +30,12 @@ HandlerFactory = Callable[
 
 @dataclass
 class Service:
-    """A loaded service: its name and how to serve one connection."""
+    """A loaded service: its name, how to serve one connection, and the
+    clients it trusts (the process's for every server and the HTTP API)."""
 
     name: str
     handler_factory: HandlerFactory
+    peers: Peers | None = None
 
 
 @dataclass(frozen=True)
@@ -57,11 +60,14 @@ async def serve(
     gc.collect()
     gc.freeze()
     ident = stack_id(config)
+    peers = next((s.peers for s, _ in services if s.peers), None)
+    peers = peers or Peers(config.allow_peer)
     servers: list[Server] = []
     parts: list[Part] = []
     for service, listener in services:
         limits = listener.limits or config.limits
-        server = Server(listener.uri, _with(service.handler_factory, limits), limits)
+        factory = _with(service.handler_factory, limits)
+        server = Server(listener.uri, factory, limits, peers)
         servers.append(server)
         parts.append(server)
         if listener.zeroconf is not None:
@@ -77,7 +83,10 @@ async def serve(
             "version": __version__,
             "ports": ports,
         }
-        http = HttpApi(config.http_uri, info, metrics, servers, config.http_token())
+        token = config.http_token()
+        http = HttpApi(
+            config.http_uri, info, metrics, servers, token, config.limits, peers
+        )
         for add_routes in routes:
             add_routes(http.app)
         parts.append(http)

@@ -24,15 +24,17 @@ import argparse
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from urllib.parse import urlparse
 
 from wyoming.info import Info
 
 from . import asr, handle, tts, wake
 from .asr import AsrConfig
-from .config import PIPELINE_TOKEN_ENV, ServerConfig, is_loopback, read_secret
+from .config import PIPELINE_TOKEN_ENV, ServerConfig, is_loopback, read_token
 from .handle import HandleConfig
 from .hass import HassConfig
 from .models import Models, build
+from .peers import Guesses, host_networks, trusted_peers
 from .pipeline import Engines, Pipeline
 from .pipeline_handler import PipelineEventHandler
 from .service import Listener, Service, serve
@@ -140,7 +142,7 @@ class StackConfig:
 
     def pipeline_token(self) -> str | None:
         """The endpoint's token; refuses an endpoint beyond loopback without one."""
-        token = read_secret(self.pipeline_token_file, PIPELINE_TOKEN_ENV)
+        token = read_token(self.pipeline_token_file, PIPELINE_TOKEN_ENV)
         if token is None and not is_loopback(self.pipeline_host):
             raise SystemExit(
                 f"The pipeline endpoint on {self.pipeline_host} can "
@@ -182,16 +184,21 @@ def _listener(config: StackConfig, name: str) -> Listener:
 
 
 def _pipeline_service(engines: Engines, token: str | None) -> Service:
+    guesses = Guesses()
     return Service(
         "pipeline",
         lambda reader, writer, limits: PipelineEventHandler(
-            reader, writer, Info(), limits, lambda: Pipeline(engines), token
+            reader, writer, Info(), limits, lambda: Pipeline(engines), token, guesses
         ),
     )
 
 
 async def run(config: StackConfig) -> None:
     token = config.pipeline_token()
+    hass_host = urlparse(config.hass.url or "").hostname
+    peers = trusted_peers(
+        config.server, await host_networks(hass_host) if hass_host else []
+    )
     metrics = Metrics()
     models = Models()
     hass = config.hass.client()
@@ -238,7 +245,7 @@ async def run(config: StackConfig) -> None:
             ),
             (wake.service(config.wake, metrics), _listener(config, "wake")),
             (
-                handle.service(config.handle, models.responder, metrics),
+                handle.service(config.handle, models.responder, metrics, peers),
                 _listener(config, "handle"),
             ),
             (

@@ -1,9 +1,12 @@
 """Config flow: the user's host/port, zeroconf (`_rtvoice._tcp`) or the add-on's
 Supervisor discovery; an optional token; the stack's own id as unique id.
 
-A known stack found at a new address moves there only once the user confirms
-and the stack at that address proves to be the same one (its `/api/info` id);
-reauthentication and reconfiguration check the id too.
+A known stack found at a new address moves there only once the user confirms,
+types the token again, and the stack at that address proves to be the same one
+(its `/api/info` id); the stored token is never sent to the new address: the id
+is public (it is in the advert), so a host that claims it proves nothing, and
+a token typed by the user goes only where the user sent it. Reauthentication
+and reconfiguration check the id too.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ STACK_SCHEMA = vol.Schema(
     }
 )
 TOKEN_SCHEMA = vol.Schema({vol.Optional(CONF_TOKEN): TOKEN})
+TOKEN_REQUIRED = vol.Schema({vol.Required(CONF_TOKEN): TOKEN})
 ADDON_CONFIG = vol.Schema(
     {
         vol.Required(CONF_HOST): vol.All(str, vol.Length(min=1)),
@@ -165,12 +169,13 @@ class RtvoiceConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_move_confirm(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """A known stack answers at a new address: move the entry there?"""
+        """A known stack answers at a new address: move the entry there? Its
+        token is asked for again (the add-on's comes from the Supervisor)."""
         entry = self._moving
         assert entry is not None
         errors: dict[str, str] = {}
         if user_input is not None:
-            data = {**entry.data, **self._discovered, **user_input}
+            data = {**self._discovered, **user_input}
             try:
                 info = await self._stack_info(data)
             except CannotAdd as err:
@@ -181,9 +186,13 @@ class RtvoiceConfigFlow(ConfigFlow, domain=DOMAIN):
                 return self.async_update_reload_and_abort(
                     entry, data=data, reason="moved"
                 )
+        if CONF_TOKEN in self._discovered:
+            schema = vol.Schema({})
+        else:
+            schema = TOKEN_REQUIRED if entry.data.get(CONF_TOKEN) else TOKEN_SCHEMA
         return self.async_show_form(
             step_id="move_confirm",
-            data_schema=TOKEN_SCHEMA,
+            data_schema=schema,
             description_placeholders={
                 "name": entry.title,
                 "old": _where(entry.data)["address"],

@@ -13,8 +13,18 @@ from homeassistant.components.homeassistant.exposed_entities import (
     async_listen_entity_updates,
     async_should_expose,
 )
-from homeassistant.const import ATTR_FRIENDLY_NAME, EVENT_STATE_CHANGED
-from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.const import (
+    ATTR_DEVICE_CLASS,
+    ATTR_FRIENDLY_NAME,
+    EVENT_STATE_CHANGED,
+)
+from homeassistant.core import (
+    Event,
+    EventStateChangedData,
+    HomeAssistant,
+    State,
+    callback,
+)
 from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
@@ -72,8 +82,9 @@ def exposed_house(hass: HomeAssistant) -> dict[str, Any]:
             {
                 "name": state.name,
                 "domain": state.domain,
+                **_described(hass, state),
                 "area": area.name if area else None,
-                "aliases": _fitting(entry.aliases) if entry else [],
+                "aliases": _aliases(state.name, entry.aliases) if entry else [],
                 "state": state.state,
                 "attributes": _attributes(state.attributes),
             }
@@ -83,6 +94,17 @@ def exposed_house(hass: HomeAssistant) -> dict[str, Any]:
         "areas": _names(areas.async_list_areas()),
         "floors": _names(fr.async_get(hass).async_list_floors()),
     }
+
+
+def _described(hass: HomeAssistant, state: State) -> dict[str, Any]:
+    """What the stack asks a confirmation by: the device class (a gate, a
+    garage door), and the unit a thermostat is set in."""
+    described = {}
+    if _fits(device_class := state.attributes.get(ATTR_DEVICE_CLASS)):
+        described["device_class"] = device_class
+    if state.domain == "climate":
+        described["temperature_unit"] = hass.config.units.temperature_unit
+    return described
 
 
 def _attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
@@ -96,6 +118,22 @@ def _attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def _aliases(name: str, aliases: Iterable[object]) -> list[str]:
+    """The entity's other names as its registry entry has them: a set of
+    strings (before Home Assistant 2026.4; sorted, for a push that compares
+    equal), or an ordered list in which a placeholder (`er.COMPUTED_NAME`)
+    stands for the entity's own name. Its own name and repeats left out."""
+    if isinstance(aliases, set | frozenset):
+        aliases = sorted(aliases, key=str)
+    seen = {name.casefold()}
+    kept = []
+    for alias in aliases:
+        if isinstance(alias, str) and _fits(alias) and alias.casefold() not in seen:
+            seen.add(alias.casefold())
+            kept.append(alias)
+    return kept
+
+
 def _names(items: Any) -> list[str]:
     return [n for item in items for n in _fitting([item.name, *item.aliases])]
 
@@ -104,9 +142,9 @@ def _fitting(names: Iterable[str]) -> list[str]:
     return sorted(name for name in names if _fits(name))
 
 
-def _fits(name: str) -> bool:
+def _fits(name: Any) -> bool:
     """What the handle service takes (it refuses the whole house otherwise)."""
-    return 0 < len(name.strip()) <= MAX_NAME
+    return isinstance(name, str) and 0 < len(name.strip()) <= MAX_NAME
 
 
 class NameSync:

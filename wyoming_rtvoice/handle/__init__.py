@@ -16,6 +16,7 @@ from wyoming.info import (
 
 from .. import __version__
 from ..config import option
+from ..peers import Peers
 from ..service import Service
 from ..trace import Metrics
 from .llm import LlmSettings
@@ -36,6 +37,9 @@ class HandleConfig:
     policy: AckPolicy = field(default_factory=AckPolicy)
     max_text_chars: int = 2000
     confirm_domains: frozenset[str] = CONFIRM_DOMAINS
+    # A household asks a few questions a minute; a flood is someone else.
+    llm_per_minute: int = 30
+    llm_per_client_per_minute: int = 20
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -61,7 +65,22 @@ class HandleConfig:
             default=[],
             metavar="DOMAIN",
             help="Domains never operated from an LLM answer without a spoken yes, "
-            "besides locks, alarm panels, doors and garage doors",
+            "besides locks, alarm panels, sirens, valves, doors, gates, garage doors "
+            "and odd thermostat set-points",
+        )
+        group.add_argument(
+            f"--{prefix}llm-per-minute",
+            type=int,
+            default=HandleConfig.llm_per_minute,
+            help="LLM requests in any minute, from all clients together; more "
+            "get a short spoken answer (%(default)s; 0: no limit)",
+        )
+        group.add_argument(
+            f"--{prefix}llm-per-client-per-minute",
+            type=int,
+            default=HandleConfig.llm_per_client_per_minute,
+            help="LLM requests in any minute from one client address "
+            "(%(default)s; 0: no limit)",
         )
         AckPolicy.add_arguments(parser, prefix)
 
@@ -74,6 +93,8 @@ class HandleConfig:
             max_text_chars=option(args, prefix, "max-text-chars"),
             confirm_domains=CONFIRM_DOMAINS
             | frozenset(option(args, prefix, "confirm-domains")),
+            llm_per_minute=option(args, prefix, "llm-per-minute"),
+            llm_per_client_per_minute=option(args, prefix, "llm-per-client-per-minute"),
         )
 
 
@@ -122,14 +143,23 @@ def describe(language: str, llm_model: str) -> Info:
     )
 
 
-def service(config: HandleConfig, responder: Responder, metrics: Metrics) -> Service:
+def service(
+    config: HandleConfig,
+    responder: Responder,
+    metrics: Metrics,
+    peers: Peers | None = None,
+) -> Service:
+    """`peers`: who hears the house's state and reaches the LLM (loopback
+    if None)."""
     from .handler import HandleEventHandler
 
+    peers = peers or Peers()
     language = responder.house.snapshot.matcher.language
     info = describe(language, config.llm_model)
     return Service(
         "handle",
         lambda reader, writer, limits: HandleEventHandler(
-            reader, writer, info, limits, responder, config, metrics
+            reader, writer, info, limits, responder, config, metrics, peers
         ),
+        peers,
     )

@@ -1,5 +1,10 @@
 """Wyoming handle/intent handler: a device command in milliseconds, else the
-LLM's answer, streamed. One request is answered at a time per connection."""
+LLM's answer, streamed. One request is answered at a time per connection.
+
+A client that is not a trusted peer gets device commands only (it executes
+them itself): a question about the house's state or one for the LLM is
+answered with NOT_TRUSTED, spoken like any failure, so a person at such a
+client hears why, and its connection goes on."""
 
 from __future__ import annotations
 
@@ -11,20 +16,28 @@ from typing import TYPE_CHECKING, Any
 
 from wyoming.asr import Transcript
 from wyoming.event import Event
+from wyoming.handle import NotHandled
 from wyoming.info import Info
 from wyoming.intent import NotRecognized, Recognize
 
 from ..errors import ErrorCode
+from ..peers import Peers
 from ..reader import Limits
 from ..server import EventHandler
 from ..trace import Metrics, Trace
 from .events import intent_event, reply_events
+from .questions import TELL_STATE
 from .responder import AnswerStarted, Responder
 
 if TYPE_CHECKING:
     from . import HandleConfig
 
 _LOGGER = logging.getLogger(__name__)
+
+NOT_TRUSTED = (
+    "I only answer questions for this home's own devices. "
+    "Device commands work from here."
+)
 
 
 class HandleEventHandler(EventHandler):
@@ -37,11 +50,16 @@ class HandleEventHandler(EventHandler):
         responder: Responder,
         config: HandleConfig,
         metrics: Metrics,
+        peers: Peers,
     ) -> None:
         super().__init__(reader, writer, info, limits)
         self.responder = responder
         self.config = config
         self.metrics = metrics
+        peername = writer.get_extra_info("peername")
+        self.trusted = peers.allows(
+            peername[0] if isinstance(peername, tuple) else None
+        )
         self._answering: asyncio.Task[None] | None = None
 
     async def handle_event(self, event: Event) -> bool:
@@ -54,9 +72,12 @@ class HandleEventHandler(EventHandler):
                 return True
             trace = Trace("handle")
             trace.mark("transcript")
+            trace.notes.append(f"from {self.peer}")
             context = self._context(event.data.get("context"))
             text = await self._checked_text(event.data.get("text"))
             if text is None:
+                return True
+            if not self.trusted and await self._refused(event, text, context, trace):
                 return True
             if Recognize.is_type(event.type):
                 await self._recognize(text, context, trace)
@@ -95,6 +116,22 @@ class HandleEventHandler(EventHandler):
             return None
         return text
 
+    async def _refused(
+        self, event: Event, text: str, context: dict[str, Any], trace: Trace
+    ) -> bool:
+        """Refuse what only trusted peers get: the state, the LLM."""
+        match = await self.responder.match(text, trace)
+        if match is not None and match.intent not in TELL_STATE:
+            return False
+        trace.notes.append("not a trusted peer: refused")
+        if Recognize.is_type(event.type):
+            refusal = NotRecognized(text=NOT_TRUSTED, context=context).event()
+        else:
+            refusal = NotHandled(text=NOT_TRUSTED, context=context).event()
+        await self.write_event(refusal)
+        self._finish(trace)
+        return True
+
     async def _recognize(
         self, text: str, context: dict[str, Any], trace: Trace
     ) -> None:
@@ -107,7 +144,9 @@ class HandleEventHandler(EventHandler):
 
     async def _answer(self, text: str, context: dict[str, Any], trace: Trace) -> None:
         started = False
-        replies = self.responder.respond(text, self._conversation(context), trace)
+        replies = self.responder.respond(
+            text, self._conversation(context), trace, client=self.peer
+        )
         try:
             async with contextlib.aclosing(replies):
                 async for reply in replies:

@@ -40,6 +40,11 @@ _ATTRIBUTES = vol.Schema(
     {vol.Optional(key): _VALUE for key in STATE_ATTRIBUTES}, extra=vol.REMOVE_EXTRA
 )
 
+# From Home Assistant: an entity's device class (a cover's "gate"...), and a
+# thermostat's unit (the unit system's).
+DESCRIPTIONS = ("device_class", "temperature_unit")
+_VALUE_TEXT = vol.Any(None, vol.All(str, vol.Length(max=MAX_VALUE)))
+TEMPERATURE_UNITS = ("°C", "°F")
 
 HOUSE_SCHEMA = vol.Schema(
     {
@@ -52,6 +57,8 @@ HOUSE_SCHEMA = vol.Schema(
                             str,
                             vol.Match(DOMAIN, msg="domain must be like 'light'"),
                         ),
+                        vol.Optional("device_class"): _VALUE_TEXT,
+                        vol.Optional("temperature_unit"): _VALUE_TEXT,
                         vol.Optional("area"): vol.Any(None, _NAME),
                         vol.Optional("aliases", default=list): [_NAME],
                         vol.Optional("state"): vol.Any(
@@ -130,6 +137,12 @@ class House:
     def from_file(path: Path | str) -> House:
         return House.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
 
+    @property
+    def temperature_unit(self) -> str | None:
+        """The unit its thermostats are set in, where Home Assistant said."""
+        units = (entity.get("temperature_unit") for entity in self.entities)
+        return next((unit for unit in units if unit in TEMPERATURE_UNITS), None)
+
     def as_json(self) -> dict[str, Any]:
         return {"entities": self.entities, "areas": self.areas, "floors": self.floors}
 
@@ -154,6 +167,14 @@ def _valid_fast(data: Any) -> dict[str, Any] | None:
         if not isinstance(domain, str) or not DOMAIN.match(domain):
             return None
         valid: dict[str, Any] = {"name": name, "domain": domain, "aliases": aliases}
+        for key in DESCRIPTIONS:
+            if key in entity:
+                value = entity[key]
+                if value is not None and (
+                    not isinstance(value, str) or len(value) > MAX_VALUE
+                ):
+                    return None
+                valid[key] = value
         if "area" in entity:
             area = entity["area"]
             if area is not None and (area := _name(area)) is None:

@@ -18,6 +18,7 @@ STATE_QUESTION = "HassGetState"
 TEMPERATURE_QUESTION = "HassClimateGetTemperature"
 TIMER_QUESTION = "HassTimerStatus"
 TIMERS_UNKNOWN = "I can't see the timers from here."
+TELL_STATE = frozenset({STATE_QUESTION, TEMPERATURE_QUESTION})  # answers say states
 
 
 def answered(match: Match, matcher: Matcher, house: House, states: States) -> Match:

@@ -10,10 +10,12 @@ here, once, for the handle service and the in-process pipeline alike:
 - the stream cut mid-answer (or mid-tool-call): the answer so far and an
   apology; no tool call of a broken answer runs;
 - a tool call the house cannot take: what was wrong, said (not handled);
-- a command on a lock, alarm panel, door or garage door (or any domain of
+- a command that needs a confirmation (safety.py: a lock, alarm panel,
+  siren, valve, door, gate, odd set-point, or any domain of
   `confirm_domains`) from the LLM, or from a sentence when the caller asks
-  for it, is not run but asked about ("Unlock Front Door?"); a yes as the
-  conversation's next turn, within `CONFIRM_WITHIN_S`, runs it.
+  for it, is not run but asked about ("Unlock Front Door?"); a bare yes as
+  the conversation's next turn, within `CONFIRM_WITHIN_S`, runs it; a bare no
+  is acknowledged; anything else drops it and is answered as a new turn.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING
 from anthropic import APIError
 
 from ..config import option
+from ..peers import Rate
 from ..trace import Trace
 from .llm import Llm, Prompt, ToolCall
 from .matcher import Match
@@ -50,12 +53,30 @@ LLM_DOWN = "Sorry, I can't reach the assistant right now."
 LLM_BROKE = "Sorry, I lost my train of thought."
 EMPTY = "Sorry, I didn't hear anything."
 DROPPED = "Okay, I won't."
-PHRASES = (ACK, NO_LLM, LLM_DOWN, LLM_BROKE, EMPTY, DROPPED)  # rendered ahead
+OVER_BUDGET = "I've had a lot of questions just now. Ask me again in a minute."
+PHRASES = (ACK, NO_LLM, LLM_DOWN, LLM_BROKE, EMPTY, DROPPED, OVER_BUDGET)
 CONFIRM_WITHIN_S = 30.0
-_NO = frozenset("no nope nah don't dont not cancel stop never nevermind wait".split())
-_YES = frozenset(
-    "yes yeah yep yup sure ok okay confirm confirmed correct please".split()
+# A confirmation is a bare yes or no: these words and nothing else but
+# filler. Anything more ("Okay, what time is it?", "Yeah right.", "Please turn
+# on the kitchen light.") is a new turn, and the command waiting is dropped.
+_FILLER = "please|thanks|thank you|now|right now|then"
+_YES_WORDS = (
+    "yes|yeah|yep|yup|sure|sure thing|ok|okay|all right|alright|confirm|"
+    "confirmed|correct|absolutely|definitely|certainly|affirmative|of course|"
+    "do it|go ahead|go on|go for it|please do|let's do it"
 )
+_NO_WORDS = (
+    "no|nope|nah|cancel|stop|never mind|nevermind|don't|dont|do not|not now|"
+    "wait|leave it|forget it|no way"
+)
+
+
+def _bare(words: str) -> re.Pattern[str]:
+    """One or more of `words`, with filler before and after (and nothing else)."""
+    return re.compile(rf"(?:(?:{_FILLER}) )*(?:{words}) (?:(?:{_FILLER}|{words}) )*")
+
+
+_YES, _NO = _bare(_YES_WORDS), _bare(_NO_WORDS)
 
 
 @dataclass(frozen=True)
@@ -134,15 +155,13 @@ class _Pending:
 
 
 def yes_or_no(text: str) -> bool | None:
-    """A spoken yes (True), no (False), or neither (None)."""
-    words = re.findall(r"[a-z']+", text.lower())
-    if not words or len(words) > 6:
-        return None
-    if _NO & set(words):
-        return False
-    phrase = " ".join(words)
-    if words[0] in _YES or phrase.startswith(("go ahead", "do it")):
+    """A bare spoken yes (True), a bare no (False), or anything else (None:
+    not a yes, so whatever waited for one is not done)."""
+    phrase = "".join(word + " " for word in re.findall(r"[a-z']+", text.lower()))
+    if _YES.fullmatch(phrase):
         return True
+    if _NO.fullmatch(phrase):
+        return False
     return None
 
 
@@ -153,11 +172,13 @@ class Responder:
         llm: Llm | None,
         policy: AckPolicy,
         confirm_domains: frozenset[str] = CONFIRM_DOMAINS,
+        rate: Rate | None = None,
     ):
         self.house = house
         self.llm = llm if llm is not None and llm.available else None
         self.policy = policy
         self.confirm_domains = confirm_domains
+        self.rate = rate or Rate(0, 0)  # LLM requests a minute
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self._prompt: tuple[object, object, Prompt] | None = None
 
@@ -179,12 +200,13 @@ class Responder:
         trace: Trace,
         match: Match | None | EllipsisType = ...,
         confirm_commands: bool = False,
+        client: str = "local",
     ) -> AsyncGenerator[Reply, None]:
         """A pending confirmation's yes or no, a device command, else the
         LLM's answer, as replies. `match`: the sentence's match when the
         caller has it already. `confirm_commands`: a matched command that
         needs a confirmation asks for it too (the pipeline, which runs
-        commands itself)."""
+        commands itself). `client`: the address the LLM's budget is counted for."""
         if not text.strip():
             yield Finished(EMPTY, handled=False)
             return
@@ -208,7 +230,7 @@ class Responder:
             else:
                 yield Command((match,))
             return
-        async for reply in self.answer(text, conversation, trace):
+        async for reply in self.answer(text, conversation, trace, client):
             yield reply
 
     def must_confirm(self, matches: list[Match] | tuple[Match, ...]) -> bool:
@@ -245,12 +267,16 @@ class Responder:
         return made[2]
 
     async def answer(
-        self, text: str, conversation: str, trace: Trace
+        self, text: str, conversation: str, trace: Trace, client: str = "local"
     ) -> AsyncGenerator[Reply, None]:
         """The LLM's answer or commands, acknowledged when late, an apology
-        on failure."""
+        on failure, a short answer over the budget."""
         if self.llm is None:
             yield Finished(NO_LLM, handled=False)
+            return
+        if not self.rate.take(client):
+            trace.notes.append("llm over budget")
+            yield Finished(OVER_BUDGET, handled=False)
             return
         started = False
         answer = ""

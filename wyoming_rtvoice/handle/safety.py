@@ -1,18 +1,21 @@
 """Which device commands need a spoken confirmation before they run: locks,
-alarm panels, doors and garage doors (and any domain the user names).
+alarm panels, sirens, valves, doors, gates and garage doors (and any domain
+the user names), and thermostats set outside a sane range.
 
 A command is judged by every entity it may reach: by name, else by area,
 floor or domain (a floor's areas are not known here, so a floor reaches
-every entity of the domain)."""
+every entity of the domain). A cover is judged by Home Assistant's device
+class where the house came with one, by its names ("door", "garage",
+"gate") only where it did not."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .house import House, States, state_key
+from .house import TEMPERATURE_UNITS, House, States, state_key
 from .matcher import Match
 
-CONFIRM_DOMAINS = frozenset({"lock", "alarm_control_panel"})
+CONFIRM_DOMAINS = frozenset({"lock", "alarm_control_panel", "siren", "valve"})
 # Intents that only tell: "is the front door locked?" operates nothing.
 QUESTIONS = frozenset(
     {
@@ -25,7 +28,11 @@ QUESTIONS = frozenset(
         "HassNevermind",
     }
 )
+CONFIRM_COVER_CLASSES = frozenset({"door", "garage", "gate"})
 CONFIRM_COVER_WORDS = ("door", "garage", "gate")
+# Set-points asked about outside these, in the house's unit (either range
+# where the house did not say which unit it uses).
+SANE_SETPOINTS = dict(zip(TEMPERATURE_UNITS, ((5.0, 35.0), (41.0, 95.0))))
 _VERBS = {
     ("lock", "HassTurnOn"): "Lock",
     ("lock", "HassTurnOff"): "Unlock",
@@ -67,10 +74,26 @@ def needs_confirmation(
     """Does the command act on something a stranger must not operate?"""
     if match.intent in QUESTIONS:
         return False
+    if match.intent == "HassClimateSetTemperature" and not sane_setpoint(
+        match.slots.get("temperature"), house.temperature_unit
+    ):
+        return True
     known = house.states if states is None else states
     return any(
         _guarded(entity, match, known, domains) for entity in targets(match, house)
     )
+
+
+def sane_setpoint(value: Any, unit: str | None) -> bool:
+    """Is it a thermostat target no one would set by mistake?"""
+    try:
+        degrees = float(value)
+    except (TypeError, ValueError):
+        return False
+    units = [unit] if unit in SANE_SETPOINTS else list(SANE_SETPOINTS)
+    return any(
+        low <= degrees <= high for low, high in (SANE_SETPOINTS[u] for u in units)
+    )  # never NaN
 
 
 def _guarded(
@@ -81,11 +104,14 @@ def _guarded(
     if entity["domain"] != "cover":
         return False
     state = states.get(state_key(entity["domain"], entity["name"]))
-    device_class = state.attributes.get("device_class") if state else None
+    device_class = entity.get("device_class") or (
+        state.attributes.get("device_class") if state else None
+    )
+    if device_class:  # Home Assistant's word for what it is
+        return str(device_class) in CONFIRM_COVER_CLASSES
     described = " ".join(
         str(part).lower()
         for part in (
-            device_class,
             match.slots.get("device_class"),
             entity["name"],
             *entity.get("aliases", []),
@@ -99,6 +125,11 @@ def question(matches: list[Match], house: House) -> str:
     """What to ask before running them: "Unlock Front Door?"."""
     asks = []
     for match in matches:
+        if match.intent == "HassClimateSetTemperature":
+            asks.append(
+                f"Set {_heating(match.slots)} to {match.slots.get('temperature')}"
+            )
+            continue
         reached = targets(match, house)
         domain = reached[0]["domain"] if reached else match.slots.get("domain")
         verb = _VERBS.get((str(domain), match.intent))
@@ -117,3 +148,11 @@ def _everything(slots: dict[str, Any]) -> str:
     kind = f"the {slots['domain']}s" if slots.get("domain") else "everything"
     where = slots.get("area") or slots.get("floor")
     return f"{kind} in {where}" if where else kind
+
+
+def _heating(slots: dict[str, Any]) -> str:
+    """What a set-point is for: "Living Room Thermostat", "the temperature"."""
+    if slots.get("name"):
+        return str(slots["name"])
+    where = slots.get("area") or slots.get("floor")
+    return f"the temperature in {where}" if where else "the temperature"

@@ -233,14 +233,15 @@ def _in_range(kind: str, low: float, high: float) -> Any:
     return valid
 
 
+_UNSAFE = str.maketrans(
+    {c: f"\\u{ord(c):04x}" for c in "<>\u0085\u2028\u2029"}
+)  # a tag, and the line breaks json.dumps leaves as they are
+
+
 def quoted(text: str) -> str:
     """A name or state as a JSON string: it cannot end the home data or start
     a line of its own, whatever it says."""
-    return (
-        json.dumps(text, ensure_ascii=False)
-        .replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-    )
+    return json.dumps(text, ensure_ascii=False).translate(_UNSAFE)
 
 
 def home_data(house: House, states: States) -> str:

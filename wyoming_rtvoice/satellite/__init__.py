@@ -12,31 +12,25 @@ import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from ipaddress import ip_network
 from pathlib import Path
 
 from wyoming.info import Attribution, Info, Satellite
 
 from .. import __version__
 from .. import wake as wake_service
-from ..config import PIPELINE_TOKEN_ENV, ServerConfig, read_secret
+from ..config import PIPELINE_TOKEN_ENV, ServerConfig, read_token
+from ..peers import Peers
 from ..service import Listener, Service, serve
 from ..trace import Metrics
 from ..wake.engines import ENGINES, find_model
 from .detect import LocalWake, RemoteWake, Wake
 from .devices import Speaker, command_mic, wav_mic
 from .direct import run_direct
-from .handler import Network, Peers, SatelliteEventHandler
+from .handler import SatelliteEventHandler
 from .room import MAX_TURN_S, Room, RoomSettings
 
 BARGE_IN = ("vad", "wake", "off")
-
-
-def network(value: str) -> Network:
-    try:
-        return ip_network(value, strict=False)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from err
+PEER_FILE = "satellite-peer"  # in --state-dir: the first address served
 
 
 @dataclass(frozen=True)
@@ -47,7 +41,6 @@ class SatelliteConfig:
     area: str | None = None
     pipeline_uri: str | None = None
     pipeline_token_file: str | None = None
-    allow_peer: tuple[Network, ...] = ()
     max_turn_seconds: float = MAX_TURN_S
     snd_command: str | None = None
     snd_wav: str | None = None
@@ -77,15 +70,6 @@ class SatelliteConfig:
             "--pipeline-token-file",
             help="Direct mode: file holding the secret the stack's pipeline "
             f"endpoint asks for (or set {PIPELINE_TOKEN_ENV})",
-        )
-        group.add_argument(
-            "--allow-peer",
-            action="append",
-            type=network,
-            default=[],
-            metavar="ADDRESS[/BITS]",
-            help="Accept run-satellite only from this address or network "
-            "(repeatable; default: the first address that sends it)",
         )
         group.add_argument(
             "--max-turn-seconds",
@@ -149,7 +133,6 @@ class SatelliteConfig:
             area=args.area,
             pipeline_uri=args.pipeline_uri,
             pipeline_token_file=args.pipeline_token_file,
-            allow_peer=tuple(args.allow_peer),
             max_turn_seconds=args.max_turn_seconds,
             snd_command=args.snd_command,
             snd_wav=args.snd_wav,
@@ -229,17 +212,18 @@ async def run(server: ServerConfig, config: SatelliteConfig) -> None:
         mic, open_wake, config.barge_in, config.vad_threshold, config.max_turn_seconds
     )
     room = Room(settings, speaker, metrics)
-    token = read_secret(config.pipeline_token_file, PIPELINE_TOKEN_ENV)
+    token = read_token(config.pipeline_token_file, PIPELINE_TOKEN_ENV)
     direct = None
     if config.pipeline_uri:
         direct = asyncio.create_task(run_direct(room, config.pipeline_uri, token))
     info = describe(config, wake_word)
-    peers = Peers(list(config.allow_peer))
+    peers = Peers(server.allow_peer, (), server.state_dir / PEER_FILE)
     service = Service(
         "satellite",
         lambda reader, writer, limits: SatelliteEventHandler(
             reader, writer, info, limits, room, peers, direct is not None
         ),
+        peers,
     )
     try:
         await serve(server, [(service, Listener(server.uri, server.zeroconf))], metrics)

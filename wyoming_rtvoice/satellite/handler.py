@@ -7,11 +7,14 @@ Assistant reports the end of speech; the reply comes back as `audio-*` and
 is answered with `played`.
 
 Whoever sends `run-satellite` gets the microphone, so it is accepted only
-from the allowed peers (`--allow-peer`; by default the first address that
-sends it, for the life of the process: Home Assistant, which connects at
-once and stays connected). One connection is served at a time: the same
-address reconnecting takes over (Home Assistant never finds the satellite
-held by its own stale connection); any other is refused while it is live.
+from the trusted peers (`--allow-peer`; by default the first address that
+ever sends it, kept in the state directory: Home Assistant, which connects
+at once and stays connected, and is still the one after a restart). One
+connection is served at a time: the same address reconnecting takes over
+(Home Assistant never finds the satellite held by its own stale
+connection); any other is refused while it is live. A connection that has
+not sent `run-satellite` within RUN_SATELLITE_WITHIN_S is closed (Home
+Assistant sends it at once; a silent client must not hold a slot).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
+import time
 
 from wyoming.asr import Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -34,43 +37,31 @@ from wyoming.wake import Detection
 
 from ..audio import MONO, RATE_16K, WIDTH, check_format, checked_chunk
 from ..errors import ErrorCode
+from ..peers import Peers
 from ..reader import Limits
 from ..server import EventHandler
 from .room import Room
 
 _LOGGER = logging.getLogger(__name__)
 
-Address = IPv4Address | IPv6Address
-Network = IPv4Network | IPv6Network
+RUN_SATELLITE_WITHIN_S = 5.0
 
 
-class Peers:
-    """Who may send `run-satellite`: an address in `allowed`, or with none
-    given, the first address that does (pinned for the life of the process)."""
-
-    def __init__(self, allowed: list[Network]) -> None:
-        self.allowed = allowed
-        self.pinned: Address | None = None
-
-    def admit(self, host: str | None) -> bool:
-        if host is None:  # a unix socket: its file's permissions decide
-            return True
-        address = ip_address(host.split("%")[0])
-        if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if self.allowed:
-            return any(address in network for network in self.allowed)
-        if self.pinned is None:
-            self.pinned = address
-            _LOGGER.info(
-                "Serving %s from now on; other addresses are refused "
-                "(--allow-peer chooses)",
-                address,
-            )
-        return address == self.pinned
-
-    def __str__(self) -> str:
-        return ", ".join(map(str, self.allowed)) or str(self.pinned)
+async def admit(peers: Peers, host: str | None) -> bool:
+    """A trusted peer; with none yet (no --allow-peer, nothing kept from an
+    earlier run), the first address that asks becomes the one."""
+    if peers.allows(host):
+        return True
+    if peers.allowed or peers.remembered is not None:
+        return False
+    await peers.remember(host)
+    _LOGGER.info(
+        "Serving %s from now on, also after a restart (kept in %s); other "
+        "addresses are refused (--allow-peer chooses)",
+        host,
+        peers.path,
+    )
+    return True
 
 
 class SatelliteEventHandler(EventHandler):
@@ -92,6 +83,8 @@ class SatelliteEventHandler(EventHandler):
         self.direct = direct
         peername = writer.get_extra_info("peername")
         self.host: str | None = peername[0] if isinstance(peername, tuple) else None
+        self.deadline = time.monotonic() + RUN_SATELLITE_WITHIN_S
+        self.late = f"no run-satellite within {RUN_SATELLITE_WITHIN_S:.0f} s"
 
     async def handle_event(self, event: Event) -> bool:
         if RunSatellite.is_type(event.type):
@@ -101,7 +94,7 @@ class SatelliteEventHandler(EventHandler):
                     ErrorCode.DIRECT_MODE,
                 )
                 return True
-            if not self.peers.admit(self.host):
+            if not await admit(self.peers, self.host):
                 _LOGGER.warning("Refused run-satellite from %s", self.peer)
                 await self.write_error(
                     f"run-satellite is accepted from {self.peers} only",
@@ -113,6 +106,7 @@ class SatelliteEventHandler(EventHandler):
                 await self.write_error(f"serving {live.peer}", ErrorCode.BUSY)
                 return False
             _LOGGER.info("Listening for %s", self.peer)
+            self.deadline = None
             previous = await self.room.listen(self)
             if isinstance(previous, SatelliteEventHandler):
                 _LOGGER.info("Closing the older connection from %s", previous.peer)
