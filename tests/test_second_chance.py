@@ -279,15 +279,11 @@ def test_the_second_ear_hears_a_command_whisper_misheard() -> None:
             "Dim the kitchen lights.",
         ]
         assert ear.choose(dim, texts) == 2
-        other = to_float(speak("What a lovely day it is.").audio)
-        assert (
-            ear.choose(other, ["What a lovely day it is.", "Turn on the lights."]) == 0
-        )
+        off = to_float(speak("Turn off the kitchen lights.").audio)
+        on_off = ["Turn of the kitchen lights.", "Turn on the kitchen lights."]
+        assert ear.choose(off, [*on_off, "Turn off the kitchen lights."]) == 2
         # a word its dictionary lacks: it cannot tell
-        assert (
-            ear.choose(dim, ["Dimb the kitchen lights.", "Dim the kitchen lights."])
-            is None
-        )
+        assert ear.choose(dim, [texts[0], "Dim the zorblax lights.", texts[2]]) is None
     finally:
         ear.close()
 
