@@ -9,14 +9,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from tests.fakes import FakeDecoder, FakeFrames
 from wyoming_rtvoice.asr.session import (
     MARGIN,
     WITHIN_AGREED,
     WITHIN_HEARD,
+    AsrSession,
+    AsrSettings,
     agreed,
     choose,
+    no_prompt,
     spoken_form,
 )
 from wyoming_rtvoice.handle.house import House
@@ -28,6 +33,8 @@ from wyoming_rtvoice.handle.vocabulary import (
     sounds,
 )
 from wyoming_rtvoice.state import PROMPT_CHARS, PROMPT_VERBS, Snapshot
+from wyoming_rtvoice.trace import Trace
+from wyoming_rtvoice.turn import Ending, TurnRule
 
 TEST_HOUSE = Path(__file__).parent / "data" / "house.json"
 
@@ -260,6 +267,70 @@ def test_beyond_the_window_a_candidate_needs_every_other_ear() -> None:
     # the margin between candidates holds for two ears as for one
     close = [heard, beyond, beyond - MARGIN / 2]
     assert agreed(close, actions, [1]) is None
+
+
+class StandInEar:
+    def __init__(self, pick: int | None) -> None:
+        self.picks = pick
+        self.asked: list[list[str]] = []
+
+    async def pick(self, audio: np.ndarray, texts: list[str]) -> int | None:
+        self.asked.append(texts)
+        return self.picks
+
+
+class FixedScores(FakeDecoder):
+    def __init__(self, scores: list[float]) -> None:
+        super().__init__()
+        self.scores = scores
+
+    async def score(self, audio: np.ndarray, texts: list[str]) -> list[float]:
+        return self.scores
+
+
+async def test_the_session_asks_every_ear_where_the_strict_match_failed() -> None:
+    candidates = [
+        Candidate("Dim the kitchen lights", 0),
+        Candidate("Brighten the kitchen lights", 1),
+    ]
+    heard = "In the kitchen lights."
+
+    async def closest(text: str) -> list[Candidate]:
+        return candidates
+
+    async def classify(text: str) -> Ending:
+        return Ending.OTHER if text == heard else Ending.COMMAND
+
+    async def chosen(heard: str, ears: list[StandInEar]) -> str:
+        # the right candidate 8 nats below the transcript: beyond one ear
+        session = AsrSession(
+            FixedScores([-10.0, -18.0, -30.0]),
+            FakeFrames(),
+            AsrSettings(),
+            TurnRule(),
+            no_prompt,
+            Trace("test"),
+            classify,
+            closest,
+            ears,
+        )
+        return await session.second_chance(heard, np.zeros(16000, np.float32))
+
+    assert await chosen(heard, []) == heard
+    agreeing = StandInEar(1)
+    assert await chosen(heard, [agreeing]) == "Dim the kitchen lights"
+    assert agreeing.asked == [
+        [
+            "In the kitchen lights.",
+            "Dim the kitchen lights.",
+            "Brighten the kitchen lights.",
+        ]
+    ]
+    assert await chosen(heard, [agreeing, StandInEar(2)]) == heard
+    assert await chosen(heard, [StandInEar(None)]) == heard
+    unasked = StandInEar(1)
+    assert await chosen("Turn on the kitchen lights.", [unasked]) != heard
+    assert unasked.asked == []  # a command already: no ear is asked
 
 
 def test_the_second_ear_hears_a_command_whisper_misheard() -> None:
