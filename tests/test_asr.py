@@ -19,12 +19,7 @@ from wyoming.info import Describe, Info
 from bench.speech import Spoken, speak, stream_audio
 from bench.wer import normalize, word_errors
 from wyoming_rtvoice.asr.session import stable_prefix
-from wyoming_rtvoice.asr.whisper import (
-    echoes,
-    trim_repetition,
-    unechoed,
-    window_samples,
-)
+from wyoming_rtvoice.asr.whisper import echoes, trim_repetition, window_samples
 from wyoming_rtvoice.converse import DEMO_HOUSE
 
 from .conftest import RunningService, free_port, start_service
@@ -309,21 +304,6 @@ def test_a_decode_that_only_repeats_its_prompt_is_told() -> None:
     assert not echoes("", prompt)
     assert window_samples(16000) == 3 * 16000
     assert window_samples(16000 * 29) == 30 * 16000
-
-
-def test_prompt_words_around_what_was_said_are_dropped() -> None:
-    prompt = "Turn on. Turn off. Dim. Brighten. Dining Room Lamp. Kitchen."
-    assert (
-        unechoed("Dim. Brighten. Dimb the lights in the kitchen.", prompt)
-        == "Dimb the lights in the kitchen."
-    )
-    assert (
-        unechoed("Turn on the Dining Room Lamp. Dining Room Lamp. Dining Room", prompt)
-        == "Turn on the Dining Room Lamp."
-    )
-    assert unechoed("Kitchen. Thanks, that's all.", prompt) == "Thanks, that's all."
-    assert unechoed("Dim the lights. Thanks.", prompt) == "Dim the lights. Thanks."
-    assert unechoed("Dining Room Lamp.", prompt) == "Dining Room Lamp."  # all of it
 
 
 def test_bad_model_stops_startup(tmp_path: Path) -> None:

@@ -35,7 +35,6 @@ PROMPT_BUDGET = 223  # Whisper's prompt limit: max_length // 2 - 1
 KEPT_ENCODINGS = 8  # the last decodes' encoder outputs, for scoring
 SAMPLES_PER_ENCODED = 320  # an encoder frame is two 10 ms mel frames
 _WORD = re.compile(r"\w+")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def window_samples(samples: int) -> int:
@@ -51,19 +50,6 @@ def echoes(text: str, prompt: str) -> bool:
         said[start : start + len(words)] == words
         for start in range(len(said) - len(words) + 1)
     )
-
-
-def unechoed(text: str, prompt: str) -> str:
-    """`text` without the sentences at its start or end that only repeat
-    the prompt ("Dim. Brighten. Dimb the lights in the kitchen.", "Turn on
-    the Dining Room Lamp. Dining Room Lamp."), if a sentence remains."""
-    sentences = _SENTENCE_END.split(text)
-    start, end = 0, len(sentences)
-    while start < end and echoes(sentences[start], prompt):
-        start += 1
-    while end > start and echoes(sentences[end - 1], prompt):
-        end -= 1
-    return " ".join(sentences[start:end]) if start < end else text
 
 
 def trim_repetition(tokens: list[int], min_run: int = 3) -> list[int]:
@@ -234,4 +220,4 @@ class Whisper:
             # Whisper's known failure on speech it hears badly: it repeats
             # its prompt ("Kitchen Lights."), here a name, so a command.
             return self._transcribe(audio, None)
-        return unechoed(text, prompt) if prompt else text
+        return text
