@@ -48,6 +48,7 @@ from bench.accuracy_material import (
     Clip,
     Utterance,
     clips,
+    utterances,
 )
 from bench.speech import summary_ms
 from wyoming_rtvoice.asr import model_path
@@ -201,9 +202,7 @@ async def run_clip(
     full = strict if alone == heard else await house.match(alone)
     eared = strict if chosen == heard else await house.match(chosen)
     marks = trace.marks
-    second_chance_ms = None
-    if "second_chance" in marks:
-        second_chance_ms = (finished - marks["second_chance"]) * 1000
+    second_chance_ms = session.second_chance_ms
     after_decode_ms = (finished - marks["heard"]) * 1000 if "heard" in marks else 0.0
     return Outcome(
         clip,
@@ -332,10 +331,14 @@ def dumped(outcome: Outcome) -> dict[str, Any]:
     }
 
 
+def every(limit: int | None) -> int:
+    """Every how many clips to take for about `limit` of them."""
+    count = len(utterances()) * len(SPEEDS) * len(NOISES)
+    return 1 if limit is None else max(1, count // limit)
+
+
 async def bench(limit: int | None, dump: Path | None, misses: bool) -> None:
-    material = clips()
-    if limit is not None:
-        material = material[:: max(1, len(material) // limit)]
+    material = clips(every(limit))
     whisper = Whisper(model_path("tiny.en"), None, 1, "int8", 0)
     frames = SpeechFrames(TurnRule().vad_threshold)
     ear = await asyncio.to_thread(GrammarEar.load)
@@ -426,8 +429,7 @@ def prompt_strategies(snapshot: Snapshot) -> dict[str, PromptFor]:
 
 async def prompts(limit: int) -> None:
     """Strict matching of the final decode with each prompt; decode time."""
-    material = clips()
-    material = material[:: max(1, len(material) // limit)]
+    material = clips(every(limit))
     whisper = Whisper(model_path("tiny.en"), None, 1, "int8", 0, workers=1)
     house = await asyncio.to_thread(
         HouseStore.load, HouseConfig(entities=str(HOUSE)), None

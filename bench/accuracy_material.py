@@ -1,35 +1,58 @@
-"""Spoken material for `script/bench accuracy`: device commands of the test
-house (tests/data/house.json, 203 entities) with what they mean, and other
-speech (questions, chatter, near-misses that name a device but cannot be
-done), each said by the project's Piper voice at three speeds, in a quiet
-room and in fan noise, by two voices (the second is the first played 6%
-faster: another pitch and pace). Made once and cached outside git
-(.cache/bench/accuracy/).
+"""Spoken material for `script/bench accuracy` and `script/bench e2e`:
+device commands of the test house (tests/data/house.json, 203 entities,
+named the Home Assistant way: areas begin device names) with what they
+mean, and other speech (questions, chatter, near-misses that name a device
+but cannot be done), in a quiet room and in fan noise, at three speeds.
+
+`clips()` (accuracy): every utterance at every speed in every noise, by two
+voices (the project's Piper voice, and the same played 6% faster: another
+pitch and pace). `e2e_clips()`: every command and question once, with the
+voice, speed and noise rotated across them, the voices including Debian's
+own synthesizers (flite, festival: other voices altogether), and commands
+said with a pause inside. Made once and cached outside git
+(.cache/bench/accuracy/), each with the moment its speech ends.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import random
+import shutil
+import subprocess
+import tempfile
+import wave
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.speech import pink_noise, resampled, speak, speech_rms, with_noise
+from bench.speech import (
+    VOICED,
+    pink_noise,
+    resampled,
+    speak,
+    speak_with_pause,
+    speech_rms,
+    with_noise,
+)
 from wyoming_rtvoice.audio import RATE_16K
 
 REPO = Path(__file__).resolve().parents[1]
 HOUSE = REPO / "tests" / "data" / "house.json"
 LABELLED = REPO / "tests" / "data" / "commands.json"
 CACHE = REPO / ".cache" / "bench" / "accuracy"
-VERSION = 1  # bumped when the audio is made differently
+VERSION = 2  # bumped when the audio is made differently
 SPEEDS = {"fast": 0.8, "normal": 1.0, "slow": 1.25}  # Piper length_scale
 NOISES: dict[str, float | None] = {"quiet": None, "fan 10 dB": 10.0}  # SNR
-VOICES = (1.0, 1.06)  # played this much faster
+VOICES = ("piper", "piper +6%")  # the accuracy material's
+PLAYED_FASTER = {"piper": 1.0, "piper +6%": 1.06}
 LEVEL_DBFS = -24.0
-
+LEAD_S, TAIL_S = 0.3, 1.2
+PAUSES = (0.3, 0.45, 0.6)  # inside a paused command
 # Beyond tests/data/commands.json: names tiny.en mishears, the phrasings of
 # the project's sentence file, and more of the house.
 # fmt: off
@@ -156,25 +179,104 @@ class Clip:
     utterance: Utterance
     speed: str
     noise: str
-    voice: float
+    voice: str
     audio: bytes  # 16 kHz 16-bit mono
+    speech_end_s: float  # the last spoken sample's place in `audio`
+    pause_s: float | None = None  # a pause inside the command
 
 
-def clip(utterance: Utterance, speed: str, noise: str, voice: float) -> Clip:
-    """One utterance said one way (from the cache when there)."""
-    key = json.dumps([VERSION, utterance.text, speed, noise, voice])
-    path = CACHE / (hashlib.sha1(key.encode()).hexdigest()[:16] + ".npy")
+@dataclass(frozen=True)
+class DebianVoice:
+    """A synthesizer Debian packages (script/setup installs it where it may)."""
+
+    package: str
+    # (length scale, text file, WAV file to write) -> command
+    argv: Callable[[float, str, str], list[str]]
+
+    def available(self) -> bool:
+        return shutil.which(self.argv(1.0, "", "")[0]) is not None
+
+    def speech(self, text: str, length_scale: float) -> np.ndarray:
+        """`text` said, as float samples at 16 kHz."""
+        with tempfile.TemporaryDirectory() as folder:
+            said, wav_path = Path(folder) / "said.txt", Path(folder) / "said.wav"
+            said.write_text(text, encoding="utf-8")
+            argv = self.argv(length_scale, str(said), str(wav_path))
+            subprocess.run(argv, capture_output=True, check=True)
+            with wave.open(str(wav_path)) as wav:
+                if wav.getframerate() != RATE_16K or wav.getnchannels() != 1:
+                    raise ValueError(f"{argv[0]}: not 16 kHz mono")
+                frames = wav.readframes(wav.getnframes())
+        return np.frombuffer(frames, np.int16).astype(np.float32)
+
+
+DEBIAN_VOICES = {
+    "flite slt": DebianVoice(
+        "flite",
+        lambda scale, said, wav: [
+            "flite", "-voice", "slt", "--setf", f"duration_stretch={scale}",
+            "-f", said, "-o", wav,
+        ],
+    ),
+    "festival kal": DebianVoice(
+        "festival",
+        lambda scale, said, wav: [
+            "text2wave", "-eval", f"(Parameter.set 'Duration_Stretch {scale})",
+            said, "-o", wav,
+        ],
+    ),
+}  # fmt: skip
+
+
+def _said(text: str, length_scale: float, voice: str) -> tuple[np.ndarray, float]:
+    """`text` said by `voice` between silences; and where its speech ends (s)."""
+    if voice in PLAYED_FASTER:
+        spoken = speak(
+            text,
+            length_scale,
+            noise_db=None,
+            lead_s=LEAD_S,
+            tail_s=TAIL_S,
+            natural=True,
+        )
+        factor = PLAYED_FASTER[voice]
+        samples = np.frombuffer(spoken.audio, np.int16).astype(np.float32)
+        return resampled(samples, factor), spoken.speech_end_s / factor
+    speech = DEBIAN_VOICES[voice].speech(text, length_scale)
+    voiced = np.flatnonzero(np.abs(speech) > min(VOICED, np.abs(speech).max() / 30))
+    speech = speech[: voiced[-1] + 1]
+    lead, tail = np.zeros(int(LEAD_S * RATE_16K)), np.zeros(int(TAIL_S * RATE_16K))
+    signal = np.concatenate([lead, speech, tail]).astype(np.float32)
+    return signal, (len(lead) + len(speech)) / RATE_16K
+
+
+def clip(
+    utterance: Utterance,
+    speed: str,
+    noise: str,
+    voice: str,
+    pause_s: float | None = None,
+) -> Clip:
+    """One utterance said one way (from the cache when there); with
+    `pause_s`, the project's voice pausing after the command's verb and
+    article ("Turn on the ... kitchen lights")."""
+    key = json.dumps([VERSION, utterance.text, speed, noise, voice, pause_s])
+    path = CACHE / (hashlib.sha1(key.encode()).hexdigest()[:16] + ".npz")
     if path.is_file():
-        return Clip(utterance, speed, noise, voice, np.load(path).tobytes())
-    spoken = speak(
-        utterance.text,
-        SPEEDS[speed],
-        noise_db=None,
-        lead_s=0.3,
-        tail_s=1.2,
-        natural=True,
-    )
-    signal = resampled(np.frombuffer(spoken.audio, np.int16).astype(np.float32), voice)
+        saved = np.load(path)
+        pcm, speech_end_s = saved["pcm"], float(saved["speech_end_s"])
+        return Clip(
+            utterance, speed, noise, voice, pcm.tobytes(), speech_end_s, pause_s
+        )
+    if pause_s is None:
+        signal, speech_end_s = _said(utterance.text, SPEEDS[speed], voice)
+    else:
+        first, second = _halves(utterance.text)
+        spoken = speak_with_pause(
+            first, pause_s, second, SPEEDS[speed], None, LEAD_S, TAIL_S
+        )
+        signal = np.frombuffer(spoken.audio, np.int16).astype(np.float32)
+        speech_end_s = spoken.speech_end_s
     signal *= 32768 * 10 ** (LEVEL_DBFS / 20) / speech_rms(signal)
     seed = int.from_bytes(hashlib.sha1(key.encode()).digest()[:4], "little")
     rng = np.random.default_rng(seed)
@@ -185,17 +287,46 @@ def clip(utterance: Utterance, speed: str, noise: str, voice: float) -> Clip:
         signal = with_noise(signal, pink_noise(len(signal), rng), snr)
     pcm = np.clip(signal, -32768, 32767).astype(np.int16)
     CACHE.mkdir(parents=True, exist_ok=True)
-    np.save(path, pcm)
-    return Clip(utterance, speed, noise, voice, pcm.tobytes())
+    np.savez(path, pcm=pcm, speech_end_s=speech_end_s)
+    return Clip(utterance, speed, noise, voice, pcm.tobytes(), speech_end_s, pause_s)
 
 
-def clips() -> list[Clip]:
-    """Every utterance at every speed in every noise; the voices alternate."""
+def _halves(text: str) -> tuple[str, str]:
+    """A command cut after its first "the" ("Turn on the", "kitchen lights.")."""
+    words = text.split()
+    cut = next((i + 1 for i, word in enumerate(words) if word.lower() == "the"), 1)
+    return " ".join(words[:cut]), " ".join(words[cut:])
+
+
+def clips(every: int = 1) -> list[Clip]:
+    """Every utterance at every speed in every noise, the voices alternating;
+    or every `every`-th of those (only those are made)."""
+    said = [
+        (utterance, speed, noise, VOICES[index % len(VOICES)])
+        for index, utterance in enumerate(utterances())
+        for speed in SPEEDS
+        for noise in NOISES
+    ]
+    return [clip(*how) for how in said[::every]]
+
+
+def e2e_clips(voices: tuple[str, ...], paused: int = 24) -> list[Clip]:
+    """Every device command and question the matcher answers, and the
+    labelled questions for the LLM, once each, the voices, speeds and
+    noises rotated across them (every combination in turn, in a shuffled
+    order); then `paused` commands with a pause inside (the project's voice,
+    PAUSES rotated)."""
+    conditions = list(itertools.product(voices, SPEEDS, NOISES))
+    random.Random(0).shuffle(conditions)
+    labelled = json.loads(LABELLED.read_text(encoding="utf-8"))
+    said = [u for u in utterances() if u.intent is not None]
+    said += [Utterance(text) for text in labelled["questions"]]
     made = []
-    for index, utterance in enumerate(utterances()):
-        voice = VOICES[index % len(VOICES)]
-        for speed in SPEEDS:
-            for noise in NOISES:
-                made.append(clip(utterance, speed, noise, voice))
-    _ = RATE_16K
+    for index, utterance in enumerate(said):
+        voice, speed, noise = conditions[index % len(conditions)]
+        made.append(clip(utterance, speed, noise, voice))
+    commands = [u for u in said if u.intent is not None and " the " in u.text]
+    for index, utterance in enumerate(random.Random(1).sample(commands, paused)):
+        speed, noise = list(SPEEDS)[index % 3], list(NOISES)[index % 2]
+        made.append(clip(utterance, speed, noise, "piper", PAUSES[index % 3]))
     return made

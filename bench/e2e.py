@@ -1,155 +1,177 @@
-"""`script/bench e2e`: end of speech -> first reply audio, pipeline vs. usual chain.
+"""`script/bench e2e`: end of speech -> first reply audio, pipeline vs. usual chain,
+on the accuracy material.
 
-Spoken device commands, commands on a lock or a door ("guarded": the
-pipeline asks first) and questions (our own TTS, three speeds, light noise, 0.8 s
-of silence after the speech, about what a client's VAD waits before
-`audio-stop`) are fed at real-time pace, in one run, to:
-  (a) the pipeline, turn ended by the shared end-of-turn rule: at the
-      first silent frame when the decode started there is a device
-      command, else after its silence (as in use);
-  (b) the same rule with commands waiting the silence too (what (a) gains
-      by ending early on commands);
-  (c) the pipeline, turn ended by the client's `audio-stop` (end of clip);
-  (d) the usual chain with the same models: after `audio-stop`, plain
-      faster-whisper `transcribe()`, then matching, then Piper on the whole
-      reply before the first sample is sent.
-Questions go to the local fake Messages API (first token at 300 ms); the
-pipeline asks it at the first pause, while the silence that ends the turn
-runs, so its overhead is counted from when it asked.
-Times are from the real end of speech (the last spoken sample's moment).
-A turn is right when its reply is the one the text deserves: the matched
-command's confirmation, the question the pipeline asks before a lock or a
-door is operated (the usual chain just runs it), or the LLM's answer.
-The pipeline's TTS cache is on, as in use: a confirmation heard before is
-not synthesised again; the usual chain has none.
+Material (bench/accuracy_material.py, `e2e_clips`): in the test house (203
+entities named the Home Assistant way: areas begin device names, "Office"
+/ "Office Blinds"), every device command of `script/bench accuracy` (names,
+areas, floors, numbers, timers, questions the matcher answers, commands on
+locks and doors) and its labelled questions for the LLM, once each, with
+the voice (Piper, Piper 6% faster, flite, festival), the speed (three) and
+the room (quiet, fan noise at 10 dB SNR) rotated across them; then commands
+with a pause of 0.3-0.6 s after "the" ("Turn on the ... kitchen lights").
+Each clip has 1.2 s of room after the speech.
+
+In one run, each clip goes to:
+  pipeline:     fed at real-time pace, the turn ended by the shared
+                end-of-turn rule (at the first silent frame for a complete
+                command, after a silence otherwise); a lock or a door is
+                asked about ("Unlock Patio Door?") before it is operated;
+  usual chain:  the same models used the usual way, from the same clip:
+                `audio-stop` 0.8 s after the end of speech (a client's VAD),
+                then plain faster-whisper `transcribe()` of the audio up to
+                it, matching, and Piper on the whole reply before the first
+                sample is sent (computed at once: nothing runs before
+                `audio-stop`, so the 0.8 s are added, not waited).
+Questions go to the local fake Messages API (first token at 300 ms).
+Times are from the real end of speech (the last spoken sample). A turn is
+right when it understood the command (the labelled intent on the labelled
+devices, as `script/bench accuracy` judges) or, for a question, gave the
+LLM's answer. A paused command is cut off when its turn ended before its
+speech did. The pipeline's TTS cache is on, as in use; the usual chain has
+none.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import os
+import re
+import statistics
 import time
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from piper import PiperVoice
 
+from bench.accuracy import right
+from bench.accuracy_material import DEBIAN_VOICES, HOUSE, VOICES, Clip, e2e_clips
 from bench.fake_llm import FakeLlm
-from bench.speech import SPEEDS, Spoken, speak, summary_ms
 from wyoming_rtvoice.audio import RATE_16K, WIDTH, to_float
 from wyoming_rtvoice.converse import CHUNK_MS, ConverseConfig, load
-from wyoming_rtvoice.handle.safety import question
+from wyoming_rtvoice.handle.matcher import Match
+from wyoming_rtvoice.handle.safety import QUESTIONS, needs_confirmation
 from wyoming_rtvoice.pipeline import AudioSource, Engines, Pipeline
-from wyoming_rtvoice.turn import Ending
+from wyoming_rtvoice.turn import FRAME_S
 
-COMMANDS = [
-    "Turn on the kitchen lights.",
-    "Turn off the bedroom fan.",
-    "Turn on the porch light.",
-    "Close the office blinds.",
-]
-GUARDED = ["Open the garage door.", "Lock the front door."]  # asked first
-QUESTIONS = ["What is the capital of France?", "How far away is the moon?"]
 FIRST_TOKEN_S = 0.3
 ANSWER = "Here is a short answer. It has two sentences."
-
-
-PATHS = (
-    "pipeline, rule ends turn",
-    "pipeline, commands wait the silence",
-    "pipeline, audio-stop ends turn",
-)
-
-
-def pipeline_for(engines: Engines, name: str) -> Pipeline:
-    house = engines.responder.house
-
-    async def no_early_end(text: str) -> Ending:
-        ending = await house.ending(text)
-        return Ending.OTHER if ending is Ending.COMMAND else ending
-
-    if name == PATHS[1]:
-        return Pipeline(engines, classify=no_early_end)
-    return Pipeline(engines, end_at_speech_end=name != PATHS[2])
+CLIENT_VAD_S = 0.8  # the usual chain's audio-stop after the end of speech
+KINDS = ("device command", "matcher question", "guarded", "llm question", "paused")
+PATHS = ("pipeline", "usual chain")
+# How the pipeline's turn ended, from its trace note "turn over: ...": at
+# the first silent frame (once its decode was ready), a lock or a door
+# there too (the pipeline asks first), after a silence, after a long pause.
+AT_ONCE = "first silent frame"
+ENDED = {
+    "command": AT_ONCE,
+    "confirm": f"{AT_ONCE}, asked",
+    "prefix": "silence",
+    "other": "silence",
+    "open": "long pause",
+    "long": "long pause",
+}
 
 
 @dataclass
 class Measured:
-    name: str
     speech_end_ms: list[float] = field(default_factory=list)
     audio_stop_ms: list[float] = field(default_factory=list)
-    answer_ms: list[float] = field(default_factory=list)  # audio-stop -> answer
-    asked_ms: list[float] = field(default_factory=list)  # LLM asked -> answer
-    over_budget: dict[str, int] = field(default_factory=dict)
-    early: int = 0  # turns ended as soon as the transcript was a command
-    right: int = 0  # turns whose answer is the one the text deserves
-    wrong: list[str] = field(default_factory=list)  # "said -> heard -> answered"
+    by_ending: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    right: int = 0
+    wrong: list[str] = field(default_factory=list)
+    cut_off: int = 0  # turns ended before the speech did
+    waited: list[str] = field(default_factory=list)  # not at the first silent frame
+    # Of the turns ended at the first silent frame: the VAD's first silent
+    # frame, the turn's end and the first audio, each from the one before.
+    stages: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
-    def judge(self, said: str, heard: str, answer: str, deserved: str) -> None:
-        if heard and answer == deserved:
+    def judge(self, clip: Clip, heard: str, match: Match | None, answer: str) -> None:
+        utterance = clip.utterance
+        if utterance.intent is None:
+            ok = answer == ANSWER
+        else:
+            ok = right(utterance, match)
+        if ok:
             self.right += 1
         else:
-            self.wrong.append(f"{said!r} -> {heard!r} -> {answer!r}")
+            self.wrong.append(
+                f"[{clip.voice}, {clip.speed}, {clip.noise}] "
+                f"{utterance.text!r} -> {heard!r}"
+            )
 
 
-def expected(engines: Engines, spoken: Spoken, asks: bool) -> str:
-    """The reply the text deserves: the pipeline asks before a lock or a
-    door (`asks`); the usual chain has no such rule."""
-    responder = engines.responder
-    match = responder.house.snapshot.matcher.match(spoken.text)
-    if match is None:
-        return ANSWER
-    if asks and responder.must_confirm([match]):
-        return question([match], responder.house.snapshot.house)
-    return match.response
+def kind_of(clip: Clip, engines: Engines) -> str:
+    utterance = clip.utterance
+    if clip.pause_s is not None:
+        return "paused"
+    if utterance.intent is None:
+        return "llm question"
+    if utterance.intent in QUESTIONS or utterance.intent.startswith("HassTimer"):
+        return "matcher question"
+    label = Match(utterance.intent, utterance.slots or {}, "")
+    if needs_confirmation(label, engines.responder.house.snapshot.house):
+        return "guarded"
+    return "device command"
 
 
-async def paced(spoken: Spoken, started: float, source: AudioSource) -> None:
+def ended(notes: list[str]) -> str:
+    for note in notes:
+        if found := re.match(r"turn over: (\w+)", note):
+            return ENDED.get(found.group(1), "other")
+    return "end of audio"
+
+
+async def paced(clip: Clip, started: float, source: AudioSource) -> None:
     step = RATE_16K * WIDTH * CHUNK_MS // 1000
-    for index, offset in enumerate(range(0, len(spoken.audio), step)):
+    for index, offset in enumerate(range(0, len(clip.audio), step)):
         await asyncio.sleep(
             max(0.0, started + index * CHUNK_MS / 1000 - time.monotonic())
         )
-        source.put(spoken.audio[offset : offset + step])
+        source.put(clip.audio[offset : offset + step])
     source.end()
 
 
-async def run_pipeline(engines: Engines, spoken: Spoken, path: Measured) -> None:
-    pipeline = pipeline_for(engines, path.name)
+async def run_pipeline(engines: Engines, clip: Clip, path: Measured) -> None:
+    pipeline = Pipeline(engines)
     started = time.monotonic()
     source = AudioSource()
-    feeding = asyncio.create_task(paced(spoken, started, source))
+    feeding = asyncio.create_task(paced(clip, started, source))
     turn = await pipeline.run(source)
     await feeding
     await pipeline.close()
-    speech_end = started + spoken.speech_end_s
+    speech_end = started + clip.speech_end_s
     marks = turn.trace.marks
-    path.speech_end_ms.append((marks["first_audio"] - speech_end) * 1000)
-    path.audio_stop_ms.append((marks["first_audio"] - marks["audio_stop"]) * 1000)
-    path.answer_ms.append((marks["answer_audio"] - marks["audio_stop"]) * 1000)
-    path.asked_ms.append((marks["answer_audio"] - marks["asked"]) * 1000)
-    for stage in turn.trace.over_budget():
-        path.over_budget[stage] = path.over_budget.get(stage, 0) + 1
-    path.early += any(
-        note.startswith("turn over: command") for note in turn.trace.notes
-    )
-    path.judge(
-        spoken.text, turn.transcript, turn.answer, expected(engines, spoken, True)
-    )
+    how = ended(turn.trace.notes)
+    if "first_audio" in marks:
+        ms = (marks["first_audio"] - speech_end) * 1000
+        path.speech_end_ms.append(ms)
+        path.audio_stop_ms.append((marks["first_audio"] - marks["audio_stop"]) * 1000)
+        path.by_ending[how].append(ms)
+    if how == AT_ONCE and "first_audio" in marks:
+        heard_end = marks["speech_end"] + FRAME_S
+        path.stages["VAD hears the end"].append((heard_end - speech_end) * 1000)
+        path.stages["turn ended"].append((marks["audio_stop"] - heard_end) * 1000)
+        path.stages["first audio"].append(
+            (marks["first_audio"] - marks["audio_stop"]) * 1000
+        )
+    if not how.startswith(AT_ONCE):
+        path.waited.append(f"{how}: {clip.utterance.text!r} -> {turn.transcript!r}")
+    path.cut_off += marks["audio_stop"] < speech_end
+    path.judge(clip, turn.transcript, turn.intent, turn.answer)
 
 
 async def run_usual(
-    engines: Engines, piper: PiperVoice, spoken: Spoken, path: Measured
+    engines: Engines, piper: PiperVoice, clip: Clip, path: Measured
 ) -> None:
-    started = time.monotonic()
-    await paced(spoken, started, AudioSource())
+    stop_s = min(clip.speech_end_s + CLIENT_VAD_S, len(clip.audio) / (RATE_16K * WIDTH))
+    audio = clip.audio[: int(stop_s * RATE_16K) * WIDTH]
     audio_stop = time.monotonic()
     loop = asyncio.get_running_loop()
 
     def transcribe() -> str:
         segments, _ = engines.decoder.model.transcribe(  # type: ignore[attr-defined]
-            to_float(spoken.audio), beam_size=1
+            to_float(audio), beam_size=1
         )
         return " ".join(segment.text for segment in segments).strip()
 
@@ -163,17 +185,46 @@ async def run_usual(
         deltas = [delta async for delta in llm.stream("usual", text)]
         reply = "".join(delta for delta in deltas if isinstance(delta, str))
     await loop.run_in_executor(None, lambda: list(piper.synthesize(reply)))
-    first_audio = time.monotonic()
-    path.speech_end_ms.append((first_audio - (started + spoken.speech_end_s)) * 1000)
-    path.audio_stop_ms.append((first_audio - audio_stop) * 1000)
-    path.answer_ms.append((first_audio - audio_stop) * 1000)
-    path.asked_ms.append((first_audio - audio_stop) * 1000)
-    path.judge(spoken.text, text, reply, expected(engines, spoken, False))
+    after_stop_ms = (time.monotonic() - audio_stop) * 1000
+    ms = (stop_s - clip.speech_end_s) * 1000 + after_stop_ms
+    path.speech_end_ms.append(ms)
+    path.audio_stop_ms.append(after_stop_ms)
+    path.by_ending["client's silence"].append(ms)
+    path.judge(clip, text, match, reply)
 
 
-async def bench(rounds: int, pipeline_argv: list[str]) -> None:
+def percentiles(values: list[float]) -> str:
+    """'p50 X / p90 Y / p95 Z ms (n)'."""
+    if not values:
+        return "n/a"
+    ordered = sorted(values)
+
+    def at(share: float) -> float:
+        return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+    return (
+        f"p50 {statistics.median(ordered):6.1f} / p90 {at(0.9):6.1f} / "
+        f"p95 {at(0.95):6.1f} ms ({len(ordered)})"
+    )
+
+
+async def bench(limit: int | None, show_wrong: bool, pipeline_argv: list[str]) -> None:
     from wyoming_rtvoice.tts.voice import resolve_voice
 
+    missing = [v for v, d in DEBIAN_VOICES.items() if not d.available()]
+    for voice in missing:
+        print(
+            f"voice {voice!r} missing: not in this run "
+            f"(script/setup installs it as root; apt-get install "
+            f"{DEBIAN_VOICES[voice].package})"
+        )
+    voices = VOICES + tuple(v for v in DEBIAN_VOICES if v not in missing)
+    print(
+        "Making the spoken material (cached in .cache/bench/accuracy) ...", flush=True
+    )
+    material = await asyncio.to_thread(e2e_clips, voices)
+    if limit is not None:
+        material = material[:: max(1, len(material) // limit)]
     fake = FakeLlm(answer=ANSWER)
     fake.first_token_s, fake.token_s = FIRST_TOKEN_S, 0.02
     fake.start_in_thread()
@@ -183,62 +234,81 @@ async def bench(rounds: int, pipeline_argv: list[str]) -> None:
     config = ConverseConfig.from_args(
         parser.parse_args(
             ["-", "--llm-model", "fake", "--anthropic-base-url", fake.url]
+            + ["--entities", str(HOUSE)]
             + pipeline_argv
         )
     )
     engines, _ = await load(config)
     piper = PiperVoice.load(resolve_voice(config.tts.voice))
     list(piper.synthesize("Warm up."))
-    kinds = {"command": COMMANDS, "guarded": GUARDED, "question": QUESTIONS}
-    paths = {
-        (kind, name): Measured(name)
-        for kind in kinds
-        for name in (*PATHS, "usual chain")
-    }
-    for _ in range(rounds):
-        for kind, texts in kinds.items():
-            for index, (text, speed) in enumerate(itertools.product(texts, SPEEDS)):
-                spoken = speak(text, length_scale=speed, seed=index)
-                for name in PATHS:
-                    await run_pipeline(engines, spoken, paths[(kind, name)])
-                await run_usual(engines, piper, spoken, paths[(kind, "usual chain")])
+    measured = {(kind, name): Measured() for kind in KINDS for name in PATHS}
+    started = time.monotonic()
+    for index, clip in enumerate(material):
+        kind = kind_of(clip, engines)
+        await run_pipeline(engines, clip, measured[(kind, "pipeline")])
+        await run_usual(engines, piper, clip, measured[(kind, "usual chain")])
+        if (index + 1) % 25 == 0:
+            print(f"  {index + 1}/{len(material)} clips", flush=True)
     fake.stop_thread()
+    report(material, measured, engines, voices, time.monotonic() - started)
+    for (kind, name), path in measured.items():
+        if show_wrong:
+            for wrong in path.wrong:
+                print(f"  not right ({kind}, {name}): {wrong}")
+            for waited in path.waited:
+                print(f"  waited ({kind}, {name}): {waited}")
+
+
+def report(
+    material: list[Clip],
+    measured: dict[tuple[str, str], Measured],
+    engines: Engines,
+    voices: tuple[str, ...],
+    seconds: float,
+) -> None:
+    counts = Counter(kind_of(clip, engines) for clip in material)
     print(
-        f"End to end: {len(COMMANDS)} commands, {len(GUARDED)} on a lock or a door "
-        f"and {len(QUESTIONS)} questions x "
-        f"{len(SPEEDS)} speeds x {rounds} round(s), real-time pace, 0.8 s of silence "
-        f"before audio-stop; fake LLM first token at {FIRST_TOKEN_S * 1000:.0f} ms"
+        f"End to end: {len(material)} clips ({', '.join(f'{n} {k}' for k, n in counts.items())}), "  # noqa: E501
+        f"voices {', '.join(voices)}, 3 speeds, quiet and fan noise rotated; "
+        f"real-time pace; fake LLM first token at {FIRST_TOKEN_S * 1000:.0f} ms; "
+        f"{seconds / 60:.1f} min"
     )
-    budgets = ", ".join(f"{k} {v:.0f}" for k, v in config.budgets.as_dict().items())
-    print(f"  budgets (ms): {budgets}; end of turn: {config.rule}")
-    for (kind, _), path in paths.items():
-        count = len(path.speech_end_ms)
+    budgets = ", ".join(f"{k} {v:.0f}" for k, v in engines.budgets.as_dict().items())
+    print(f"  budgets (ms): {budgets}; end of turn: {engines.rule}")
+    for (kind, name), path in measured.items():
+        total = path.right + len(path.wrong)
+        if not total:
+            continue
         print(
-            f"  {kind:8} {path.name:31} end of speech -> first audio "
-            f"{summary_ms(path.speech_end_ms)}   audio-stop -> first audio "
-            f"{summary_ms(path.audio_stop_ms)}   right {path.right}/{count}"
+            f"  {kind:16} {name:11} end of speech -> first audio "
+            f"{percentiles(path.speech_end_ms)}   audio-stop -> first audio "
+            f"{percentiles(path.audio_stop_ms)}   right {path.right}/{total}"
         )
-        if kind == "question":
-            overhead = [ms - FIRST_TOKEN_S * 1000 for ms in path.asked_ms]
-            print(
-                f"  {'':8} {'':31} audio-stop -> first answer audio "
-                f"{summary_ms(path.answer_ms)}   overhead above the first token "
-                f"(from the LLM asked) {summary_ms(overhead)}"
+        if name != "pipeline":
+            continue
+        for how, values in sorted(path.by_ending.items()):
+            print(f"  {'':16} {'':11}   ended at {how:18} {percentiles(values)}")
+        if path.stages:
+            steps = ", ".join(
+                f"{step} +{statistics.median(values):.1f}"
+                for step, values in path.stages.items()
             )
-        if path.over_budget or path.early:
-            print(
-                f"  {'':8} {'':31} over budget (turns): {path.over_budget}   "
-                f"ended early on a command: {path.early}/{count}"
-            )
-        for wrong in path.wrong:
-            print(f"  {'':8} {'':31} not right: {wrong}")
+            print(f"  {'':16} {'':11}   at the first silent frame, p50 ms: {steps}")
+        waited = len(path.waited)
+        print(
+            f"  {'':16} {'':11}   waited a silence {waited}/{total}, "
+            f"cut off before the speech ended {path.cut_off}/{total}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--limit", type=int, help="About this many clips, evenly taken")
+    parser.add_argument(
+        "--wrong", action="store_true", help="List the turns that were not right"
+    )
     args, pipeline_argv = parser.parse_known_args()
-    asyncio.run(bench(args.rounds, pipeline_argv))
+    asyncio.run(bench(args.limit, args.wrong, pipeline_argv))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ speech when it is loud; `FakeDecoder` "hears" one word of its sentence per
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import AsyncIterator, Iterator
 
 import numpy as np
@@ -25,6 +26,21 @@ from wyoming_rtvoice.turn import FRAME_BYTES
 
 RATE = 16000
 WORD_S = 0.25
+# Named the way Home Assistant names a house: areas begin device names.
+NAMED_HOUSE = {
+    "areas": ["Office", "Nursery", "Kitchen", "Garage", "Hallway"],
+    "floors": [],
+    "entities": [
+        {"name": "Office Lamp", "domain": "light", "area": "Office"},
+        {"name": "Office Lamp Shelf", "domain": "light", "area": "Office"},
+        {"name": "Office Blinds", "domain": "cover", "area": "Office"},
+        {"name": "Nursery Fan", "domain": "fan", "area": "Nursery"},
+        {"name": "Kitchen Speaker", "domain": "media_player", "area": "Kitchen"},
+        {"name": "Garage Thermostat", "domain": "climate", "area": "Garage"},
+        {"name": "Garage Door", "domain": "cover", "area": "Garage"},
+        {"name": "Front Door", "domain": "lock", "area": "Hallway"},
+    ],
+}
 _RNG = np.random.default_rng(0)
 
 
@@ -166,6 +182,14 @@ def demo_matcher() -> Matcher:
     and the command sentences, expanded once."""
     frames_for("en")
     return Matcher("en", House.from_file(DEMO_HOUSE))
+
+
+@pytest.fixture(scope="session")
+def named_matcher(demo_matcher: Matcher) -> Matcher:
+    """A matcher for NAMED_HOUSE (sharing the demo matcher's sentences)."""
+    matcher = copy.copy(demo_matcher)
+    matcher.update(House.from_json(NAMED_HOUSE))
+    return matcher
 
 
 @pytest.fixture(scope="module")

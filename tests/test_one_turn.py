@@ -150,6 +150,38 @@ async def test_without_an_llm_questions_are_answered_alike(house: HouseStore) ->
     assert service == [("not-handled", NO_LLM)]
 
 
+async def test_a_command_on_a_device_assist_may_not_use_says_so_alike(
+    demo_matcher: Matcher, fake_llm: FakeLlm
+) -> None:
+    """Not "no assistant is set up", and not the LLM's to answer: the name is
+    one Assist may not use (its aliases too); anything else goes on."""
+    json = demo_matcher.house.as_json()
+    json["entities"] = [e for e in json["entities"] if e["name"] != "Front Door"]
+    json["unexposed"] = [
+        {"name": "Front Door", "domain": "lock"},
+        {"name": "Garage Light", "domain": "light", "aliases": ["Workshop Light"]},
+    ]
+    matcher = copy.copy(demo_matcher)
+    matcher.update(House.from_json(json))
+    store = HouseStore(Snapshot(matcher), None)
+    fake_llm.answer, fake_llm.first_token_s, fake_llm.failure = ANSWER, 0.0, "none"
+    asked = len(fake_llm.requests)
+    with_llm = responder(store, fake_llm.url)
+    for reply_by in (responder(store, None), with_llm):
+        service, _ = await both(reply_by, "lock the front door")
+        assert service == [("not-handled", "Front Door is not exposed to Assist.")]
+    service, _ = await both(with_llm, "turn on the workshop light")
+    assert service == [("not-handled", "Garage Light is not exposed to Assist.")]
+    assert len(fake_llm.requests) == asked
+    service, _ = await both(responder(store, None), "turn off the kitchen lights")
+    assert service == [("intent", "Turned off the light")]
+    service, _ = await both(with_llm, "how far away is the moon")
+    assert service[-1] == ("handled", ANSWER)
+    assert with_llm.llm is not None
+    await with_llm.llm.close()
+    store.close()
+
+
 async def test_a_command_is_the_same_intent(house: HouseStore) -> None:
     service, _ = await both(responder(house, None), "turn off the bedroom fan")
     assert service == [("intent", "Turned off the fan")]
@@ -296,6 +328,30 @@ async def test_a_pause_mid_command_does_not_end_the_turn(house: HouseStore) -> N
         assert transcripts(events) == ["turn on the kitchen lights"], pause_s
 
 
+async def test_a_command_ending_on_an_area_ends_at_the_first_silent_frame(
+    house: HouseStore,
+) -> None:
+    metrics = Metrics()  # the demo house has an "Office" and "Office Blinds"
+    decoder = FakeDecoder("close the blinds in the office")
+    async with asr_service(house, decoder, metrics=metrics) as port:
+        events, _ = await stream(port, speech(6) + silence(3))
+    assert transcripts(events) == ["close the blinds in the office"]
+    assert "turn over: command after 32 ms of silence" in metrics.traces[-1].notes
+
+
+async def test_a_door_waits_for_the_silence_where_home_assistant_runs_it(
+    house: HouseStore,
+) -> None:
+    """Home Assistant runs the command without a question: "open the garage
+    door... no wait" must be heard whole."""
+    metrics = Metrics()
+    decoder = FakeDecoder("open the garage door")
+    async with asr_service(house, decoder, metrics=metrics) as port:
+        events, _ = await stream(port, speech(4) + silence(3))
+    assert transcripts(events) == ["open the garage door"]
+    assert "turn over: confirm after 512 ms of silence" in metrics.traces[-1].notes
+
+
 async def test_silence_ends_at_the_no_speech_timeout(house: HouseStore) -> None:
     metrics = Metrics()
     async with asr_service(house, FakeDecoder("anything"), metrics=metrics) as port:
@@ -391,9 +447,12 @@ async def test_a_misheard_command_is_heard_right_by_the_service_and_the_pipeline
     decoder = FakeDecoder(
         "turn off the living room land", said="turn off the living room lamp"
     )
-    async with asr_service(house, decoder) as port:
+    metrics = Metrics()
+    async with asr_service(house, decoder, metrics=metrics) as port:
         events, _ = await stream(port, speech(6) + silence(2))
     assert transcripts(events) == ["Turn off the Living Room Lamp"]
+    # A command, misheard or not, ends the turn at the first silent frame.
+    assert "turn over: command after 32 ms of silence" in metrics.traces[-1].notes
     turn_events = await through_pipeline(responder(house, None), decoder)
     intent = next(e for e in turn_events if e.type == "intent")
     assert intent.data["name"] == "HassTurnOff"

@@ -81,6 +81,13 @@ def notes(turn: Turn) -> str:
     return "; ".join(turn.trace.notes)
 
 
+def ended(turn: Turn) -> tuple[str, int]:
+    """How the turn ended, and after how many ms of silence."""
+    found = re.search(r"turn over: (\w+) after (\d+) ms of silence", notes(turn))
+    assert found is not None, notes(turn)
+    return found.group(1), int(found.group(2))
+
+
 async def test_a_command_ends_at_the_first_silent_frame(engines: Engines) -> None:
     said(engines, "turn off the bedroom fan")
     events, turn = await run_turn(engines, speech(5) + silence(3))
@@ -165,6 +172,57 @@ async def test_a_client_gone_while_the_early_question_waits_leaves_no_trace(
     assert len(fake_llm.requests) == asked + 2  # asked afresh, not the old request
 
 
+@pytest.fixture
+async def named(named_matcher: Matcher) -> AsyncIterator[Engines]:
+    """Engines on a house named the Home Assistant way ("Office Lamp" in
+    the "Office"), without an LLM."""
+    house = HouseStore(Snapshot(named_matcher), None)
+    made = Engines(
+        FakeDecoder(), Speaker(FakeVoice()), Responder(house, None, AckPolicy())
+    )
+    await made.warm()
+    yield made
+    house.close()
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "close the blinds in the office",
+        "turn on the fan in the nursery",
+        "pause the music in the kitchen",
+        "what is the temperature in the garage",  # a question the matcher answers
+    ],
+)
+async def test_a_command_ending_on_an_area_ends_at_the_first_silent_frame(
+    named: Engines, sentence: str
+) -> None:
+    said(named, sentence)
+    _, turn = await run_turn(named, speech(len(sentence.split())) + silence(2))
+    assert turn.intent is not None and "area" in turn.intent.slots
+    assert ended(turn) == ("command", 32)
+
+
+async def test_a_name_that_begins_a_longer_name_waits_for_the_silence(
+    named: Engines,
+) -> None:
+    said(named, "turn on the office lamp")  # ... "shelf"?
+    _, turn = await run_turn(named, speech(5) + silence(2))
+    assert ended(turn) == ("prefix", 512)
+    said(named, "set the office lamp brightness to 50 percent")  # past the name
+    _, turn = await run_turn(named, speech(8) + silence(2))
+    assert turn.intent is not None and turn.intent.slots["brightness"] == 50
+    ending, silence_ms = ended(turn)
+    assert ending == "command" and silence_ms < 100  # a frame or two
+
+
+async def test_a_pause_mid_number_does_not_end_the_turn(named: Engines) -> None:
+    said(named, "set the nursery fan to twenty five percent")
+    audio = speech(6) + silence(0.3) + speech(2) + silence(2)
+    _, turn = await run_turn(named, audio)
+    assert turn.intent is not None and turn.intent.slots["percentage"] == 25
+
+
 async def test_a_pause_mid_command_does_not_end_the_turn(engines: Engines) -> None:
     said(engines, "turn on the kitchen lights")
     audio = speech(3) + silence(0.6) + speech(2) + silence(2)
@@ -174,7 +232,7 @@ async def test_a_pause_mid_command_does_not_end_the_turn(engines: Engines) -> No
     assert "speech resumed" in notes(turn)
 
 
-async def test_a_door_waits_for_the_silence_and_opens_only_after_a_yes(
+async def test_a_door_is_asked_about_at_once_and_opens_only_after_a_yes(
     engines: Engines,
 ) -> None:
     said(engines, "open the garage door")
@@ -182,7 +240,8 @@ async def test_a_door_waits_for_the_silence_and_opens_only_after_a_yes(
     guarded = Engines(engines.decoder, engines.speaker, engines.responder, hass)
     pipeline = Pipeline(guarded, frames=FakeFrames)
     events, turn = await run_turn(guarded, speech(4) + silence(2), pipeline)
-    assert "turn over: confirm after 512 ms of silence" in notes(turn)
+    # The question hears a "no wait": no silence to wait for first.
+    assert "turn over: confirm after 32 ms of silence" in notes(turn)
     assert turn.executed == "not executed: waiting for a yes"
     assert "intent" not in types(events)
     assert turn.answer == "Open Garage Door?"

@@ -28,7 +28,7 @@ from collections.abc import (
     Iterable,
     Sequence,
 )
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from wyoming.asr import Transcript
 from wyoming.audio import AudioStop
@@ -36,7 +36,7 @@ from wyoming.event import Event
 from wyoming.handle import HandledStop
 from wyoming.vad import VoiceStarted, VoiceStopped
 
-from .asr.session import AsrSession, AsrSettings, Classify, Decoder, Ear
+from .asr.session import AsrSession, AsrSettings, Decoder, Ear
 from .audio import RATE_16K, WIDTH
 from .handle.events import intent_events, reply_events
 from .handle.matcher import Match
@@ -203,7 +203,6 @@ class Pipeline:
         engines: Engines,
         end_at_speech_end: bool = True,
         barge_in: bool = True,
-        classify: Classify | None = None,
         frames: Callable[[], Frames] | None = None,
     ) -> None:
         self.engines = engines
@@ -211,7 +210,6 @@ class Pipeline:
         # not when the client stops sending.
         self.end_at_speech_end = end_at_speech_end
         self.barge_in = barge_in
-        self._classify = classify or engines.responder.house.ending
         self._new_frames = frames or (lambda: SpeechFrames(engines.rule.vad_threshold))
         self._frames: Frames | None = None
         self._matches: dict[str, Match | None] = {}
@@ -269,10 +267,10 @@ class Pipeline:
             self.engines.decoder,
             self._frames,
             AsrSettings(),
-            self.engines.rule,
+            replace(self.engines.rule, asks_first=True),  # "Unlock Front Door?"
             lambda heard: house.snapshot.prompt(heard),
             trace,
-            self._classify,
+            house.ending,
             house.closest,
             self.engines.ears,
         )
@@ -284,15 +282,15 @@ class Pipeline:
                 if self.engines.hass is not None:  # the answer may need them
                     self.engines.hass.refresh_states()
                 await sink(VoiceStarted().event())
+            if self.end_at_speech_end and (why := await session.turn_over()):
+                trace.notes.append(f"turn over: {why}")
+                break
             ready = session.ready_transcript()
             for guess in (session.latest_partial(), ready):
                 if guess:
                     await self._prepare(guess)
             if ready:
                 await self._ask_early(ready, conversation)
-            if self.end_at_speech_end and (why := await session.turn_over()):
-                trace.notes.append(f"turn over: {why}")
-                break
         trace.mark("audio_stop")
         if started:
             await sink(VoiceStopped().event())

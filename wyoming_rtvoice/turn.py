@@ -5,10 +5,12 @@ the satellite's barge-in.
 The end of a turn depends on what was said: a complete device command ends
 at the first silent frame, a sentence that cannot end where it stopped
 ("turn on the ...") waits for a long pause, anything else for a short one.
-A command whose target needs a confirmation (a lock, a door) waits the
-short silence too, so "open the garage door... no wait" is heard whole, and
-so does one whose last name begins a longer one ("turn on the office" in a
-house with an "Office Lamp").
+So does a command that a longer sentence of the house begins and that acts
+on other devices ("turn on the office lamp" in a house with an "Office Lamp
+Shelf"; `Vocabulary.goes_on`). A command on a lock, a door or an alarm waits the
+short silence where it runs without a question (the ASR service ending the
+turn for Home Assistant), so "open the garage door... no wait" is heard
+whole; the pipeline asks "Open Garage Door?" first and need not wait.
 """
 
 from __future__ import annotations
@@ -40,9 +42,9 @@ _WORD = re.compile(r"[\w']+")
 class Ending(enum.Enum):
     """What a transcript is, as far as the end of the turn is concerned."""
 
-    COMMAND = "command"  # a complete device command
+    COMMAND = "command"  # a complete device command or question
     CONFIRM = "confirm"  # a command on a lock, door, alarm...
-    PREFIX = "prefix"  # a command on "the office" in a house with an office lamp
+    PREFIX = "prefix"  # a longer sentence may go on from it ("office lamp" shelf)
     OPEN = "open"  # stops where a sentence cannot end
     OTHER = "other"
 
@@ -62,9 +64,12 @@ class TurnRule:
     no_speech_s: float = 8.0  # nothing said since the turn began
     max_speech_s: float = 15.0  # from the first speech
     vad_threshold: float = 0.5
+    # A command on a lock, door or alarm is asked about before it runs (the
+    # pipeline): no silence is needed to hear a "no wait".
+    asks_first: bool = False
 
     def silence_for(self, ending: Ending) -> float:
-        if ending is Ending.COMMAND:
+        if ending is Ending.COMMAND or (ending is Ending.CONFIRM and self.asks_first):
             return 0.0
         if ending is Ending.OPEN:
             return self.pause_s

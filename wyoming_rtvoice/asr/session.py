@@ -4,7 +4,9 @@ Audio (16 kHz mono) is kept and followed by the VAD. While speech goes on,
 the audio so far is decoded at intervals and the words two consecutive
 decodes agree on become stable. At the first silent frame the final decode
 starts; speech that resumes drops it. Whether the turn is over is decided
-by `turn.TurnRule` from what that decode says. The ASR service's handler
+by `turn.TurnRule` from what that decode says, or, when it is no command,
+from what the second chance makes of it (a misheard command ends the turn
+like one heard right). The ASR service's handler
 and the in-process pipeline both drive a session.
 
 At most one partial and two final decodes of a session run at a time (a
@@ -104,6 +106,7 @@ class Decode:
 
     audio: np.ndarray
     task: asyncio.Task[str]
+    chosen: str | None = None  # what the second chance made of it, once run
 
     @property
     def audio_bytes(self) -> int:
@@ -221,6 +224,7 @@ class AsrSession:
         self._ears = ears
         self.heard = ""  # the final transcript as decoded, before a second chance
         self.scored: list[tuple[str, float]] = []  # by the second chance, if it ran
+        self.second_chance_ms: float | None = None  # its time, if it ran
         self._endings: dict[str, Ending] = {}
         self._in_speech = False
         self._speech_start_bytes = 0
@@ -280,9 +284,13 @@ class AsrSession:
         if self._silence_s >= self.rule.pause_s:
             return "long silence"
         ready = self.ready_transcript()
-        if ready is None:
+        if ready is None or self._final is None:
             return None
         ending = await self._ending(ready)
+        if ending is Ending.OTHER and self._closest is not None:
+            # A misheard command is a command: its second chance now, while
+            # the silence runs, not after it (finish() takes its result).
+            ending = await self._ending(await self._chosen(self._final, ready))
         if self._silence_s >= self.rule.silence_for(ending):
             return f"{ending.value} after {self._silence_s * 1000:.0f} ms of silence"
         return None
@@ -319,7 +327,13 @@ class AsrSession:
                 return partial
         self.heard = await final.task
         self.trace.mark("heard")
-        return await self.second_chance(self.heard, final.audio)
+        return await self._chosen(final, self.heard)
+
+    async def _chosen(self, final: Decode, heard: str) -> str:
+        """The second chance's transcript of a final decode, run once."""
+        if final.chosen is None:
+            final.chosen = await self.second_chance(heard, final.audio)
+        return final.chosen
 
     async def second_chance(self, heard: str, audio: np.ndarray) -> str:
         """`heard`, or, when it is no device command, the command of this
@@ -349,6 +363,7 @@ class AsrSession:
             self.scored = list(zip(texts, scores))
             _LOGGER.debug("Second chance for %r: %s", heard, self.scored)
         elapsed_ms = (time.monotonic() - self.trace.marks["second_chance"]) * 1000
+        self.second_chance_ms = elapsed_ms
         self.trace.notes.append(
             f"second chance {'taken' if chosen is not None else 'not taken'} "
             f"({len(candidates)} candidates, {elapsed_ms:.0f} ms)"

@@ -16,6 +16,12 @@ For a transcript:
    out: no scan of every frame);
 3. the frames that fit are filled (a lock sentence needs a lock) and the
    closest sentence of each meaning is kept.
+
+The same sentences tell where a turn may end (`goes_on`): a transcript ends
+a command unless a longer sentence of the house begins with its words and
+acts on other devices ("turn on the office lamp" in a house with an "Office
+Lamp Shelf"; not "close the blinds in the office", though "Office" begins
+"Office Blinds").
 """
 
 from __future__ import annotations
@@ -24,9 +30,9 @@ import itertools
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from difflib import SequenceMatcher
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from hassil import Intents
@@ -38,7 +44,7 @@ from hassil.util import merge_dict
 from home_assistant_intents import get_speech_to_phrase_intents
 
 from .house import House
-from .matcher import own_sentences, spoken_variants
+from .matcher import normalize, own_sentences, spoken_variants
 
 HOUSE_LISTS = ("name", "area", "floor")
 NUMBER = "{number}"
@@ -54,6 +60,11 @@ _NUMBER_WORDS = frozenset(
     "thirty forty fifty sixty seventy eighty ninety hundred".split()
 )
 _DIGITS = re.compile(r"^\d+(\.\d+)?$")
+# Numbers a longer number begins ("twenty" of "twenty five"; "20" as written).
+_TENS = frozenset(
+    "twenty thirty forty fifty sixty seventy eighty ninety "
+    "20 30 40 50 60 70 80 90".split()
+)
 # What may be heard around a command and dropped ("um" and the like are
 # gone already, see matcher.normalize).
 DROPPABLE = frozenset(
@@ -137,6 +148,24 @@ class Frame:
     domain: str | None  # what an {area} must have
 
 
+@dataclass(eq=False)
+class Node:
+    """A word of a trie of frames or of the house's names; what ends at it
+    and what goes on past it."""
+
+    depth: int = 0
+    children: dict[str, Node] = field(default_factory=dict)
+    ends: list[Any] = field(default_factory=list)
+    below: list[Any] = field(default_factory=list)
+
+    def add(self, words: Iterable[str], item: Any) -> None:
+        node = self
+        for word in words:
+            node.below.append(item)
+            node = node.children.setdefault(word, Node(node.depth + 1))
+        node.ends.append(item)
+
+
 @dataclass(frozen=True)
 class Frames:
     frames: tuple[Frame, ...]
@@ -144,6 +173,9 @@ class Frames:
     # A word of a rule, and the rule's other one-word wordings ("light":
     # "lights", "lamp"...): a frame says each rule one way, people say any.
     alike: dict[str, frozenset[str]]
+    trie: Node = field(default_factory=Node)  # the frames, word by word
+    # A word as said, and the frame words it may stand for ("lights": "light").
+    stands_for: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def near(self, words: tuple[str, ...]) -> Iterator[tuple[Frame, int]]:
         """Frames within a word edit per two words of `words` (MAX_EDITS at
@@ -255,13 +287,22 @@ def frames_for(language: str) -> Frames:
                         )
     ordered = tuple(frames.values())
     index: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    trie = Node()
     for number, frame in enumerate(ordered):
         for key in set(_deletions(frame.words)):
             index[key].append(number)
+        trie.add(frame.words, frame)
+    alike = _alike(intents.expansion_rules, intents.slot_lists)
+    stands_for: dict[str, set[str]] = defaultdict(set)
+    for plain, wordings in alike.items():
+        for wording in wordings | {plain}:
+            stands_for[wording].add(plain)
     return Frames(
         ordered,
         {key: tuple(value) for key, value in index.items()},
-        _alike(intents.expansion_rules, intents.slot_lists),
+        alike,
+        trie,
+        {word: tuple(sorted(plains)) for word, plains in stands_for.items()},
     )
 
 
@@ -399,6 +440,66 @@ class Vocabulary:
         for entity in house.entities:
             in_area[(entity.get("area"), entity["domain"])].add(entity["name"])
         self._in_area = {key: frozenset(names) for key, names in in_area.items()}
+        # Per list, its values word by word (where a name may go on).
+        self._tries = {slot: Node() for slot in HOUSE_LISTS}
+        for value in self._values:
+            self._tries[value.slot].add(value.words, value)
+
+    def goes_on(self, heard: str) -> bool:
+        """Whether a longer command sentence of the house begins with the
+        words of `heard` and acts on other devices: a longer name, area or
+        floor ("turn on the office lamp": "... shelf"), a name, area or
+        floor where `heard` names no device ("turn off the lights": "in the
+        kitchen"), or a longer number ("set the fan to 20": "25"). Words
+        that only add to the same devices ("dim the desk lamp": "to 25%",
+        "turn on the TV": "in the den") do not count."""
+        words = words_of(normalize(heard))
+
+        @cache
+        def walk(start: int, node: Node, named: bool) -> bool:
+            if start == len(words):
+                return any(_acts_on_more(f, node.depth, named) for f in node.below)
+            word = words[start]
+            for key in {word, *self.frames.stands_for.get(word, ())}:
+                child = node.children.get(key)
+                if child is not None and walk(start + 1, child, named):
+                    return True
+            if word in DROPPABLE and walk(start + 1, node, named):
+                return True
+            for slot, trie in self._tries.items():
+                child = node.children.get("{" + slot + "}")
+                said: Node | None = trie
+                end = start
+                while child is not None and said is not None and end < len(words):
+                    said = said.children.get(words[end])
+                    end += 1
+                    if said is None:
+                        break
+                    if end == len(words) and self._longer_fits(said, child):
+                        return True
+                    if said.ends and walk(end, child, named or slot == "name"):
+                        return True
+            child = node.children.get(NUMBER)
+            if child is not None and is_number(word):
+                end = start
+                while end < len(words) and is_number(words[end]):
+                    end += 1
+                if end == len(words) and words[-1] in _TENS:
+                    return True
+                return walk(end, child, named)
+            return False
+
+        return bool(words) and walk(0, self.frames.trie, False)
+
+    def _longer_fits(self, values: Node, after: Node) -> bool:
+        """Whether a value longer than those ending at `values` fits a frame
+        going on from `after` (a sentence that has the value's slot there)."""
+        frames = after.ends + after.below
+        return any(
+            self._fits(frame, (Spotted(value, 0, 0, 1.0),))
+            for value in values.below
+            for frame in frames
+        )
 
     def closest(self, heard: str) -> list[Candidate]:
         """Up to CANDIDATES sentences of different meanings, closest first."""
@@ -533,6 +634,15 @@ class Vocabulary:
             found.sort(key=lambda n: (-best[n].similarity, n))
             kept += [best[n] for n in found[:SPOTTED_PER_LIST]]
         return kept
+
+
+def _acts_on_more(frame: Frame, depth: int, named: bool) -> bool:
+    """Whether the frame, past its first `depth` words, names other devices
+    than its start: a name, or a place for devices of a kind ("the lights"
+    ... "in the kitchen"; a timer's place is no device) where none was named."""
+    rest = frame.words[depth:]
+    places = "{area}" in rest or "{floor}" in rest
+    return "{name}" in rest or (places and not named and frame.domain is not None)
 
 
 def _trigrams(letters: str) -> set[str]:
