@@ -3,7 +3,7 @@ speech left alone? Strict match only vs the full chain (the ASR's second
 chance), side by side in one run.
 
 Material (bench/accuracy_material.py): 113 device commands of the test
-house (203 entities) and 55 other utterances (questions, chatter,
+house (203 entities) and 58 other utterances (questions, chatter,
 near-misses), each at three speeds, quiet and in fan noise at 10 dB SNR,
 in two voices. Each clip goes through the ASR session as the services run
 it (Whisper tiny.en int8 with the house's names as prompt, Silero VAD, the
