@@ -148,6 +148,9 @@ OTHERS: list[str] = [
     "What's the weather like tomorrow?",
     "How long does it take to bake bread?",
     "The lamp in the office is too bright.",
+    "Turn on the moon.",
+    "Dim sum for dinner.",
+    "Unlock your potential.",
 ]
 # fmt: on
 

@@ -1,15 +1,16 @@
 """`script/bench ha`: device commands through a real Home Assistant's own
 Assist pipeline, from the end of speech to each stage and to the reply audio.
 
-A real Home Assistant 2025.4.4 is started in a scratch configuration
-directory (template lights, a fan and a switch over input booleans, Assist
-exposing them), with its default audio settings: voice activity detection on,
-0.7 s of silence. Spoken commands (the project's voice, three speeds, light
+A real Home Assistant (2025.4.4 and 2026.10.4: `script/bench ha --ha
+oldest|current|both`) is started in a scratch configuration directory
+(template lights, a fan and a switch over input booleans, Assist exposing
+them), with its default audio settings: voice activity detection on, 0.7 s
+of silence. Spoken commands (the project's voice, three speeds, light
 room noise) are fed to `async_pipeline_from_audio_stream` at real-time pace,
 then the live noise of the room for as long as the pipeline reads. Times are
 from the last spoken sample to `stt-end`, `intent-end`, `tts-end` and the
-reply audio fetched (`tts.async_get_media_source_audio`, WAV at 16 kHz as a
-satellite asks, converted by Home Assistant's ffmpeg). Home Assistant's own
+reply audio read from its TTS stream (WAV at 16 kHz as a satellite asks,
+converted by Home Assistant's ffmpeg). Home Assistant's own
 TTS cache is emptied before each turn, so every reply is synthesised by the
 TTS server (a confirmation it said recently would come from that cache, for
 every configuration alike).
@@ -17,7 +18,9 @@ every configuration alike).
 Pipelines, one turn of each per spoken command, interleaved:
   (a)  rtvoice speech to text and agent, Wyoming TTS on the stack;
   (b)  the built-in `wyoming` integration on the project's servers (speech
-       to text, conversation, TTS), Home Assistant's VAD;
+       to text, conversation, TTS): Home Assistant's VAD ends the turn before
+       2026.5; since, the ASR service does (it needs no VAD of Home
+       Assistant's), as with (a);
   (a0), (b0) the same on a second stack run with --no-reply-ahead (what
        answering from work already done saves);
   (c)  the usual servers, wyoming-faster-whisper (the same tiny.en model) and
@@ -26,8 +29,9 @@ Pipelines, one turn of each per spoken command, interleaved:
 Then commands with a pause inside (0.3-0.6 s after "turn on the ...") through
 (a): a turn that ends in the pause is a false cut-off.
 
-Runs in .venv-ha (Home Assistant needs Python 3.13); spoken material and the
-project's servers come from .venv.
+Runs in .venv-ha or .venv-ha-current (script/ha-current); spoken material
+and the project's servers come from .venv. The spoken commands are COMMANDS
+below.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = str(REPO / ".venv" / "bin" / "python")
 USUAL = REPO / ".cache" / "usual-servers"
-TOKEN = "bench-ha-token"
+TOKEN = "bench-ha-token-0123456789"  # 16+ characters, as the stack needs
 RATE, WIDTH = 16000, 2
 CHUNK = RATE * WIDTH // 50  # 20 ms
 NOISE_DB = -40.0
@@ -277,19 +281,62 @@ def usual_servers(work: Path) -> tuple[Process, Process] | None:
 # --- Home Assistant ----------------------------------------------------------
 
 
+# A template entity's options under their legacy platform's names.
+LEGACY_TEMPLATE_KEYS = {"name": "friendly_name", "state": "value_template"}
+
+
+def template_entities(entities: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Configuration for template entities (options by their current names),
+    the way the running Home Assistant takes them: under the template
+    integration (2026.x refuses `light: - platform: template`), and as that
+    legacy platform for a domain the integration does not take yet (2025.4:
+    covers and fans)."""
+    from homeassistant.components.template import config as template_config
+    from homeassistant.util import slugify
+
+    modern: dict[str, Any] = {}
+    config: dict[str, Any] = {}
+    for domain, items in entities.items():
+        if f"{domain.upper()}_DOMAIN" in vars(template_config):
+            modern[domain] = items
+            continue
+        legacy = {
+            slugify(item["name"]): {
+                LEGACY_TEMPLATE_KEYS.get(k, k): v for k, v in item.items()
+            }
+            for item in items
+        }
+        config[domain] = [{"platform": "template", f"{domain}s": legacy}]
+    return {**config, "template": [modern]} if modern else config
+
+
+async def reply_audio(hass: Any, tts_output: dict[str, Any]) -> tuple[str, bytes]:
+    """A pipeline's spoken reply (extension, audio) from its TTS stream, as
+    Home Assistant's satellites read it (2026.x: its media id names the
+    stream, which `tts.async_get_media_source_audio` does not resolve)."""
+    from homeassistant.components import tts
+
+    stream = tts.async_get_stream(hass, tts_output["token"])
+    assert stream is not None, tts_output
+    audio = b"".join([chunk async for chunk in stream.async_stream_result()])
+    return stream.extension, audio
+
+
 def configuration(http_port: int, ffmpeg: str) -> dict[str, Any]:
     booleans: dict[str, Any] = {f"power_{i}": {} for i in range(len(DEVICES))}
-    entities: dict[str, dict[str, Any]] = {"light": {}, "fan": {}, "switch": {}}
+    entities: dict[str, list[dict[str, Any]]] = {"light": [], "fan": [], "switch": []}
     for index, (name, domain) in enumerate(DEVICES):
         power = f"input_boolean.power_{index}"
         action = {"target": {"entity_id": power}}
-        entities[domain][name.lower().replace(" ", "_")] = {
-            "friendly_name": name,
-            "unique_id": f"bench-{index}",
-            "value_template": f"{{{{ is_state('{power}', 'on') }}}}",
-            "turn_on": {"action": "input_boolean.turn_on", **action},
-            "turn_off": {"action": "input_boolean.turn_off", **action},
-        }
+        entities[domain].append(
+            {
+                "name": name,
+                "unique_id": f"bench-{index}",
+                "state": f"{{{{ is_state('{power}', 'on') }}}}",
+                "turn_on": {"action": "input_boolean.turn_on", **action},
+                "turn_off": {"action": "input_boolean.turn_off", **action},
+            }
+        )
     return {
         "homeassistant": {
             "name": "bench",
@@ -304,9 +351,7 @@ def configuration(http_port: int, ffmpeg: str) -> dict[str, Any]:
         "http": {"server_host": "127.0.0.1", "server_port": http_port},
         "ffmpeg": {"ffmpeg_bin": ffmpeg},
         "input_boolean": booleans,
-        "light": [{"platform": "template", "lights": entities["light"]}],
-        "fan": [{"platform": "template", "fans": entities["fan"]}],
-        "switch": [{"platform": "template", "switches": entities["switch"]}],
+        **template_entities(entities),
         "conversation": {},
         "assist_pipeline": {},
     }
@@ -399,7 +444,7 @@ class Bench:
         return str(pipeline.id)
 
     async def turn(self, config: Config, spoken: Spoken) -> Turn:
-        from homeassistant.components import stt, tts
+        from homeassistant.components import stt
         from homeassistant.components.assist_pipeline import (
             PipelineEvent,
             PipelineEventType,
@@ -415,16 +460,16 @@ class Bench:
         events: dict[str, dict[str, Any]] = {}
         fetching: list[asyncio.Task[Any]] = []
 
-        async def fetch(media_id: str) -> None:
-            await tts.async_get_media_source_audio(self.hass, media_id)
+        async def fetch(tts_output: dict[str, Any]) -> None:
+            await reply_audio(self.hass, tts_output)
             marks["reply audio"] = time.monotonic()
 
         def on_event(event: PipelineEvent) -> None:
             marks[str(event.type)] = time.monotonic()
             events[str(event.type)] = event.data or {}
             if event.type == PipelineEventType.TTS_END:
-                media_id = events["tts-end"]["tts_output"]["media_id"]
-                fetching.append(asyncio.create_task(fetch(media_id)))
+                tts_output = events["tts-end"]["tts_output"]
+                fetching.append(asyncio.create_task(fetch(tts_output)))
 
         started = time.monotonic()
         await asyncio.wait_for(
@@ -671,6 +716,9 @@ def main() -> None:
     parser.add_argument("--no-usual", action="store_true", help="skip (c)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
     args = parser.parse_args()
+    from homeassistant.const import __version__
+
+    print(f"Home Assistant {__version__}, Python {sys.version.split()[0]}")
     print(f"Load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     work = Path(tempfile.mkdtemp(prefix="bench-ha-"))
     try:

@@ -76,6 +76,25 @@ def make_root() -> None:
     """Debian forky with Python 3.14 and g++ (~1 minute, ~0.7 GB)."""
     if RECIPE.is_file() and RECIPE.read_text(encoding="utf-8") == ",".join(PACKAGES):
         return
+    if (
+        os.geteuid() == 0
+        and not shutil.which("debootstrap")
+        and shutil.which("apt-get")
+    ):
+        step("Installing debootstrap (apt-get)")
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(
+            [
+                "apt-get",
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "debootstrap",
+            ],
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
     if os.geteuid() != 0 or not shutil.which("debootstrap"):
         sys.exit(
             "No Python >= 3.14.2 here (set PYTHON_HA_CURRENT), and making one "
@@ -150,8 +169,8 @@ def enter(argv: list[str]) -> None:
         subprocess.run(["mount", *args], check=True)
 
     mount("-t", "proc", "proc", str(root / "proc"))
-    for path in ("/dev", "/sys"):
-        mount("--rbind", path, str(root / path[1:]))
+    for tree in ("dev", "sys"):
+        mount("--rbind", f"/{tree}", str(root / tree))
     for path in [Path("/etc/resolv.conf"), HOST_CA, *binds()]:
         if not path.exists():
             continue

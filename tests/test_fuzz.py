@@ -316,20 +316,28 @@ def watchdog(port: int, bound_s: float = 5.0) -> Iterator[list[float]]:
     failures: list[BaseException] = []
     stop = threading.Event()
 
+    def ping_until_closed() -> bool:
+        """True once stopped; False when the satellite closed a connection
+        that only pings (it does after 5 s without run-satellite)."""
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            replies = sock.makefile("rb")
+            while True:  # one more ping once stopped: the last word is the server's
+                stopped = stop.wait(0.05)
+                started = time.monotonic()
+                sock.sendall(b'{"type": "ping"}\n')
+                header = json.loads(replies.readline())
+                data = replies.read(header.get("data_length") or 0)
+                if header["type"] == "error" and b"run-satellite" in data:
+                    return False
+                assert header["type"] == "pong", header
+                rtts.append(time.monotonic() - started)
+                if stopped:
+                    return True
+
     def ping_forever() -> None:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-                replies = sock.makefile("rb")
-                while True:  # one more ping once stopped: the last word is the server's
-                    stopped = stop.wait(0.05)
-                    started = time.monotonic()
-                    sock.sendall(b'{"type": "ping"}\n')
-                    header = json.loads(replies.readline())
-                    replies.read(header.get("data_length") or 0)
-                    assert header["type"] == "pong", header
-                    rtts.append(time.monotonic() - started)
-                    if stopped:
-                        break
+            while not ping_until_closed():
+                pass
         except BaseException as err:  # reported by the test
             failures.append(err)
 

@@ -299,6 +299,7 @@ def _houses(name: Any, domain: Any, extra: Any) -> Any:
         optional={
             "areas": st.lists(name, max_size=2),
             "floors": st.lists(name, max_size=2),
+            "unexposed": st.one_of(st.lists(entity, max_size=2), name),
             **extra,
         },
     )
@@ -340,6 +341,7 @@ def test_house_validation_is_the_schema(data: Any) -> None:
                 states[key] = EntityState(state, attributes)
         assert got.entities == expected["entities"]
         assert got.floors == expected["floors"]
+        assert got.unexposed == expected["unexposed"]
         assert got.states == states
 
 

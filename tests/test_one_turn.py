@@ -150,6 +150,38 @@ async def test_without_an_llm_questions_are_answered_alike(house: HouseStore) ->
     assert service == [("not-handled", NO_LLM)]
 
 
+async def test_a_command_on_a_device_assist_may_not_use_says_so_alike(
+    demo_matcher: Matcher, fake_llm: FakeLlm
+) -> None:
+    """Not "no assistant is set up", and not the LLM's to answer: the name is
+    one Assist may not use (its aliases too); anything else goes on."""
+    json = demo_matcher.house.as_json()
+    json["entities"] = [e for e in json["entities"] if e["name"] != "Front Door"]
+    json["unexposed"] = [
+        {"name": "Front Door", "domain": "lock"},
+        {"name": "Garage Light", "domain": "light", "aliases": ["Workshop Light"]},
+    ]
+    matcher = copy.copy(demo_matcher)
+    matcher.update(House.from_json(json))
+    store = HouseStore(Snapshot(matcher), None)
+    fake_llm.answer, fake_llm.first_token_s, fake_llm.failure = ANSWER, 0.0, "none"
+    asked = len(fake_llm.requests)
+    with_llm = responder(store, fake_llm.url)
+    for reply_by in (responder(store, None), with_llm):
+        service, _ = await both(reply_by, "lock the front door")
+        assert service == [("not-handled", "Front Door is not exposed to Assist.")]
+    service, _ = await both(with_llm, "turn on the workshop light")
+    assert service == [("not-handled", "Garage Light is not exposed to Assist.")]
+    assert len(fake_llm.requests) == asked
+    service, _ = await both(responder(store, None), "turn off the kitchen lights")
+    assert service == [("intent", "Turned off the light")]
+    service, _ = await both(with_llm, "how far away is the moon")
+    assert service[-1] == ("handled", ANSWER)
+    assert with_llm.llm is not None
+    await with_llm.llm.close()
+    store.close()
+
+
 async def test_a_command_is_the_same_intent(house: HouseStore) -> None:
     service, _ = await both(responder(house, None), "turn off the bedroom fan")
     assert service == [("intent", "Turned off the fan")]

@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from aiohttp import ClientSession
+from aiohttp import ClientSession, ClientTimeout
 from wyoming.asr import Transcript
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
@@ -205,7 +205,11 @@ async def test_a_slow_http_flood_takes_no_port_down(
     log_path = tmp_path / "handle.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, preexec_fn=few_descriptors
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=few_descriptors,
         )
     service = RunningService(process, port, log_path, {"handle": port}, "handle")
     wait_ready([service])
@@ -222,7 +226,7 @@ async def test_a_slow_http_flood_takes_no_port_down(
             assert pong is not None and pong.type == "pong"
         async with ClientSession() as session:
             url = f"http://127.0.0.1:{http_port}/health"
-            async with session.get(url, timeout=TIMEOUT) as response:
+            async with session.get(url, timeout=ClientTimeout(TIMEOUT)) as response:
                 assert response.status == 200
         # The half-open requests are closed by the server (read() returns
         # at the end of the stream), not held.

@@ -190,7 +190,12 @@ async def test_a_burst_of_buffered_events_leaves_the_loop_to_others(
                 pong = await next_event(client)
                 assert pong is not None and pong.type == "pong"
 
-    assert await longest_loop_hold(burst()) < 0.1
+    gc.collect()
+    gc.freeze()  # as a service does once loaded: a full collection is short
+    try:
+        assert await longest_loop_hold(burst()) < 0.1
+    finally:
+        gc.unfreeze()
 
 
 async def test_a_house_near_the_body_cap_is_validated_off_the_loop(

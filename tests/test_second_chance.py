@@ -9,9 +9,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from wyoming_rtvoice.asr.session import MARGIN, WITHIN_HEARD, choose, spoken_form
+from tests.fakes import FakeDecoder, FakeFrames
+from wyoming_rtvoice.asr.session import (
+    MARGIN,
+    WITHIN_AGREED,
+    WITHIN_HEARD,
+    AsrSession,
+    AsrSettings,
+    agreed,
+    choose,
+    no_prompt,
+    spoken_form,
+)
 from wyoming_rtvoice.handle.house import House
 from wyoming_rtvoice.handle.matcher import Matcher
 from wyoming_rtvoice.handle.vocabulary import (
@@ -21,6 +33,8 @@ from wyoming_rtvoice.handle.vocabulary import (
     sounds,
 )
 from wyoming_rtvoice.state import PROMPT_CHARS, PROMPT_VERBS, Snapshot
+from wyoming_rtvoice.trace import Trace
+from wyoming_rtvoice.turn import Ending, TurnRule
 
 TEST_HOUSE = Path(__file__).parent / "data" / "house.json"
 
@@ -141,6 +155,10 @@ def test_commands_speech_to_phrase_lacks_are_candidates_too(
     for heard, command in (
         ("Post the TV.", "Pause the TV"),
         ("Start the robot factory.", "Start the Robot Vacuum"),
+        # a light's level without "brightness", beside a fan's speed
+        ("Set the Living Room Lamp for 50%", "Set the Living Room Lamp to 50 percent"),
+        # a floor without "on the"
+        ("Turn off all the lights up stairs.", "Turn off all the lights Upstairs"),
     ):
         assert texts(test_vocabulary.closest(heard))[0] == command, heard
     assert test_vocabulary.closest("Start the car.") == []
@@ -227,6 +245,118 @@ def test_a_candidate_is_taken_only_with_a_clear_margin() -> None:
     assert choose([heard, heard - WITHIN_HEARD - 0.1], [0]) is None
     assert choose([heard, heard - WITHIN_HEARD + 0.1], [0]) == 0
     assert choose([heard], []) is None
+
+
+def test_beyond_the_window_a_candidate_needs_every_other_ear() -> None:
+    heard = -10.0
+    beyond = heard - WITHIN_HEARD - 1.0  # "Dim the lamp" heard as "In the lamp"
+    scores, actions = [heard, beyond, beyond - MARGIN - 1.0], [0, 1]
+    assert choose(scores, actions) is None  # one ear alone: nothing
+    assert agreed(scores, actions, []) is None
+    assert agreed(scores, actions, [1]) == 0  # picks index [heard, *candidates]
+    assert agreed(scores, actions, [1, 1]) == 0  # a third ear, the same way
+    assert agreed(scores, actions, [0]) is None  # it heard what Whisper heard
+    assert agreed(scores, actions, [2]) is None  # another command
+    assert agreed(scores, actions, [None]) is None  # it could not tell
+    assert agreed(scores, actions, [1, 0]) is None  # not every ear
+    far = [heard, heard - WITHIN_AGREED - 0.1, heard - 40.0]
+    assert agreed(far, actions, [1]) is None  # too far even for two ears
+    # within the window the other ears are not needed, nor can they veto
+    near = [heard, heard - 1.0, heard - 9.0]
+    assert agreed(near, actions, [0]) == choose(near, actions) == 0
+    # the margin between candidates holds for two ears as for one
+    close = [heard, beyond, beyond - MARGIN / 2]
+    assert agreed(close, actions, [1]) is None
+
+
+class StandInEar:
+    def __init__(self, pick: int | None) -> None:
+        self.picks = pick
+        self.asked: list[list[str]] = []
+
+    async def pick(self, audio: np.ndarray, texts: list[str]) -> int | None:
+        self.asked.append(texts)
+        return self.picks
+
+
+class FixedScores(FakeDecoder):
+    def __init__(self, scores: list[float]) -> None:
+        super().__init__()
+        self.scores = scores
+
+    async def score(self, audio: np.ndarray, texts: list[str]) -> list[float]:
+        return self.scores
+
+
+async def test_the_session_asks_every_ear_where_the_strict_match_failed() -> None:
+    candidates = [
+        Candidate("Dim the kitchen lights", 0),
+        Candidate("Brighten the kitchen lights", 1),
+    ]
+    heard = "In the kitchen lights."
+
+    async def closest(text: str) -> list[Candidate]:
+        return candidates
+
+    async def classify(text: str) -> Ending:
+        return Ending.OTHER if text == heard else Ending.COMMAND
+
+    async def chosen(heard: str, ears: list[StandInEar]) -> str:
+        # the right candidate 8 nats below the transcript: beyond one ear
+        session = AsrSession(
+            FixedScores([-10.0, -18.0, -30.0]),
+            FakeFrames(),
+            AsrSettings(),
+            TurnRule(),
+            no_prompt,
+            Trace("test"),
+            classify,
+            closest,
+            ears,
+        )
+        return await session.second_chance(heard, np.zeros(16000, np.float32))
+
+    assert await chosen(heard, []) == heard
+    agreeing = StandInEar(1)
+    assert await chosen(heard, [agreeing]) == "Dim the kitchen lights"
+    assert agreeing.asked == [
+        [
+            "In the kitchen lights.",
+            "Dim the kitchen lights.",
+            "Brighten the kitchen lights.",
+        ]
+    ]
+    assert await chosen(heard, [agreeing, StandInEar(2)]) == heard
+    assert await chosen(heard, [StandInEar(None)]) == heard
+    unasked = StandInEar(1)
+    assert await chosen("Turn on the kitchen lights.", [unasked]) != heard
+    assert unasked.asked == []  # a command already: no ear is asked
+
+
+def test_the_second_ear_hears_a_command_whisper_misheard() -> None:
+    pytest.importorskip("pocketsphinx")
+    from bench.speech import speak
+    from wyoming_rtvoice.asr.sphinx import GrammarEar, said_words
+    from wyoming_rtvoice.audio import to_float
+
+    assert said_words("Dim the lamp to 40%.") == "dim the lamp to forty percent".split()
+    ear = GrammarEar.load()
+    assert ear is not None
+    try:
+        dim = to_float(speak("Dim the kitchen lights.").audio)
+        texts = [
+            "In the kitchen lights.",  # as heard
+            "Brighten the kitchen lights.",
+            "Dim the kitchen lights.",
+        ]
+        assert ear.choose(dim, texts) == 2
+        off = to_float(speak("Turn off the kitchen lights.").audio)
+        on_off = ["Turn of the kitchen lights.", "Turn on the kitchen lights."]
+        assert ear.choose(off, [*on_off, "Turn off the kitchen lights."]) == 2
+        # a word its dictionary lacks: it cannot tell
+        assert ear.choose(dim, [texts[0], "Dim the zorblax lights.", texts[2]]) is None
+    finally:
+        ear.close()
 
 
 def test_texts_are_scored_in_one_form() -> None:

@@ -232,16 +232,24 @@ async def test_every_path_but_health_needs_the_token(stack: Stack) -> None:
                 assert response.status == 200, (method, path)
 
 
-async def test_a_wrong_token_makes_its_address_wait(stack: Stack) -> None:
-    """A guess, then the right token from the same address at once: 429 (it
-    used to be compared); another address is not held up."""
-    wrong = {"Authorization": "Bearer wrong"}
+async def test_wrong_tokens_make_their_address_wait(stack: Stack) -> None:
+    """Three different guesses (a stale token retried counts once), then the
+    right token from the same address at once: 429 (it used to be compared);
+    another address is not held up."""
     bearer = {"Authorization": f"Bearer {HTTP_TOKEN}"}
     url = f"{stack.http}/api/info"
     guesser = TCPConnector(local_addr=("127.0.0.7", 0))
     async with ClientSession(connector=guesser) as session:
-        async with session.get(url, headers=wrong) as response:
-            assert response.status == 401
+        for guess in ("stale", "stale", "stale", "typo"):
+            headers = {"Authorization": f"Bearer {guess}"}
+            async with session.get(url, headers=headers) as response:
+                assert response.status == 401
+        async with session.get(url, headers=bearer) as response:
+            assert response.status == 200  # two different wrong ones are free
+        for guess in ("guess-1", "guess-2", "guess-3"):
+            headers = {"Authorization": f"Bearer {guess}"}
+            async with session.get(url, headers=headers) as response:
+                assert response.status == 401
         async with session.get(url, headers=bearer) as response:
             assert response.status == 429
             assert int(response.headers["Retry-After"]) >= 1

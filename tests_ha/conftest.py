@@ -2,7 +2,8 @@
 
 They run as subprocesses of the project's own `.venv` (Python 3.11, the
 models, wyoming>=1.10) on free loopback ports, exactly like tests/test_stack.py;
-Home Assistant and these tests run in `.venv-ha` (Python 3.13).
+Home Assistant and these tests run in `.venv-ha` (2025.4.4, Python 3.13) and
+`.venv-ha-current` (2026.10.4, Python 3.14; script/ha-current).
 
 Home Assistant's detection of blocking calls in its event loop is on, as in a
 real Home Assistant: starting and stopping servers happens in executors.
@@ -35,6 +36,7 @@ from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 import custom_components  # noqa: F401  ours, before the plugin's testing_config one
+from bench.ha import template_entities
 from tests.conftest import free_port
 
 REPO = Path(__file__).parent.parent
@@ -331,12 +333,14 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Load custom_components/rtvoice."""
 
 
-async def template_light(hass: HomeAssistant, **light: Any) -> None:
-    """A template light, the way both ends of the supported range take it:
-    under the template integration (2026.x refuses `light: - platform:
-    template`). Its entity id comes from its name."""
-    config = {"template": [{"light": light}]}
-    assert await async_setup_component(hass, "template", config)
+async def template(hass: HomeAssistant, **entities: dict[str, Any]) -> None:
+    """Template entities by domain (`light={...}, cover={...}`; entity ids
+    from their names), configured the way the running Home Assistant takes
+    them, all in one call: the template integration takes its configuration
+    once."""
+    config = template_entities({domain: [e] for domain, e in entities.items()})
+    for integration, section in config.items():
+        assert await async_setup_component(hass, integration, {integration: section})
 
 
 @pytest.fixture
@@ -349,13 +353,15 @@ async def house(hass: HomeAssistant) -> AsyncIterator[str]:
     )
     power = "input_boolean.kitchen_power"
     action = {"target": {"entity_id": power}}
-    await template_light(
+    await template(
         hass,
-        name="Kitchen Lights",
-        unique_id="kitchen-lights",
-        state=f"{{{{ is_state('{power}', 'on') }}}}",
-        turn_on={"action": "input_boolean.turn_on", **action},
-        turn_off={"action": "input_boolean.turn_off", **action},
+        light=dict(
+            name="Kitchen Lights",
+            unique_id="kitchen-lights",
+            state=f"{{{{ is_state('{power}', 'on') }}}}",
+            turn_on={"action": "input_boolean.turn_on", **action},
+            turn_off={"action": "input_boolean.turn_off", **action},
+        ),
     )
     assert await async_setup_component(hass, "conversation", {})
     await hass.async_block_till_done()

@@ -21,7 +21,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from .conftest import Stack, process, speech, state, synced, template_light
+from .conftest import Stack, process, speech, state, synced, template
 
 LIGHT = "light.dining_room_lights"
 LEVEL = "input_number.dining_level"
@@ -48,11 +48,12 @@ async def set_rules(fake_llm: str, rules: dict[str, Any]) -> None:
 async def dimmable(
     hass: HomeAssistant, stack: Stack, fake_llm: str
 ) -> AsyncIterator[MockConfigEntry]:
-    """A dimmable light (a template over an input_number), the rtvoice entry
-    that pushes it to the stack, and the fake LLM told what to call."""
+    """A dimmable light (a template over an input_number) and a gate named
+    without "gate" (a template cover over an input_boolean), the rtvoice
+    entry that pushes them to the stack, and the fake LLM told what to call."""
     assert await async_setup_component(hass, "homeassistant", {})
     assert await async_setup_component(
-        hass, "input_boolean", {"input_boolean": {"dining_power": {}}}
+        hass, "input_boolean", {"input_boolean": {"dining_power": {}, "gate_open": {}}}
     )
     assert await async_setup_component(
         hass,
@@ -60,22 +61,33 @@ async def dimmable(
         {"input_number": {"dining_level": {"min": 0, "max": 255, "step": 1}}},
     )
     power = {"target": {"entity_id": POWER}}
-    await template_light(
+    opened = {"target": {"entity_id": "input_boolean.gate_open"}}
+    await template(
         hass,
-        name="Dining Room Lights",
-        unique_id="dining-room-lights",
-        state=f"{{{{ is_state('{POWER}', 'on') }}}}",
-        level=f"{{{{ states('{LEVEL}') | int }}}}",
-        turn_on={"action": "input_boolean.turn_on", **power},
-        turn_off={"action": "input_boolean.turn_off", **power},
-        set_level=[
-            {
-                "action": "input_number.set_value",
-                "target": {"entity_id": LEVEL},
-                "data": {"value": "{{ brightness }}"},
-            },
-            {"action": "input_boolean.turn_on", **power},
-        ],
+        cover=dict(
+            name="Side Entrance",
+            unique_id="side-entrance",
+            device_class="gate",
+            state="{{ is_state('input_boolean.gate_open', 'on') }}",
+            open_cover={"action": "input_boolean.turn_on", **opened},
+            close_cover={"action": "input_boolean.turn_off", **opened},
+        ),
+        light=dict(
+            name="Dining Room Lights",
+            unique_id="dining-room-lights",
+            state=f"{{{{ is_state('{POWER}', 'on') }}}}",
+            level=f"{{{{ states('{LEVEL}') | int }}}}",
+            turn_on={"action": "input_boolean.turn_on", **power},
+            turn_off={"action": "input_boolean.turn_off", **power},
+            set_level=[
+                {
+                    "action": "input_number.set_value",
+                    "target": {"entity_id": LEVEL},
+                    "data": {"value": "{{ brightness }}"},
+                },
+                {"action": "input_boolean.turn_on", **power},
+            ],
+        ),
     )
     assert await async_setup_component(hass, "conversation", {})
     await hass.async_block_till_done()
@@ -151,29 +163,12 @@ async def test_a_gate_and_a_hot_setpoint_ask_first(
     """The integration pushes Home Assistant's device class and unit system:
     a gate named without "gate", "door" or "garage" is asked about, and so
     is 90 degrees in a Celsius house (a sane Fahrenheit set-point)."""
-    assert await async_setup_component(
-        hass, "input_boolean", {"input_boolean": {"gate_open": {}}}
-    )
-    opened = {"target": {"entity_id": "input_boolean.gate_open"}}
-    gate = {
-        "friendly_name": "Side Entrance",
-        "unique_id": "side-entrance",
-        "device_class": "gate",
-        "value_template": "{{ is_state('input_boolean.gate_open', 'on') }}",
-        "open_cover": {"action": "input_boolean.turn_on", **opened},
-        "close_cover": {"action": "input_boolean.turn_off", **opened},
-    }
-    assert await async_setup_component(
-        hass,
-        "cover",
-        {"cover": [{"platform": "template", "covers": {"side_entrance": gate}}]},
-    )
     hass.states.async_set(
         "climate.lounge", "heat", {"friendly_name": "Lounge", "temperature": 20}
     )
     await hass.async_block_till_done()
     async_expose_entity(hass, "conversation", "cover.side_entrance", True)
-    house = await synced(stack.get, "Side Entrance")
+    house = await synced(stack.get, "Lounge")
     pushed = {e["name"]: e for e in house["entities"]}
     assert pushed["Side Entrance"]["device_class"] == "gate"
     assert pushed["Lounge"]["temperature_unit"] == "°C"

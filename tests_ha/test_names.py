@@ -75,3 +75,21 @@ async def test_registry_changes_are_sent_and_understood(
     response = await process(hass, "turn off the lights in the kitchen")
     assert state(hass, house) == "off", response
     assert speech(response) == "Turned off the lights"
+
+
+async def test_a_device_assist_may_not_use_is_said_to_be_so(
+    hass: HomeAssistant, house: str, entry: MockConfigEntry, stack: Stack
+) -> None:
+    """Its name (nothing else about it) reaches the stack, which says why it
+    does not run the command instead of saying it cannot answer."""
+    await synced(stack.get, "Kitchen Lights")
+    async_expose_entity(hass, "conversation", house, False)
+
+    sent = await synced(stack.get, "Kitchen Lights", present=False)
+
+    assert {"name": "Kitchen Lights", "domain": "light", "aliases": []} in sent[
+        "unexposed"
+    ]
+    response = await process(hass, "turn on the kitchen lights")
+    assert speech(response) == "Kitchen Lights is not exposed to Assist."
+    assert state(hass, house) == "off"

@@ -48,10 +48,10 @@ async def lone(
     port, http = free_port(), free_port()
     argv = [PYTHON, "-m", "wyoming_rtvoice", "handle"]
     argv += [f"--uri=tcp://127.0.0.1:{port}", f"--http-uri=http://127.0.0.1:{http}"]
-    env = {"ANTHROPIC_API_KEY": "", "RTVOICE_HTTP_TOKEN": "first-token"}
+    env = {"ANTHROPIC_API_KEY": "", "RTVOICE_HTTP_TOKEN": "first-token-0123456789"}
     handle = Server(argv, tmp_path / "handle.log", env=env)
     async with async_running(hass, handle):
-        stack = Stack({"handle": port}, http, token="first-token")
+        stack = Stack({"handle": port}, http, token="first-token-0123456789")
         stack.id = (await stack.get("/api/info"))["id"]
         yield handle, stack
 
@@ -135,7 +135,7 @@ async def test_a_stack_that_goes_comes_back_restarts_and_changes_its_token(
     assert await _house(stack) == {"Kitchen Lights"}
 
     # The stack's token is changed while Home Assistant runs.
-    handle.env["RTVOICE_HTTP_TOKEN"] = "second-token"
+    handle.env["RTVOICE_HTTP_TOKEN"] = "second-token-0123456789"
     await handle.async_stop(hass)
     await handle.async_start(hass)
     await _tick(hass)
@@ -145,7 +145,7 @@ async def test_a_stack_that_goes_comes_back_restarts_and_changes_its_token(
     assert flow["context"]["source"] == SOURCE_REAUTH
     assert flow["context"]["entry_id"] == entry.entry_id
     result = await hass.config_entries.flow.async_configure(
-        flow["flow_id"], {CONF_TOKEN: "second-token"}
+        flow["flow_id"], {CONF_TOKEN: "second-token-0123456789"}
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"

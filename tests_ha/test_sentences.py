@@ -14,7 +14,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from .conftest import REPO, Stack, process, speech, synced, template_light
+from .conftest import REPO, Stack, process, speech, synced, template
 
 SENTENCES = REPO / "wyoming_rtvoice" / "handle" / "sentences" / "en.yaml"
 LEVEL = "input_number.desk_level"
@@ -33,19 +33,23 @@ async def lamp(hass: HomeAssistant, tmp_path: Path) -> AsyncIterator[None]:
         hass, "input_number", {"input_number": {"desk_level": number}}
     )
     target = {"target": {"entity_id": LEVEL}}
-    await template_light(
+    await template(
         hass,
-        name="Desk Lamp",
-        unique_id="desk-lamp",
-        state=f"{{{{ states('{LEVEL}') | int > 0 }}}}",
-        level=f"{{{{ states('{LEVEL}') | int }}}}",
-        turn_on={"action": "input_number.set_value", "data": {"value": 255}} | target,
-        turn_off={"action": "input_number.set_value", "data": {"value": 0}} | target,
-        set_level={
-            "action": "input_number.set_value",
-            "data": {"value": "{{ brightness }}"},
-        }
-        | target,
+        light=dict(
+            name="Desk Lamp",
+            unique_id="desk-lamp",
+            state=f"{{{{ states('{LEVEL}') | int > 0 }}}}",
+            level=f"{{{{ states('{LEVEL}') | int }}}}",
+            turn_on={"action": "input_number.set_value", "data": {"value": 255}}
+            | target,
+            turn_off={"action": "input_number.set_value", "data": {"value": 0}}
+            | target,
+            set_level={
+                "action": "input_number.set_value",
+                "data": {"value": "{{ brightness }}"},
+            }
+            | target,
+        ),
     )
     assert await async_setup_component(hass, "conversation", {})
     await hass.async_block_till_done()

@@ -2,7 +2,8 @@
 its default voice activity detection, the stack's ASR service ends the turn
 (Home Assistant's detection never does); the command is executed and its
 confirmation spoken. The built-in `wyoming` speech to text on the same
-service still works, ended by Home Assistant's detection. And a service that
+service still works, ended by Home Assistant's detection (before 2026.5) or
+by the service (since). And a service that
 refuses, drops the connection or is not there is a failed turn."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import Any
 
 import imageio_ffmpeg
 import pytest
-from homeassistant.components import stt, tts
+from homeassistant.components import stt
 from homeassistant.components.assist_pipeline import (
     PipelineEvent,
     PipelineEventType,
@@ -26,6 +26,8 @@ from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from bench.ha import reply_audio
 
 from .conftest import PYTHON, REPO, SERVICES, Stack, off_loop, state, synced
 
@@ -62,19 +64,15 @@ def command_audio() -> bytes:
 
 
 async def spoken_reply(hass: HomeAssistant, data: dict[Any, Any]) -> tuple[str, float]:
-    """A pipeline run's spoken reply (its TTS stream, read as Home Assistant's
-    satellites read it): its extension and its length in seconds, from its
-    audio (a streamed WAV's header has a dummy length)."""
-    stream = tts.async_get_stream(
-        hass, data[PipelineEventType.TTS_END]["tts_output"]["token"]
-    )
-    assert stream is not None
-    audio = b"".join([chunk async for chunk in stream.async_stream_result()])
+    """A pipeline run's spoken reply: its extension and its length in
+    seconds, from its audio (a streamed WAV's header has a dummy length)."""
+    tts_output = data[PipelineEventType.TTS_END]["tts_output"]
+    extension, audio = await reply_audio(hass, tts_output)
     with wave.open(io.BytesIO(audio)) as reader:
         frame = reader.getsampwidth() * reader.getnchannels()
         rate = reader.getframerate()
     samples = len(audio) - audio.index(b"data") - 8
-    return stream.extension, samples / frame / rate
+    return extension, samples / frame / rate
 
 
 def metadata() -> stt.SpeechMetadata:

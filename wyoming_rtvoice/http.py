@@ -216,7 +216,7 @@ class HttpApi:
             f"Bearer {self._token}".encode(),
         ):
             if offered:  # no header at all is not a guess
-                self.guesses.wrong(remote)
+                self.guesses.wrong(remote, offered)
             raise web.HTTPUnauthorized(text="bearer token required")
         self.guesses.right(remote)
 

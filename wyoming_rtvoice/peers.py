@@ -7,12 +7,13 @@ and the address kept in the state file (the one the rtvoice integration
 pushed the house from, or the satellite's first peer).
 
 `Rate`: at most N requests a minute in all and per address (the LLM).
-`Guesses`: a wrong token makes its address wait, longer each time.
+`Guesses`: wrong tokens make their address wait, longer each time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import socket
 import time
@@ -141,22 +142,32 @@ class Rate:
 
 
 class Guesses:
-    """Wrong tokens by address: after the n-th in a row that address waits
-    2**(n-1) s (at most `max_wait_s`) before its next try is even compared."""
+    """Wrong tokens by address. The first FREE different ones cost nothing
+    (a typo, a stale token retried: the same token again is not a new
+    guess); from then on each makes the address wait 1 s, 2 s, 4 s... (at
+    most `max_wait_s`) before its next try is even compared."""
+
+    FREE = 2
 
     def __init__(self, max_wait_s: float = 60.0) -> None:
         self.max_wait_s = max_wait_s
-        self._wrong: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        # address -> (different wrong tokens, the last one's digest, until)
+        self._wrong: OrderedDict[str, tuple[int, bytes, float]] = OrderedDict()
 
     def wait_s(self, address: str) -> float:
         """How long `address` must still wait before its next try (0: now)."""
-        count, until = self._wrong.get(address, (0, 0.0))
+        _, _, until = self._wrong.get(address, (0, b"", 0.0))
         return max(0.0, until - time.monotonic())
 
-    def wrong(self, address: str) -> None:
-        count, _ = self._wrong.pop(address, (0, 0.0))
-        wait_s = min(self.max_wait_s, 2.0**count)
-        self._wrong[address] = (count + 1, time.monotonic() + wait_s)
+    def wrong(self, address: str, token: str) -> None:
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        count, last, until = self._wrong.pop(address, (0, b"", 0.0))
+        if digest != last:
+            count += 1
+            if count > self.FREE:
+                wait_s = min(self.max_wait_s, 2.0 ** (count - self.FREE - 1))
+                until = time.monotonic() + wait_s
+        self._wrong[address] = (count, digest, until)
         if len(self._wrong) > MAX_ADDRESSES:
             self._wrong.popitem(last=False)
 

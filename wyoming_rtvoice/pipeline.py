@@ -26,6 +26,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Iterable,
+    Sequence,
 )
 from dataclasses import dataclass, field, replace
 
@@ -35,7 +36,7 @@ from wyoming.event import Event
 from wyoming.handle import HandledStop
 from wyoming.vad import VoiceStarted, VoiceStopped
 
-from .asr.session import AsrSession, AsrSettings, Decoder
+from .asr.session import AsrSession, AsrSettings, Decoder, Ear
 from .audio import RATE_16K, WIDTH
 from .handle.events import intent_events, reply_events
 from .handle.matcher import Match
@@ -145,6 +146,7 @@ class Engines:
     rule: TurnRule = field(default_factory=TurnRule)
     budgets: Budgets = field(default_factory=Budgets)
     metrics: Metrics | None = None  # where finished turns are recorded and logged
+    ears: Sequence[Ear] = ()  # the second chance's other ears
 
     async def warm(self) -> None:
         """Render the phrases a turn may need at once (they play even when
@@ -270,6 +272,7 @@ class Pipeline:
             trace,
             house.ending,
             house.closest,
+            self.engines.ears,
         )
         started = False
         while (chunk := await source.read()) is not None:

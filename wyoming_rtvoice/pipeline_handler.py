@@ -112,7 +112,7 @@ class PipelineEventHandler(EventHandler):
             return True
         _LOGGER.warning("Client %s refused: no valid pipeline token", self.peer)
         if isinstance(offered, str):
-            self._guesses.wrong(self.peer)
+            self._guesses.wrong(self.peer, offered)
         await self.write_error(
             "this endpoint needs run-pipeline with its token first",
             ErrorCode.UNAUTHORIZED,

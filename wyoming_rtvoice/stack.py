@@ -219,6 +219,7 @@ async def run(config: StackConfig) -> None:
             config.rule,
             config.budgets,
             metrics,
+            models.ears,
         )
         await engines.warm()
         if hass is not None:
@@ -240,6 +241,7 @@ async def run(config: StackConfig) -> None:
                         if config.reply_ahead
                         else None
                     ),
+                    ears=models.ears,
                 ),
                 _listener(config, "asr"),
             ),

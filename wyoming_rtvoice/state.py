@@ -276,11 +276,19 @@ class HouseStore:
             return None
         return answered(match, snapshot.matcher, snapshot.house, self.states)
 
-    async def closest(self, text: str) -> list[Candidate]:
-        """The house's device commands closest to `text` (which matched none)."""
-        vocabulary = self.snapshot.vocabulary
+    async def not_exposed(self, text: str) -> str | None:
+        """The entity Assist may not use that `text` (which matched no
+        command) names, if any."""
+        matcher = self.snapshot.matcher
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, vocabulary.closest, text)
+        return await loop.run_in_executor(self._executor, matcher.not_exposed, text)
+
+    async def closest(self, text: str) -> list[Candidate]:
+        """The house's device commands closest to `text` (which matched none);
+        none for a command heard right that names a device Assist may not
+        use (not another device's command)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, _closest, self.snapshot, text)
 
     async def ending(self, text: str) -> Ending:
         """What `text` is for the end of a turn: a complete device command or
@@ -377,6 +385,12 @@ class HouseStore:
 
 def _save(path: Path, snapshot: Snapshot) -> None:
     write_atomically(path, json.dumps(snapshot.as_json(), indent=1))
+
+
+def _closest(snapshot: Snapshot, text: str) -> list[Candidate]:
+    if snapshot.matcher.not_exposed(text) is not None:
+        return []
+    return snapshot.vocabulary.closest(text)
 
 
 def _made_ahead(snapshot: Snapshot) -> None:

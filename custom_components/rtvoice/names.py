@@ -62,17 +62,23 @@ REGISTRY_EVENTS = (
 
 def exposed_house(hass: HomeAssistant) -> dict[str, Any]:
     """The exposed entities (name, aliases, domain, area, state), areas and
-    floors, in the JSON the handle service takes."""
+    floors, in the JSON the handle service takes; and of the others only
+    their names and domain, so a command naming one is told it is not
+    exposed."""
     entities = er.async_get(hass)
     devices = dr.async_get(hass)
     areas = ar.async_get(hass)
     house_entities = []
+    unexposed = []
     for state in hass.states.async_all():
-        if not async_should_expose(hass, conversation.DOMAIN, state.entity_id):
-            continue
         if not _fits(state.name) or not DOMAIN_RE.fullmatch(state.domain):
             continue
         entry = entities.async_get(state.entity_id)
+        aliases = _aliases(state.name, entry.aliases) if entry else []
+        if not async_should_expose(hass, conversation.DOMAIN, state.entity_id):
+            names = {"name": state.name, "domain": state.domain, "aliases": aliases}
+            unexposed.append(names)
+            continue
         area_id = entry.area_id if entry else None
         if entry and not area_id and entry.device_id:
             device = devices.async_get(entry.device_id)
@@ -84,7 +90,7 @@ def exposed_house(hass: HomeAssistant) -> dict[str, Any]:
                 "domain": state.domain,
                 **_described(hass, state),
                 "area": area.name if area else None,
-                "aliases": _aliases(state.name, entry.aliases) if entry else [],
+                "aliases": aliases,
                 "state": state.state,
                 "attributes": _attributes(state.attributes),
             }
@@ -93,6 +99,7 @@ def exposed_house(hass: HomeAssistant) -> dict[str, Any]:
         "entities": house_entities,
         "areas": _names(areas.async_list_areas()),
         "floors": _names(fr.async_get(hass).async_list_floors()),
+        "unexposed": unexposed,
     }
 
 
@@ -184,7 +191,7 @@ class NameSync:
             if self.in_sync and house == self._sent:
                 continue  # e.g. a state that changed and changed back
             try:
-                await self.client.put_house(house)
+                await self._put(house)
             except RtvoiceRejected as err:  # not retried: a change may fix it
                 LOGGER.warning("The stack refused the names: %s", err)
                 self.in_sync = True
@@ -196,6 +203,18 @@ class NameSync:
             self.in_sync = True
             self._sent = house
             LOGGER.debug("Sent %d exposed entities", len(house["entities"]))
+
+    async def _put(self, house: dict[str, Any]) -> None:
+        try:
+            await self.client.put_house(house)
+        except RtvoiceRejected:
+            if not house["unexposed"]:
+                raise
+            # A stack older than the names of the unexposed entities
+            # refuses the whole house for them.
+            await self.client.put_house(
+                {key: value for key, value in house.items() if key != "unexposed"}
+            )
 
     @callback
     def async_stack_lost(self) -> None:
@@ -227,8 +246,9 @@ class NameSync:
 
         @callback
         def exposed_and_changed(data: EventStateChangedData) -> bool:
-            if data["old_state"] is None or data["new_state"] is None:
-                return True  # new or gone
+            old, new = data["old_state"], data["new_state"]
+            if old is None or new is None or old.name != new.name:
+                return True  # new, gone or renamed, exposed or not
             return _changed(data) and async_should_expose(
                 self.hass, conversation.DOMAIN, data["entity_id"]
             )

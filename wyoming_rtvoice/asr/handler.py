@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -35,7 +35,7 @@ from ..server import EventHandler
 from ..state import HouseStore
 from ..trace import Metrics, Trace
 from ..turn import Frames, SpeechFrames, TurnRule
-from .session import AsrSession, AsrSettings, Decoder, Prompt
+from .session import AsrSession, AsrSettings, Decoder, Ear, Prompt
 
 if TYPE_CHECKING:
     from . import AsrConfig
@@ -76,6 +76,7 @@ class AsrEventHandler(EventHandler):
         metrics: Metrics,
         new_frames: Callable[[], Frames] | None = None,
         ahead: Callable[[str], None] | None = None,
+        ears: Sequence[Ear] = (),
     ) -> None:
         super().__init__(reader, writer, info, limits)
         self.decoder = decoder
@@ -86,6 +87,7 @@ class AsrEventHandler(EventHandler):
         self.metrics = metrics
         self._new_frames = new_frames or (lambda: SpeechFrames(rule.vad_threshold))
         self._ahead = ahead  # told each final transcript as it is sent
+        self._ears = ears
         self._frames: Frames | None = None
         self._request = Transcribe()
         self._session: AsrSession | None = None
@@ -183,6 +185,7 @@ class AsrEventHandler(EventHandler):
             trace,
             self.house.ending,
             self.house.closest,
+            self._ears,
         )
         self._converter = AudioChunkConverter(rate=RATE_16K, width=WIDTH, channels=MONO)
         self._sent_words = []

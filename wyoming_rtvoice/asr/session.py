@@ -40,6 +40,8 @@ FINALS_AT_ONCE = 2  # a stale final decode need not delay the current one
 # candidate for other speech never less than 9 below.
 WITHIN_HEARD = 5.0  # a candidate may fit the audio this much worse than it
 MARGIN = 2.0  # and must fit it this much better than any other candidate
+# ... or this much worse, where every other ear picks the same command.
+WITHIN_AGREED = 12.0
 
 
 class Candidate(Protocol):
@@ -67,6 +69,14 @@ class Decoder(Protocol):
 
     async def score(self, audio: np.ndarray, texts: list[str]) -> list[float]:
         """Log-probability of each text as the transcript of `audio`."""
+
+
+class Ear(Protocol):
+    """Another recogniser, erring apart from the decoder (`sphinx.GrammarEar`)."""
+
+    async def pick(self, audio: np.ndarray, texts: list[str]) -> int | None:
+        """Which of `texts` the audio says (texts[0] is what was heard:
+        none of the others), or None when it cannot tell."""
 
 
 Classify = Callable[[str], Awaitable[Ending]]
@@ -130,7 +140,9 @@ def spoken_form(text: str) -> str:
     return sentence[:1].upper() + sentence[1:] + "." if sentence else ""
 
 
-def choose(scores: list[float], actions: list[int]) -> int | None:
+def choose(
+    scores: list[float], actions: list[int], within: float = WITHIN_HEARD
+) -> int | None:
     """Which candidate the audio says (scores[0] is the free transcript's,
     the rest are the candidates', whose `actions` tell which do the same),
     or None. A candidate is taken when the audio fits it nearly as well as
@@ -148,11 +160,29 @@ def choose(scores: list[float], actions: list[int]) -> int | None:
         ),
         default=-math.inf,
     )
-    if candidates[best] < heard - WITHIN_HEARD:
+    if candidates[best] < heard - within:
         return None
     if candidates[best] - runner_up < MARGIN:
         return None
     return best
+
+
+def agreed(
+    scores: list[float], actions: list[int], picks: Sequence[int | None]
+) -> int | None:
+    """`choose`, with a wider window for a candidate that every other ear
+    picks too (`picks` index [heard, *candidates], as `scores`): two ears
+    that err apart rarely hear the same wrong command."""
+    chosen = choose(scores, actions)
+    if chosen is not None or not picks:
+        return chosen
+    chosen = choose(scores, actions, WITHIN_AGREED)
+    if chosen is None:
+        return None
+    for pick in picks:
+        if pick is None or pick == 0 or actions[pick - 1] != actions[chosen]:
+            return None
+    return chosen
 
 
 def stable_prefix(previous: list[str], current: list[str]) -> list[str]:
@@ -177,6 +207,7 @@ class AsrSession:
         trace: Trace,
         classify: Classify = by_text,
         closest: Closest | None = None,
+        ears: Sequence[Ear] = (),
     ) -> None:
         self.decoder = decoder
         self.settings = settings
@@ -190,6 +221,7 @@ class AsrSession:
         self._prompt = prompt
         self._classify = classify
         self._closest = closest
+        self._ears = ears
         self.heard = ""  # the final transcript as decoded, before a second chance
         self.scored: list[tuple[str, float]] = []  # by the second chance, if it ran
         self.second_chance_ms: float | None = None  # its time, if it ran
@@ -318,11 +350,14 @@ class AsrSession:
             texts = [spoken_form(text) for text in [heard, *said]]
             # Whether each is a command of this house (the matcher's thread)
             # while the decoder scores them (the decoder's).
-            scores, endings = await asyncio.gather(
+            # And which of them each other ear hears (their threads).
+            scores, endings, picks = await asyncio.gather(
                 self.decoder.score(audio, texts),
                 asyncio.gather(*(self._ending(text) for text in said)),
+                asyncio.gather(*(ear.pick(audio, texts) for ear in self._ears)),
             )
-            chosen = choose(scores, [candidate.action for candidate in candidates])
+            actions = [candidate.action for candidate in candidates]
+            chosen = agreed(scores, actions, picks)
             if chosen is not None and endings[chosen] in (Ending.OPEN, Ending.OTHER):
                 chosen = None  # not a command of this house after all
             self.scored = list(zip(texts, scores))

@@ -56,10 +56,9 @@ class HandleEventHandler(EventHandler):
         self.responder = responder
         self.config = config
         self.metrics = metrics
+        self.peers = peers
         peername = writer.get_extra_info("peername")
-        self.trusted = peers.allows(
-            peername[0] if isinstance(peername, tuple) else None
-        )
+        self.host: str | None = peername[0] if isinstance(peername, tuple) else None
         self._answering: asyncio.Task[None] | None = None
 
     async def handle_event(self, event: Event) -> bool:
@@ -77,7 +76,8 @@ class HandleEventHandler(EventHandler):
             text = await self._checked_text(event.data.get("text"))
             if text is None:
                 return True
-            if not self.trusted and await self._refused(event, text, context, trace):
+            trusted = self.peers.allows(self.host)  # now: a push may trust it
+            if not trusted and await self._refused(event, text, context, trace):
                 return True
             if Recognize.is_type(event.type):
                 await self._recognize(text, context, trace)

@@ -46,6 +46,22 @@ DESCRIPTIONS = ("device_class", "temperature_unit")
 _VALUE_TEXT = vol.Any(None, vol.All(str, vol.Length(max=MAX_VALUE)))
 TEMPERATURE_UNITS = ("°C", "°F")
 
+# The entities Assist may not use, by their names only: a command that names
+# one is told so instead of going unanswered. Nothing else about them is kept.
+UNEXPOSED_SCHEMA = vol.All(
+    [
+        vol.Schema(
+            {
+                vol.Required("name"): _NAME,
+                vol.Required("domain"): vol.All(str, vol.Match(DOMAIN)),
+                vol.Optional("aliases", default=list): [_NAME],
+            },
+            extra=vol.REMOVE_EXTRA,
+        )
+    ],
+    vol.Length(max=MAX_ENTITIES),
+)
+
 HOUSE_SCHEMA = vol.Schema(
     {
         vol.Required("entities"): vol.All(
@@ -73,6 +89,7 @@ HOUSE_SCHEMA = vol.Schema(
         ),
         vol.Optional("areas", default=list): [_NAME],
         vol.Optional("floors", default=list): [_NAME],
+        vol.Optional("unexposed", default=list): UNEXPOSED_SCHEMA,
     }
 )
 
@@ -109,6 +126,7 @@ class House:
     entities: list[dict[str, Any]] = field(default_factory=list)
     areas: list[str] = field(default_factory=list)
     floors: list[str] = field(default_factory=list)
+    unexposed: list[dict[str, Any]] = field(default_factory=list)
     # The states pushed with the house: not part of what the matcher
     # compiles, so a push that changes only states compares equal.
     states: States = field(default_factory=dict, compare=False)
@@ -131,7 +149,9 @@ class House:
                 valid["areas"] + [e["area"] for e in valid["entities"] if e.get("area")]
             )
         )
-        return House(valid["entities"], areas, valid["floors"], states)
+        return House(
+            valid["entities"], areas, valid["floors"], valid["unexposed"], states
+        )
 
     @staticmethod
     def from_file(path: Path | str) -> House:
@@ -144,29 +164,25 @@ class House:
         return next((unit for unit in units if unit in TEMPERATURE_UNITS), None)
 
     def as_json(self) -> dict[str, Any]:
-        return {"entities": self.entities, "areas": self.areas, "floors": self.floors}
+        house = {"entities": self.entities, "areas": self.areas, "floors": self.floors}
+        return {**house, "unexposed": self.unexposed} if self.unexposed else house
 
 
 def _valid_fast(data: Any) -> dict[str, Any] | None:
     """What HOUSE_SCHEMA returns for a valid house, ~20x faster (a 5,000-entity
     push is validated on the event loop); None for anything it would not accept
     as it is."""
-    if not isinstance(data, dict) or not set(data) <= {"entities", "areas", "floors"}:
+    keys = {"entities", "areas", "floors", "unexposed"}
+    if not isinstance(data, dict) or not set(data) <= keys:
         return None
     entities = data.get("entities")
     if not isinstance(entities, list) or len(entities) > MAX_ENTITIES:
         return None
     valid_entities = []
     for entity in entities:
-        if not isinstance(entity, dict):
+        valid = _named(entity)
+        if valid is None:
             return None
-        name, domain = _name(entity.get("name")), entity.get("domain")
-        aliases = _names(entity.get("aliases", []))
-        if name is None or aliases is None:
-            return None
-        if not isinstance(domain, str) or not DOMAIN.match(domain):
-            return None
-        valid: dict[str, Any] = {"name": name, "domain": domain, "aliases": aliases}
         for key in DESCRIPTIONS:
             if key in entity:
                 value = entity[key]
@@ -184,9 +200,32 @@ def _valid_fast(data: Any) -> dict[str, Any] | None:
             return None
         valid_entities.append(valid)
     areas, floors = _names(data.get("areas", [])), _names(data.get("floors", []))
-    if areas is None or floors is None:
+    unexposed = data.get("unexposed", [])
+    if not isinstance(unexposed, list) or len(unexposed) > MAX_ENTITIES:
         return None
-    return {"entities": valid_entities, "areas": areas, "floors": floors}
+    unexposed = [_named(entity) for entity in unexposed]
+    if areas is None or floors is None or None in unexposed:
+        return None
+    return {
+        "entities": valid_entities,
+        "areas": areas,
+        "floors": floors,
+        "unexposed": unexposed,
+    }
+
+
+def _named(entity: Any) -> dict[str, Any] | None:
+    """An entity's name, domain and aliases; None for what the schema would
+    refuse."""
+    if not isinstance(entity, dict):
+        return None
+    name, domain = _name(entity.get("name")), entity.get("domain")
+    aliases = _names(entity.get("aliases", []))
+    if name is None or aliases is None:
+        return None
+    if not isinstance(domain, str) or not DOMAIN.match(domain):
+        return None
+    return {"name": name, "domain": domain, "aliases": aliases}
 
 
 def _state_fast(entity: dict[str, Any], valid: dict[str, Any]) -> bool:

@@ -83,7 +83,9 @@ class _Compiled:
     intents: Intents
     slot_lists: dict[str, SlotList]
     domains: dict[str, str]  # entity name -> domain
-    name_values: dict[tuple[str, str, str], TextSlotValue]
+    name_values: dict[tuple[str, str, str], TextSlotValue]  # exposed or not
+    # The sentences and names of the entities Assist may not use, if any.
+    unexposed: tuple[Intents, TextSlotList] | None = None
 
 
 def normalize(text: str) -> str:
@@ -150,7 +152,7 @@ class Matcher:
             for intent, responses in data["responses"]["intents"].items()
             for key, source in responses.items()
         }
-        self._narrowed: tuple[frozenset[str], Intents] | None = None
+        self._narrowed: dict[frozenset[str], Intents] = {}
         self._compiled = self._compile(house, {})
         for text in WARM_TEXTS:
             self.match(text)
@@ -175,41 +177,64 @@ class Matcher:
         self, house: House, known: dict[tuple[str, str, str], TextSlotValue]
     ) -> _Compiled:
         # Slot values of unchanged names are reused: most pushes change a few.
-        name_values: dict[tuple[str, str, str], TextSlotValue] = {}
-        for entity in house.entities:
+        exposed = self._name_values(house.entities, known)
+        slot_lists: dict[str, SlotList] = {
+            "name": TextSlotList(name="name", values=list(exposed.values())),
+            "area": TextSlotList.from_strings(house.areas, allow_template=False),
+            "floor": TextSlotList.from_strings(house.floors, allow_template=False),
+        }
+        unexposed = None
+        name_values = exposed
+        if house.unexposed:
+            values = self._name_values(house.unexposed, known)
+            names = TextSlotList(name="name", values=list(values.values()))
+            domains = frozenset(entity["domain"] for entity in house.unexposed)
+            unexposed = (self._intents_for(domains), names)
+            name_values = {**exposed, **values}
+            names.get_candidates("")
+        for slot_list in slot_lists.values():
+            if isinstance(slot_list, TextSlotList):
+                slot_list.get_candidates("")  # builds its index now
+        domains_by_name = {
+            entity["name"]: entity["domain"] for entity in house.entities
+        }
+        return _Compiled(
+            house,
+            self._intents_for(frozenset(domains_by_name.values())),
+            slot_lists,
+            domains_by_name,
+            name_values,
+            unexposed,
+        )
+
+    def _name_values(
+        self,
+        entities: list[dict[str, Any]],
+        known: dict[tuple[str, str, str], TextSlotValue],
+    ) -> dict[tuple[str, str, str], TextSlotValue]:
+        """The entities' names and aliases (and their numbers said as words)
+        as slot values: the name, with the domain as context."""
+        values: dict[tuple[str, str, str], TextSlotValue] = {}
+        for entity in entities:
             name, domain = entity["name"], entity["domain"]
             for alias in [name, *entity.get("aliases", [])]:
                 for text in [alias, *spoken_variants(alias, self.language)]:
                     key = (text, name, domain)
-                    if key not in name_values:
-                        name_values[key] = known.get(key) or TextSlotValue.from_tuple(
+                    if key not in values:
+                        values[key] = known.get(key) or TextSlotValue.from_tuple(
                             (text, name, {"domain": domain}), allow_template=False
                         )
-        slot_lists: dict[str, SlotList] = {
-            "name": TextSlotList(name="name", values=list(name_values.values())),
-            "area": TextSlotList.from_strings(house.areas, allow_template=False),
-            "floor": TextSlotList.from_strings(house.floors, allow_template=False),
-        }
-        for slot_list in slot_lists.values():
-            if isinstance(slot_list, TextSlotList):
-                slot_list.get_candidates("")  # builds its index now
-        domains = {entity["name"]: entity["domain"] for entity in house.entities}
-        return _Compiled(
-            house,
-            self._intents_for(frozenset(domains.values())),
-            slot_lists,
-            domains,
-            name_values,
-        )
+        return values
 
     def _intents_for(self, domains: frozenset[str]) -> Intents:
-        """The sentences that can name something in the house."""
-        if self._narrowed is None or self._narrowed[0] != domains:
-            self._narrowed = (
-                domains,
-                filter_intents(self._all_intents, domains=domains),
-            )
-        return self._narrowed[1]
+        """The sentences that can name something of these domains (the last
+        two sets asked for are kept: the exposed and the others)."""
+        intents = self._narrowed.get(domains)
+        if intents is None:
+            intents = filter_intents(self._all_intents, domains=domains)
+            last = list(self._narrowed.items())[-1:]
+            self._narrowed = {**dict(last), domains: intents}
+        return intents
 
     def match(self, text: str) -> Match | None:
         compiled = self._compiled
@@ -227,6 +252,26 @@ class Matcher:
         key = result.response or "default"
         response = self._render(result.intent.name, slots, key, compiled)
         return Match(result.intent.name, slots, response, key)
+
+    def not_exposed(self, text: str) -> str | None:
+        """The name of the entity Assist may not use that `text`, a command,
+        names (matched as Home Assistant's own agent does, after the exposed
+        ones failed); None if it names none."""
+        compiled = self._compiled
+        if compiled.unexposed is None:
+            return None
+        intents, names = compiled.unexposed
+        result = recognize_best(
+            normalize(text),
+            intents,
+            slot_lists={**compiled.slot_lists, "name": names},
+            skip_words=self._skip_words,
+            language=self.language,
+            best_slot_name="name",
+        )
+        if result is None or "name" not in result.entities:
+            return None
+        return str(result.entities["name"].value)
 
     def render(
         self,

@@ -4,6 +4,8 @@ A device command is matched in milliseconds; anything else goes to the LLM,
 which may answer (streamed) or call the house's intents as tools: a tool
 call becomes the same `Command` a matched sentence gives. The policies are
 here, once, for the handle service and the in-process pipeline alike:
+- a command that names an entity Assist may not use (not exposed): said so
+  (not handled), whether or not an LLM is configured;
 - no LLM configured: a short spoken answer saying so (not handled);
 - the first token later than `ack_after_s`: "One moment." first;
 - no first token (timeout, HTTP 429/500, unreachable): an apology (not handled);
@@ -49,6 +51,7 @@ _LOGGER = logging.getLogger(__name__)
 
 ACK = "One moment."
 NO_LLM = "I can control your devices, but no assistant is set up to answer questions."
+NOT_EXPOSED = "{name} is not exposed to Assist."
 LLM_DOWN = "Sorry, I can't reach the assistant right now."
 LLM_BROKE = "Sorry, I lost my train of thought."
 EMPTY = "Sorry, I didn't hear anything."
@@ -229,6 +232,10 @@ class Responder:
                     yield reply
             else:
                 yield Command((match,))
+            return
+        if (name := await self.house.not_exposed(text)) is not None:
+            trace.notes.append("not exposed")
+            yield Finished(NOT_EXPOSED.format(name=name), handled=False)
             return
         async for reply in self.answer(text, conversation, trace, client):
             yield reply

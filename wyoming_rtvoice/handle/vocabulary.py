@@ -253,7 +253,9 @@ def frames_for(language: str) -> Frames:
     if own is not None:
         merge_dict(data, own)
     intents = Intents.from_dict(data)
-    frames: dict[tuple[str, ...], Frame] = {}
+    # The same words may be a command of another domain ("set the {name} to
+    # {number}": a fan's speed, a light's brightness): a frame of each.
+    frames: dict[tuple[Any, ...], Frame] = {}
     for name, intent in intents.intents.items():
         for intent_data in intent.data:
             if "area" in intent_data.requires_context:
@@ -274,7 +276,7 @@ def frames_for(language: str) -> Frames:
                 for text in texts:
                     for words, values in _filled(words_of(text), lists, rules):
                         frames.setdefault(
-                            words,
+                            (words, name, None if domains is None else tuple(domains)),
                             Frame(
                                 words,
                                 (name, repr(sorted(slots.items())), values),
