@@ -245,10 +245,12 @@ async def test_unlock_from_the_llm_waits_for_a_yes(
     assert "intent" not in types(await ask(responder, "yes"))
 
 
-async def test_the_pipeline_asks_then_unlocks_after_yes(
-    responder: Responder, fake: FakeLlm
-) -> None:
-    fake.rules = {"let me in": Reply(tools=[UNLOCK])}
+@contextlib.asynccontextmanager
+async def executing_pipeline(
+    responder: Responder,
+) -> AsyncIterator[tuple[Pipeline, list[dict[str, Any]]]]:
+    """A pipeline (fake engines) whose Home Assistant stand-in records the
+    intents it is asked to execute."""
     received: list[dict[str, Any]] = []
 
     async def intent_api(request: web.Request) -> web.Response:
@@ -263,19 +265,27 @@ async def test_the_pipeline_asks_then_unlocks_after_yes(
         await engines.warm()
         pipeline = Pipeline(engines, frames=FakeFrames)
         try:
-            events, turn = await spoken_turn(responder, "let me in", pipeline)
-            assert turn.answer == "Unlock Front Door?" and received == []
-            assert "intent" not in types(events)
-            events, turn = await spoken_turn(responder, "yes please", pipeline)
-            unlock = {"name": "HassTurnOff", "data": {"name": "Front Door"}}
-            assert received == [unlock]
-            assert turn.answer == "Unlocking" and "intent" in types(events)
-            # A matched sentence on the lock asks too, instead of being refused.
-            _, turn = await spoken_turn(responder, "unlock the front door", pipeline)
-            assert turn.answer == "Unlock Front Door?" and len(received) == 1
+            yield pipeline, received
         finally:
             await pipeline.close()
             await hass.close()
+
+
+async def test_the_pipeline_asks_then_unlocks_after_yes(
+    responder: Responder, fake: FakeLlm
+) -> None:
+    fake.rules = {"let me in": Reply(tools=[UNLOCK])}
+    async with executing_pipeline(responder) as (pipeline, received):
+        events, turn = await spoken_turn(responder, "let me in", pipeline)
+        assert turn.answer == "Unlock Front Door?" and received == []
+        assert "intent" not in types(events)
+        events, turn = await spoken_turn(responder, "yes please", pipeline)
+        unlock = {"name": "HassTurnOff", "data": {"name": "Front Door"}}
+        assert received == [unlock]
+        assert turn.answer == "Unlocking" and "intent" in types(events)
+        # A matched sentence on the lock asks too, instead of being refused.
+        _, turn = await spoken_turn(responder, "unlock the front door", pipeline)
+        assert turn.answer == "Unlock Front Door?" and len(received) == 1
 
 
 async def test_a_device_named_like_an_instruction_changes_nothing(
@@ -445,31 +455,13 @@ async def test_only_a_bare_yes_confirms_on_the_handle_service(
 async def test_only_a_bare_yes_confirms_on_the_pipeline(
     responder: Responder, fake: FakeLlm
 ) -> None:
-    received: list[dict[str, Any]] = []
-
-    async def intent_api(request: web.Request) -> web.Response:
-        received.append(await request.json())
-        return web.json_response({})
-
-    app = web.Application()
-    app.router.add_post("/api/intent/handle", intent_api)
-    async with http(app) as url:
-        hass = HomeAssistant(url, "token")
-        engines = Engines(FakeDecoder(), Speaker(FakeVoice()), responder, hass)
-        await engines.warm()
-        pipeline = Pipeline(engines, frames=FakeFrames)
-        try:
-            for sentence in NOT_YES:
-                _, turn = await spoken_turn(
-                    responder, "unlock the front door", pipeline
-                )
-                assert turn.answer == "Unlock Front Door?"
-                await spoken_turn(responder, sentence, pipeline)
-                _, turn = await spoken_turn(responder, "yes", pipeline)
-                assert "confirmed" not in turn.trace.notes
-        finally:
-            await pipeline.close()
-            await hass.close()
+    async with executing_pipeline(responder) as (pipeline, received):
+        for sentence in NOT_YES:
+            _, turn = await spoken_turn(responder, "unlock the front door", pipeline)
+            assert turn.answer == "Unlock Front Door?"
+            await spoken_turn(responder, sentence, pipeline)
+            _, turn = await spoken_turn(responder, "yes", pipeline)
+            assert "confirmed" not in turn.trace.notes
     assert {"name": "HassTurnOn", "data": {"name": "Kitchen Light"}} in received
     assert all(intent["data"] != {"name": "Front Door"} for intent in received)
 
