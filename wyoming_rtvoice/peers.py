@@ -71,8 +71,9 @@ class Peers:
             self.remembered = address_of(path.read_text(encoding="utf-8").strip())
 
     def allows(self, host: str | None) -> bool:
-        """None: a unix socket or stdio, which its file's permissions guard."""
-        if host is None:
+        """`host` as `server.peer_of` gives it: "local" (or None) is a unix
+        socket or stdio, which its file's permissions guard."""
+        if host is None or host == "local":
             return True
         address = address_of(host)
         if address is None:

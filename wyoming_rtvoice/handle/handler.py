@@ -57,8 +57,6 @@ class HandleEventHandler(EventHandler):
         self.config = config
         self.metrics = metrics
         self.peers = peers
-        peername = writer.get_extra_info("peername")
-        self.host: str | None = peername[0] if isinstance(peername, tuple) else None
         self._answering: asyncio.Task[None] | None = None
 
     async def handle_event(self, event: Event) -> bool:
@@ -76,7 +74,7 @@ class HandleEventHandler(EventHandler):
             text = await self._checked_text(event.data.get("text"))
             if text is None:
                 return True
-            trusted = self.peers.allows(self.host)  # now: a push may trust it
+            trusted = self.peers.allows(self.peer)  # now: a push may trust it
             if not trusted and await self._refused(event, text, context, trace):
                 return True
             if Recognize.is_type(event.type):

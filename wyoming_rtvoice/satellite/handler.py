@@ -47,7 +47,7 @@ _LOGGER = logging.getLogger(__name__)
 RUN_SATELLITE_WITHIN_S = 5.0
 
 
-async def admit(peers: Peers, host: str | None) -> bool:
+async def admit(peers: Peers, host: str) -> bool:
     """A trusted peer; with none yet (no --allow-peer, nothing kept from an
     earlier run), the first address that asks becomes the one."""
     if peers.allows(host):
@@ -81,8 +81,6 @@ class SatelliteEventHandler(EventHandler):
         self.room = room
         self.peers = peers
         self.direct = direct
-        peername = writer.get_extra_info("peername")
-        self.host: str | None = peername[0] if isinstance(peername, tuple) else None
         self.deadline = time.monotonic() + RUN_SATELLITE_WITHIN_S
         self.late = f"no run-satellite within {RUN_SATELLITE_WITHIN_S:.0f} s"
 
@@ -94,7 +92,7 @@ class SatelliteEventHandler(EventHandler):
                     ErrorCode.DIRECT_MODE,
                 )
                 return True
-            if not await admit(self.peers, self.host):
+            if not await admit(self.peers, self.peer):
                 _LOGGER.warning("Refused run-satellite from %s", self.peer)
                 await self.write_error(
                     f"run-satellite is accepted from {self.peers} only",
@@ -102,7 +100,7 @@ class SatelliteEventHandler(EventHandler):
                 )
                 return False
             live = self.room.link
-            if isinstance(live, SatelliteEventHandler) and live.host != self.host:
+            if isinstance(live, SatelliteEventHandler) and live.peer != self.peer:
                 await self.write_error(f"serving {live.peer}", ErrorCode.BUSY)
                 return False
             _LOGGER.info("Listening for %s", self.peer)
