@@ -22,7 +22,7 @@ from aiohttp.web import StreamResponse
 from .config import HTTP_TOKEN_ENV, is_loopback
 from .peers import Guesses, Peers
 from .reader import Limits
-from .server import Server, Slots, runtime_gauges
+from .server import Server, Slots, peer_of, runtime_gauges
 from .trace import Metrics
 
 _LOGGER = logging.getLogger(__name__)
@@ -66,9 +66,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        peername = transport.get_extra_info("peername")
-        if isinstance(peername, tuple):
-            self.peer = str(peername[0])
+        self.peer = peer_of(transport)
         refusal = self.api.slots.refusal(self.peer)
         if refusal is not None:
             _LOGGER.warning("Refused an HTTP connection: %s", refusal)

@@ -129,9 +129,9 @@ class EventHandler(AsyncEventHandler):
         await self.write_event(Error(text=text, code=code).event())
 
 
-def peer_of(writer: asyncio.StreamWriter) -> str:
+def peer_of(connection: asyncio.StreamWriter | asyncio.BaseTransport) -> str:
     """The client's address (its host for TCP), or 'local'."""
-    peer = writer.get_extra_info("peername")
+    peer = connection.get_extra_info("peername")
     if isinstance(peer, tuple) and peer:
         return str(peer[0])
     return "local"
