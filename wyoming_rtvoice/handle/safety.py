@@ -90,10 +90,10 @@ def sane_setpoint(value: Any, unit: str | None) -> bool:
         degrees = float(value)
     except (TypeError, ValueError):
         return False
-    units = [unit] if unit in SANE_SETPOINTS else list(SANE_SETPOINTS)
-    return any(
-        low <= degrees <= high for low, high in (SANE_SETPOINTS[u] for u in units)
-    )  # never NaN
+    ranges = (
+        [SANE_SETPOINTS[unit]] if unit in SANE_SETPOINTS else SANE_SETPOINTS.values()
+    )
+    return any(low <= degrees <= high for low, high in ranges)  # never NaN
 
 
 def _guarded(
