@@ -55,32 +55,24 @@ ENDS = {"intent", "handled", "not-handled", "not-recognized", "error"}
 
 
 @pytest.fixture(scope="module")
-def llm() -> Iterator[FakeLlm]:
-    fake = FakeLlm(first_token_s=0.01, token_s=0.0)
-    fake.start_in_thread()
-    yield fake
-    fake.stop_thread()
-
-
-@pytest.fixture(scope="module")
 def house(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("house") / "house.json"
     path.write_text(json.dumps(HOUSE))
     return path
 
 
-def handle_args(house: Path, llm: FakeLlm, *more: str) -> list[str]:
-    return ["--entities", str(house), "--anthropic-base-url", llm.url, *more]
+def handle_args(house: Path, fake_llm: FakeLlm, *more: str) -> list[str]:
+    return ["--entities", str(house), "--anthropic-base-url", fake_llm.url, *more]
 
 
 @pytest.fixture(scope="module")
 def handle(
-    house: Path, llm: FakeLlm, tmp_path_factory: pytest.TempPathFactory
+    house: Path, fake_llm: FakeLlm, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningService]:
     """handle trusting 127.0.0.1 only, with its HTTP API on loopback."""
     os.environ["ANTHROPIC_API_KEY"] = API_KEY
     http = f"http://127.0.0.1:{free_port()}"
-    args = handle_args(house, llm, "--allow-peer", "127.0.0.1", "--http-uri", http)
+    args = handle_args(house, fake_llm, "--allow-peer", "127.0.0.1", "--http-uri", http)
     try:
         with start_service(
             "handle", *args, log_dir=tmp_path_factory.mktemp("handle")
@@ -107,9 +99,9 @@ def said(text: str) -> Event:
 
 
 async def test_a_host_not_trusted_hears_no_state_and_reaches_no_llm(
-    handle: RunningService, llm: FakeLlm
+    handle: RunningService, fake_llm: FakeLlm
 ) -> None:
-    asked = len(llm.requests)
+    asked = len(fake_llm.requests)
     for question in ("Is the front door locked?", "Is the garage door open?"):
         for request in (said(question), Recognize(text=question).event()):
             answer = await ask(handle.port, request, "127.0.0.2")
@@ -117,7 +109,7 @@ async def test_a_host_not_trusted_hears_no_state_and_reaches_no_llm(
             assert answer.data["text"] == NOT_TRUSTED
     answer = await ask(handle.port, said("Is anyone home?"), "127.0.0.2")
     assert answer.type == "not-handled" and answer.data["text"] == NOT_TRUSTED
-    assert len(llm.requests) == asked
+    assert len(fake_llm.requests) == asked
     # Device commands still work from there (the client runs them itself).
     answer = await ask(handle.port, said("Turn off the kitchen lights"), "127.0.0.2")
     assert answer.type == "intent" and answer.data["name"] == "HassTurnOff"
@@ -125,7 +117,7 @@ async def test_a_host_not_trusted_hears_no_state_and_reaches_no_llm(
     answer = await ask(handle.port, said("Is the front door locked?"))
     assert answer.type == "intent" and "unlocked" in answer.data["text"].lower()
     answer = await ask(handle.port, said("Is anyone home?"))
-    assert answer.type == "handled" and len(llm.requests) == asked + 1
+    assert answer.type == "handled" and len(fake_llm.requests) == asked + 1
     # Who asked is in the turn's log line.
     lines = [line for line in handle.log.splitlines() if "handle turn" in line]
     assert any("from 127.0.0.2" in line for line in lines)
@@ -153,23 +145,23 @@ async def test_slots_are_kept_for_the_trusted_peer(handle: RunningService) -> No
 
 
 async def test_the_llm_has_a_budget_per_client_and_in_all(
-    house: Path, llm: FakeLlm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    house: Path, fake_llm: FakeLlm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
-    args = handle_args(house, llm, "--allow-peer", "127.0.0.0/8")
+    args = handle_args(house, fake_llm, "--allow-peer", "127.0.0.0/8")
     args += ["--llm-per-minute", "3", "--llm-per-client-per-minute", "2"]
     with start_service("handle", *args, log_dir=tmp_path) as running:
-        asked = len(llm.requests)
+        asked = len(fake_llm.requests)
         answers = [await ask(running.port, said("Is anyone home?")) for _ in range(3)]
         assert [a.type for a in answers] == ["handled", "handled", "not-handled"]
         assert answers[-1].data["text"] == OVER_BUDGET  # said, never silence
-        assert len(llm.requests) == asked + 2
+        assert len(fake_llm.requests) == asked + 2
         answers = [
             await ask(running.port, said("Is anyone home?"), "127.0.0.3")
             for _ in range(2)
         ]  # one left in all
         assert [a.type for a in answers] == ["handled", "not-handled"]
-        assert len(llm.requests) == asked + 3
+        assert len(fake_llm.requests) == asked + 3
         assert "llm over budget" in running.log
 
 
@@ -191,13 +183,13 @@ def few_descriptors() -> None:
 
 
 async def test_a_slow_http_flood_takes_no_port_down(
-    house: Path, llm: FakeLlm, tmp_path: Path
+    house: Path, fake_llm: FakeLlm, tmp_path: Path
 ) -> None:
     """300 half-open HTTP requests under a 256-descriptor limit (systemd's
     default soft limit is 1024) used to leave no descriptor for a Wyoming
     client and log a traceback per retried accept."""
     http_port = free_port()
-    args = handle_args(house, llm, "--allow-peer", "127.0.0.1")
+    args = handle_args(house, fake_llm, "--allow-peer", "127.0.0.1")
     args += ["--http-uri", f"http://127.0.0.1:{http_port}"]
     argv = [sys.executable, "-m", "wyoming_rtvoice", "handle"]
     port = free_port()
@@ -367,14 +359,14 @@ async def test_the_satellites_peer_is_kept_over_a_restart(tmp_path: Path) -> Non
 
 @pytest.mark.skipif(LAN is None or LAN.startswith("127."), reason="no LAN address")
 async def test_the_address_that_pushed_the_house_is_trusted(
-    house: Path, llm: FakeLlm, tmp_path: Path
+    house: Path, fake_llm: FakeLlm, tmp_path: Path
 ) -> None:
     """Without --allow-peer: loopback and the rtvoice integration's address
     (it pushes the house with the bearer token), kept over a restart."""
     assert LAN is not None
     http_port = free_port()
     token = "a-token-of-enough-length-3f9c"
-    args = handle_args(house, llm, "--http-uri", f"http://0.0.0.0:{http_port}")
+    args = handle_args(house, fake_llm, "--http-uri", f"http://0.0.0.0:{http_port}")
     args += ["--uri", f"tcp://0.0.0.0:{free_port()}"]
     port = int(args[-1].rsplit(":", 1)[1])
     env = {"ANTHROPIC_API_KEY": API_KEY, "RTVOICE_HTTP_TOKEN": token}
