@@ -52,11 +52,11 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from wyoming.vad import VoiceStarted
 from wyoming.wake import Detect
 
-from bench.fake_llm import FakeLlm
 from bench.load import HOUSE
-from bench.soak import cpu_s, rss_mb
-from bench.speech import speak, stream_audio
 from bench.tts import free_port
+from testing.fake_llm import FakeLlm
+from testing.process import cpu_s, listening, rss_mb
+from testing.speech import speak, stream_audio
 from wyoming_rtvoice.audio import RATE_16K, WIDTH, write_wav
 from wyoming_rtvoice.discovery import advertised_address
 
@@ -122,28 +122,6 @@ def started(
             popen.wait(timeout=30)
         except subprocess.TimeoutExpired:
             popen.kill()
-
-
-def listening(pid: int) -> list[str]:
-    """The process's listening TCP sockets as ADDRESS:PORT."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        with contextlib.suppress(OSError):
-            target = os.readlink(fd)
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    found = []
-    for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
-        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] != "0A" or fields[9] not in inodes:  # 0A: LISTEN
-                continue
-            address, port = fields[1].split(":")
-            packed = bytes.fromhex(address)
-            # /proc prints each 32-bit word in host (little-endian) order.
-            packed = b"".join(packed[i : i + 4][::-1] for i in range(0, len(packed), 4))
-            found.append(f"{socket.inet_ntop(family, packed)}:{int(port, 16)}")
-    return sorted(found, key=lambda entry: int(entry.rsplit(":", 1)[1]))
 
 
 # --- a second client, and the process's memory, while an attack runs ---------

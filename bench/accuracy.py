@@ -50,7 +50,7 @@ from bench.accuracy_material import (
     clips,
     utterances,
 )
-from bench.speech import summary_ms
+from bench.summary_ms import summary_ms
 from wyoming_rtvoice.asr import model_path
 from wyoming_rtvoice.asr.session import AsrSession, AsrSettings, Candidate, choose
 from wyoming_rtvoice.asr.sphinx import GrammarEar

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.speech import (
+from testing.speech import (
     VOICED,
     pink_noise,
     resampled,

@@ -22,9 +22,10 @@ import numpy as np
 from wyoming.asr import Transcribe, Transcript
 from wyoming.client import AsyncTcpClient
 
-from bench.speech import SPEEDS, Spoken, speak, stream_audio, summary_ms
+from bench.summary_ms import summary_ms
 from bench.tts import free_port, wait_ready
-from bench.wer import word_errors
+from testing.speech import SPEEDS, Spoken, speak, stream_audio
+from testing.wer import word_errors
 from wyoming_rtvoice.audio import to_float
 
 COMMANDS = [

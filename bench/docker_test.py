@@ -48,7 +48,7 @@ from wyoming.wake import Detect
 
 from bench.debian import HOST_CA, debian_mirrors
 from bench.load import until
-from bench.speech import speak, stream_audio
+from testing.speech import speak, stream_audio
 from wyoming_rtvoice.audio import RATE_16K, WIDTH, convert, read_wav
 from wyoming_rtvoice.stack import PORTS
 from wyoming_rtvoice.wake.engines import phrase_of
@@ -641,7 +641,7 @@ def addon_phase(
             "supervisor:127.0.0.1",
             *publish([*PORTS.values(), HTTP_PORT]),
             "--volume",
-            f"{REPO / 'bench' / 'fake_supervisor.py'}:/fake_supervisor.py:ro",
+            f"{REPO / 'testing' / 'fake_supervisor.py'}:/fake_supervisor.py:ro",
             tag,
             "python",
             "/fake_supervisor.py",

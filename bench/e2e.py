@@ -46,7 +46,7 @@ from piper import PiperVoice
 
 from bench.accuracy import right
 from bench.accuracy_material import DEBIAN_VOICES, HOUSE, VOICES, Clip, e2e_clips
-from bench.fake_llm import FakeLlm
+from testing.fake_llm import FakeLlm
 from wyoming_rtvoice.audio import RATE_16K, WIDTH, to_float
 from wyoming_rtvoice.converse import CHUNK_MS, ConverseConfig, load
 from wyoming_rtvoice.handle.matcher import Match

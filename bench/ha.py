@@ -58,6 +58,8 @@ from typing import Any
 
 import numpy as np
 
+from testing.ha import reply_audio, template_entities
+
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = str(REPO / ".venv" / "bin" / "python")
 USUAL = REPO / ".cache" / "usual-servers"
@@ -85,7 +87,7 @@ COMMANDS = [
 PAUSES = (0.3, 0.4, 0.5, 0.6)
 MATERIAL = """
 import base64, json, sys
-from bench.speech import speak, speak_with_pause
+from testing.speech import speak, speak_with_pause
 for line in sys.stdin:
     item = json.loads(line)
     if "pause" in item:
@@ -279,47 +281,6 @@ def usual_servers(work: Path) -> tuple[Process, Process] | None:
 
 
 # --- Home Assistant ----------------------------------------------------------
-
-
-# A template entity's options under their legacy platform's names.
-LEGACY_TEMPLATE_KEYS = {"name": "friendly_name", "state": "value_template"}
-
-
-def template_entities(entities: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Configuration for template entities (options by their current names),
-    the way the running Home Assistant takes them: under the template
-    integration (2026.x refuses `light: - platform: template`), and as that
-    legacy platform for a domain the integration does not take yet (2025.4:
-    covers and fans)."""
-    from homeassistant.components.template import config as template_config
-    from homeassistant.util import slugify
-
-    modern: dict[str, Any] = {}
-    config: dict[str, Any] = {}
-    for domain, items in entities.items():
-        if f"{domain.upper()}_DOMAIN" in vars(template_config):
-            modern[domain] = items
-            continue
-        legacy = {
-            slugify(item["name"]): {
-                LEGACY_TEMPLATE_KEYS.get(k, k): v for k, v in item.items()
-            }
-            for item in items
-        }
-        config[domain] = [{"platform": "template", f"{domain}s": legacy}]
-    return {**config, "template": [modern]} if modern else config
-
-
-async def reply_audio(hass: Any, tts_output: dict[str, Any]) -> tuple[str, bytes]:
-    """A pipeline's spoken reply (extension, audio) from its TTS stream, as
-    Home Assistant's satellites read it (2026.x: its media id names the
-    stream, which `tts.async_get_media_source_audio` does not resolve)."""
-    from homeassistant.components import tts
-
-    stream = tts.async_get_stream(hass, tts_output["token"])
-    assert stream is not None, tts_output
-    audio = b"".join([chunk async for chunk in stream.async_stream_result()])
-    return stream.extension, audio
 
 
 def configuration(http_port: int, ffmpeg: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """`script/bench handle`: matching and house updates at scale, labelled
 accuracy, LLM path overhead.
 
-Scale (`--entities 200 1000 5000`): generated houses (bench/houses.py) of
+Scale (`--entities 200 1000 5000`): generated houses (testing/houses.py) of
 each size; the texts are the labelled commands and questions of tests/data,
 the phrasings of the project's sentence file and commands naming the
 generated devices. Per size: a house update (validation as PUT /api/entities
@@ -39,10 +39,10 @@ from typing import Any
 from wyoming.asr import Transcript
 from wyoming.client import AsyncTcpClient
 
-from bench.fake_llm import FakeLlm, Reply
-from bench.houses import house_json
-from bench.speech import summary_ms
+from bench.summary_ms import summary_ms
 from bench.tts import free_port, wait_ready
+from testing.fake_llm import FakeLlm, Reply
+from testing.houses import house_json
 from wyoming_rtvoice.handle.house import House
 from wyoming_rtvoice.handle.llm import Llm, LlmSettings, Prompt, ToolCall
 from wyoming_rtvoice.handle.matcher import Matcher
@@ -268,7 +268,7 @@ async def reply_ms(port: int, text: str) -> float:
 
 
 def big_house(entities: int) -> dict[str, Any]:
-    """A generated house (bench/houses.py) whose entities have a state and
+    """A generated house (testing/houses.py) whose entities have a state and
     the attributes Home Assistant would push."""
     house = house_json(entities)
     for entity in house["entities"]:

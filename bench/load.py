@@ -33,8 +33,8 @@ from wyoming.event import Event
 from wyoming.tts import Synthesize
 from wyoming.wake import Detect
 
-from bench.speech import Spoken, speak, stream_audio
 from bench.tts import free_port, wait_ready
+from testing.speech import Spoken, speak, stream_audio
 
 HOUSE = Path(__file__).parents[1] / "wyoming_rtvoice" / "data" / "demo_house.json"
 # Doubling from a few ms is noise nobody hears: the p95 must also have grown

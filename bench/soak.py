@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import re
 import time
 from collections.abc import Callable, Coroutine
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession
@@ -27,49 +24,9 @@ from wyoming.tts import Synthesize
 from wyoming.wake import Detect
 
 from bench.load import HOUSE, running, until
-from bench.speech import speak, stream_audio
 from bench.tts import free_port, wait_ready
-
-# --- the process seen from outside ------------------------------------------------
-
-
-def fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"VmRSS:\s+(\d+) kB", status)
-    assert match is not None
-    return int(match.group(1)) / 1024
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of the process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def gauges(session: ClientSession, http_port: int) -> tuple[int, int]:
-    """(open connections, asyncio tasks) from the service's /metrics."""
-    async with session.get(f"http://127.0.0.1:{http_port}/metrics") as response:
-        text = await response.text()
-    connections = re.findall(r"^rtvoice_open_connections\{.*\} (\d+)$", text, re.M)
-    tasks = re.search(r"^rtvoice_asyncio_tasks (\d+)$", text, re.M)
-    if not connections or tasks is None:
-        raise ValueError(f"no gauges in /metrics:\n{text}")
-    return sum(map(int, connections)), int(tasks.group(1))
-
-
-async def settle(
-    session: ClientSession, http_port: int, wanted: tuple[int, int]
-) -> float:
-    """Seconds until the gauges are back at `wanted` (polled as fast as they come)."""
-    started = time.monotonic()
-    while (now := await gauges(session, http_port)) != wanted:
-        if time.monotonic() - started > 10:
-            raise TimeoutError(f"gauges stuck at {now}, not {wanted}")
-    return time.monotonic() - started
+from testing.process import fds, gauges, rss_mb
+from testing.speech import speak, stream_audio
 
 
 async def quiet(session: ClientSession, http_port: int) -> tuple[int, int]:

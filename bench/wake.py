@@ -31,11 +31,12 @@ import numpy as np
 from wyoming.client import AsyncTcpClient
 from wyoming.wake import Detect, Detection
 
-from bench.speech import SPEEDS, VOICED, Spoken, speak, stream_audio, summary_ms
+from bench.summary_ms import summary_ms
 from bench.tts import free_port, wait_ready
 from bench.wake_material import CACHE, CONDITIONS
 from bench.wake_material import SPEEDS as SPEED_GROUPS
 from bench.wake_material import WAKE_TEXTS, Segment, other_speech, wake_phrases
+from testing.speech import SPEEDS, VOICED, Spoken, speak, stream_audio
 from wyoming_rtvoice.audio import RATE_16K
 from wyoming_rtvoice.satellite.devices import MIC_CHUNK_BYTES
 from wyoming_rtvoice.satellite.room import RECENT_S

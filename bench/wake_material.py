@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.speech import (
+from testing.speech import (
     pink_noise,
     resampled,
     speak,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from bench.fake_llm import FakeLlm
+    from testing.fake_llm import FakeLlm
 
 # The stand-in models' fixtures (imported by name: tests_ha imports this
 # module in Home Assistant's environment, which cannot load them).
@@ -195,7 +195,7 @@ class Stack:
 @pytest.fixture(scope="session")
 def session_llm() -> Iterator[FakeLlm]:
     """One fake Anthropic Messages API for the session's shared servers."""
-    from bench.fake_llm import FakeLlm
+    from testing.fake_llm import FakeLlm
 
     fake = FakeLlm()
     fake.start_in_thread()
@@ -205,7 +205,7 @@ def session_llm() -> Iterator[FakeLlm]:
 
 def reset_llm(fake: FakeLlm, **values: object) -> FakeLlm:
     """The fake LLM with its defaults, then `values`; its records kept."""
-    from bench.fake_llm import FakeLlm
+    from testing.fake_llm import FakeLlm
 
     fresh = FakeLlm()
     for name in ("answer", "first_token_s", "token_s", "failure", "tool_use"):

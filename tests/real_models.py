@@ -2,7 +2,7 @@
 
 Commands run in this process (`serve_command`, `run_converse`) go through
 their real parser, loader and wiring, and borrow these two through the
-project's own `models.build` when they ask for the defaults: a test pays for
+`build` they are given when they ask for the defaults: a test pays for
 its turn, not for a start-up. Start-up itself is tested on the few real
 subprocesses each service keeps.
 """
@@ -19,15 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from testing.serving import serving
 from wyoming_rtvoice import __main__ as cli
-from wyoming_rtvoice import converse
 from wyoming_rtvoice import models as models_module
 from wyoming_rtvoice.asr import AsrConfig
 from wyoming_rtvoice.asr.whisper import Whisper
 from wyoming_rtvoice.handle import HandleConfig
-from wyoming_rtvoice.models import Models
-from wyoming_rtvoice.reader import Limits
-from wyoming_rtvoice.server import Server
+from wyoming_rtvoice.models import Build, Models
 from wyoming_rtvoice.state import HouseConfig
 from wyoming_rtvoice.trace import Metrics
 from wyoming_rtvoice.tts import TtsConfig
@@ -71,9 +69,9 @@ class Borrowed(Models):
 
 
 @pytest.fixture
-def borrowing(real_models: SessionModels, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The commands' `build` lends the session's voice and Whisper to a
-    command that asks for the default ones (and builds anything else)."""
+def borrowing(real_models: SessionModels) -> Build:
+    """A `build` that lends the session's voice and Whisper to a command that
+    asks for the default ones (and builds anything else)."""
 
     async def build(
         *,
@@ -101,8 +99,7 @@ def borrowing(real_models: SessionModels, monkeypatch: pytest.MonkeyPatch) -> No
             responder=own.responder,
         )
 
-    monkeypatch.setattr(cli, "build", build)
-    monkeypatch.setattr(converse, "build", build)
+    return build
 
 
 def _model_of(config: TtsConfig | AsrConfig) -> tuple[object, ...]:
@@ -123,7 +120,7 @@ ServeCommand = Callable[..., AbstractAsyncContextManager[int]]
 
 @pytest.fixture
 def serve_command(
-    borrowing: None, tmp_path_factory: pytest.TempPathFactory
+    borrowing: Build, tmp_path_factory: pytest.TempPathFactory
 ) -> ServeCommand:
     """`python -m wyoming_rtvoice SERVICE ARGS...` served in this process's
     event loop on a free loopback port (its real parser and loader, a state
@@ -135,18 +132,11 @@ def serve_command(
         args = cli.build_parser().parse_args(
             [*argv, "--uri", "tcp://127.0.0.1:0", "--state-dir", str(state)]
         )
-        service, models = await cli.load_service(args, Metrics())
-        limits = Limits()
-        server = Server(
-            "tcp://127.0.0.1:0",
-            lambda reader, writer: service.handler_factory(reader, writer, limits),
-            limits,
-        )
+        service, models = await cli.load_service(args, Metrics(), borrowing)
         try:
-            await server.start()
-            yield server.port
+            async with serving(service) as port:
+                yield port
         finally:
-            await server.stop()
             await models.close()
 
     return serve
@@ -166,7 +156,7 @@ RunCommand = Callable[..., Ran]
 
 @pytest.fixture
 def run_converse(
-    borrowing: None,
+    borrowing: Build,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> RunCommand:
@@ -192,7 +182,7 @@ def run_converse(
                         patched.setenv(name, value)
                 capsys.readouterr()
                 try:
-                    cli.main(["converse", *args])
+                    cli.main(["converse", *args], borrowing)
                 except SystemExit as err:  # what the interpreter would print
                     code = err.code if isinstance(err.code, int) else 1
                     message = "" if isinstance(err.code, int) else f"{err.code}\n"

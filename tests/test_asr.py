@@ -1,9 +1,10 @@
-"""The ASR service on the real Whisper model, fed speech made by our own TTS."""
+"""The ASR service on the real Whisper model, fed speech made by our own TTS;
+the protocol's order and errors on a stand-in decoder (milliseconds)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +17,18 @@ from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Describe, Info
 
-from bench.speech import Spoken, speak, stream_audio
-from bench.wer import normalize, word_errors
+from testing.engines import FakeDecoder, FakeFrames, silence, speech
+from testing.serving import serving
+from testing.speech import Spoken, speak, stream_audio
+from testing.wer import normalize, word_errors
+from wyoming_rtvoice import asr as asr_service
+from wyoming_rtvoice.asr import AsrConfig
 from wyoming_rtvoice.asr.session import stable_prefix
 from wyoming_rtvoice.asr.whisper import echoes, trim_repetition, window_samples
 from wyoming_rtvoice.converse import DEMO_HOUSE
+from wyoming_rtvoice.state import HouseStore
+from wyoming_rtvoice.trace import Metrics
+from wyoming_rtvoice.turn import TurnRule
 
 from .conftest import RunningService, free_port, start_service
 from .real_models import start_up
@@ -112,18 +120,6 @@ async def test_spoken_command_gives_the_right_words(
     assert words(text)[-2:] == words(transcript_of(events))[-2:]
 
 
-async def test_a_clip_sent_at_once_is_framed_as_a_stream(
-    asr: RunningService,
-) -> None:
-    events = await transcribe(asr.port, speak("Open the garage door."))
-    assert [e.type for e in events] == [
-        "transcript-start",
-        "transcript-chunk",
-        "transcript",
-        "transcript-stop",
-    ]
-
-
 async def test_partials_arrive_before_audio_stop_at_real_time_pace(
     asr: RunningService,
 ) -> None:
@@ -183,40 +179,6 @@ async def test_silence_gives_an_empty_transcript(asr: RunningService) -> None:
     noise = speak(".", noise_db=-45)  # a bare pause: only light noise
     for spoken in (silence, noise):
         assert transcript_of(await transcribe(asr.port, spoken)) == ""
-
-
-async def test_chunk_before_start_and_odd_buffer_are_errors(
-    asr: RunningService,
-) -> None:
-    spoken = speak("Open the garage door.")
-    async with AsyncTcpClient("127.0.0.1", asr.port) as client:
-        await client.write_event(
-            AudioChunk(rate=16000, width=2, channels=1, audio=b"\0\0").event()
-        )
-        event = await asyncio.wait_for(client.read_event(), TIMEOUT)
-        assert event is not None and Error.from_event(event).code == "bad-order"
-        await client.write_event(AudioStart(rate=16000, width=2, channels=2).event())
-        await client.write_event(
-            AudioChunk(rate=16000, width=2, channels=2, audio=b"\0\0\0").event()
-        )
-        event = await asyncio.wait_for(client.read_event(), TIMEOUT)
-        assert event is not None and Error.from_event(event).code == "bad-audio"
-        # The same connection still transcribes.
-        await stream_audio(client, spoken.audio, realtime=False)
-        events = await read_all(client)
-    assert words(transcript_of(events)) == words("Open the garage door.")
-
-
-async def test_stream_over_the_cap_is_cut_and_transcribed(asr: RunningService) -> None:
-    # One long sentence, longer than --max-seconds 8 without a pause.
-    text = (
-        "the quick brown fox jumps over the lazy dog and runs around the big old "
-        "barn until the sun goes down behind the hills and the farmer calls him "
-        "home for his supper and a long night of rest"
-    )
-    events = await transcribe(asr.port, Spoken("", speak(text).audio, 0.0))
-    assert words(transcript_of(events))[:4] == words(text)[:4]
-    assert "the rest is ignored" in asr.log
 
 
 async def test_names_bias_the_decoder(asr: RunningService, http_port: int) -> None:
@@ -309,3 +271,69 @@ def test_a_decode_that_only_repeats_its_prompt_is_told() -> None:
 def test_bad_model_stops_startup(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="model directory not found"):
         start_up("asr", "--model", str(tmp_path / "missing"))
+
+
+# --- the protocol, on a stand-in decoder -----------------------------------
+
+
+@pytest.fixture
+async def fake_asr(house: HouseStore) -> AsyncIterator[int]:
+    """The service (8 s kept per stream) on a decoder that hears "open the
+    garage door", in process (its port)."""
+    config = AsrConfig(max_seconds=8)
+    decoder = FakeDecoder("open the garage door")
+    service = asr_service.service(
+        config, decoder, house, TurnRule(), Metrics(), FakeFrames
+    )
+    async with serving(service) as port:
+        yield port
+
+
+async def test_a_clip_sent_at_once_is_framed_as_a_stream(fake_asr: int) -> None:
+    async with AsyncTcpClient("127.0.0.1", fake_asr) as client:
+        await client.write_event(Transcribe().event())
+        await stream_audio(client, speech(4) + silence(1), realtime=False)
+        events = await read_all(client)
+    types = [e.type for e in events]
+    chunks = types.count("transcript-chunk")
+    assert chunks and types == [
+        "transcript-start",
+        *["transcript-chunk"] * chunks,
+        "transcript",
+        "transcript-stop",
+    ]
+    streamed = "".join(e.data["text"] for e in events if e.type == "transcript-chunk")
+    assert (
+        words(streamed) == words(transcript_of(events)) == words("Open the garage door")
+    )
+
+
+async def test_chunk_before_start_and_odd_buffer_are_errors(fake_asr: int) -> None:
+    async with AsyncTcpClient("127.0.0.1", fake_asr) as client:
+        await client.write_event(
+            AudioChunk(rate=16000, width=2, channels=1, audio=b"\0\0").event()
+        )
+        event = await asyncio.wait_for(client.read_event(), TIMEOUT)
+        assert event is not None and Error.from_event(event).code == "bad-order"
+        await client.write_event(AudioStart(rate=16000, width=2, channels=2).event())
+        await client.write_event(
+            AudioChunk(rate=16000, width=2, channels=2, audio=b"\0\0\0").event()
+        )
+        event = await asyncio.wait_for(client.read_event(), TIMEOUT)
+        assert event is not None and Error.from_event(event).code == "bad-audio"
+        # The same connection still transcribes.
+        await stream_audio(client, speech(4) + silence(1), realtime=False)
+        events = await read_all(client)
+    assert transcript_of(events) == "open the garage door"
+
+
+async def test_stream_over_the_cap_is_cut_and_transcribed(
+    fake_asr: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 12 s of speech without a pause, over the 8 s kept.
+    async with AsyncTcpClient("127.0.0.1", fake_asr) as client:
+        await client.write_event(Transcribe().event())
+        await stream_audio(client, speech(48), realtime=False)
+        events = await read_all(client)
+    assert transcript_of(events) == "open the garage door"
+    assert "Stream over 8 s, the rest is ignored" in caplog.text

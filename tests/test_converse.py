@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from bench.fake_llm import FakeLlm
-from bench.speech import speak
+from testing.fake_llm import FakeLlm
+from testing.speech import speak
 from wyoming_rtvoice.audio import read_wav, write_wav
 
 from .real_models import RunCommand

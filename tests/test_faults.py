@@ -28,9 +28,9 @@ from wyoming.ping import Ping
 from wyoming.satellite import RunSatellite
 from wyoming.tts import Synthesize
 
-from bench.fake_llm import FakeLlm
-from bench.soak import cpu_s, fds, gauges, rss_mb, settle
-from bench.speech import speak, stream_audio
+from testing.fake_llm import FakeLlm
+from testing.process import cpu_s, fds, gauges, rss_mb, settle
+from testing.speech import speak, stream_audio
 from wyoming_rtvoice.__main__ import build_parser
 from wyoming_rtvoice.audio import MONO, RATE_16K, WIDTH, write_wav
 

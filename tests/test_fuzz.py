@@ -44,8 +44,8 @@ from wyoming.satellite import RunSatellite
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
 from wyoming.wake import Detect
 
-from bench.fake_llm import FakeLlm
-from bench.speech import speak, stream_audio
+from testing.fake_llm import FakeLlm
+from testing.speech import speak, stream_audio
 from wyoming_rtvoice.audio import RATE_16K, WIDTH, write_wav
 from wyoming_rtvoice.errors import ErrorCode
 from wyoming_rtvoice.reader import Limits, ProtocolError, read_event

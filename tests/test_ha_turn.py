@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -28,22 +27,22 @@ from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
 from wyoming.tts import Synthesize
 
-from bench.speech import speak, speak_with_pause
-from bench.wer import normalize
+from testing.engines import FakeDecoder, FakeFrames, FakeVoice, silence, speech
+from testing.serving import serving, stream, transcripts
+from testing.speech import speak, speak_with_pause
+from testing.wer import normalize
 from wyoming_rtvoice import asr, tts
 from wyoming_rtvoice.asr import AsrConfig
 from wyoming_rtvoice.converse import DEMO_HOUSE
-from wyoming_rtvoice.handle.matcher import Match, Matcher
+from wyoming_rtvoice.handle.matcher import Match
 from wyoming_rtvoice.stack import ReplyAhead
-from wyoming_rtvoice.state import HouseStore, Snapshot
+from wyoming_rtvoice.state import HouseStore
 from wyoming_rtvoice.trace import Metrics
 from wyoming_rtvoice.tts import TtsConfig
 from wyoming_rtvoice.tts.speaker import Speaker
 from wyoming_rtvoice.turn import TurnRule
 
 from .conftest import RunningService, start_service
-from .fakes import FakeDecoder, FakeFrames, FakeVoice, silence, speech
-from .test_one_turn import serving, stream, transcripts
 
 RATE, WIDTH = 16000, 2
 CHUNK = RATE * WIDTH // 50  # 20 ms, as Home Assistant's pipeline sends it
@@ -195,13 +194,6 @@ async def test_home_assistant_2025_4_gets_one_finished_transcript(
 
 
 # --- Home Assistant's VAD sensitivity, with stand-ins -----------------------
-
-
-@pytest.fixture
-def house(demo_matcher: Matcher) -> Iterator[HouseStore]:
-    store = HouseStore(Snapshot(copy.copy(demo_matcher)), None)
-    yield store
-    store.close()
 
 
 @pytest.mark.parametrize(

@@ -23,8 +23,8 @@ from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.intent import Recognize
 
-from bench.fake_llm import FakeLlm
-from bench.houses import house_json
+from testing.fake_llm import FakeLlm
+from testing.houses import house_json
 from wyoming_rtvoice.handle.house import HOUSE_SCHEMA, EntityState, House
 from wyoming_rtvoice.handle.llm import Conversations
 from wyoming_rtvoice.handle.matcher import Matcher

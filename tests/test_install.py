@@ -35,7 +35,7 @@ import yaml
 from compose_spec import PyCompose
 from packaging.requirements import Requirement
 
-from bench.fake_supervisor import Received, server
+from testing.fake_supervisor import Received, server
 from wyoming_rtvoice.__main__ import build_parser
 from wyoming_rtvoice.stack import PORTS
 from wyoming_rtvoice.wake.engines import builtin_models
@@ -815,7 +815,9 @@ def test_fresh_clone_installs_with_the_sample_and_demo_house(
     assert os.access(clone / "script" / "run", os.X_OK)
     assert os.access(clone / "script" / "test", os.X_OK)
     # The benchmarks, fakes and stand-ins stay out of what is installed.
-    assert not [name for name in names if name.startswith(("bench/", "tests/"))]
-    imports = re.compile(r"^\s*(from|import)\s+(bench|tests)\b", re.M)
+    assert not [
+        name for name in names if name.startswith(("bench/", "testing/", "tests/"))
+    ]
+    imports = re.compile(r"^\s*(from|import)\s+(bench|testing|tests)\b", re.M)
     for path in (clone / "wyoming_rtvoice").rglob("*.py"):
         assert not imports.search(path.read_text(encoding="utf-8")), path

@@ -29,7 +29,7 @@ from wyoming.info import Describe
 from wyoming.intent import Recognize
 from wyoming.ping import Ping
 
-from bench.fake_llm import FakeLlm
+from testing.fake_llm import FakeLlm
 from wyoming_rtvoice.config import write_atomically
 from wyoming_rtvoice.discovery import advertised_address
 from wyoming_rtvoice.handle.handler import NOT_TRUSTED

@@ -1,5 +1,5 @@
 """The turn's behaviour on the in-process pipeline, with stand-in models
-(tests/fakes.py), the real matcher and the real `anthropic` SDK against the
+(testing/engines.py), the real matcher and the real `anthropic` SDK against the
 fake Messages API: milliseconds a test, no timing assumptions but the LLM's
 deliberately late first token."""
 
@@ -12,7 +12,16 @@ from collections.abc import AsyncIterator
 import pytest
 from wyoming.event import Event
 
-from bench.fake_llm import FakeLlm
+from testing.engines import (
+    FakeDecoder,
+    FakeFrames,
+    FakeVoice,
+    chunks,
+    one_turn,
+    silence,
+    speech,
+)
+from testing.fake_llm import FakeLlm
 from wyoming_rtvoice.handle.llm import Llm, LlmSettings
 from wyoming_rtvoice.handle.matcher import Matcher
 from wyoming_rtvoice.handle.responder import ACK, LLM_DOWN, AckPolicy, Responder
@@ -29,15 +38,6 @@ from wyoming_rtvoice.tts.speaker import APOLOGY, Speaker
 from wyoming_rtvoice.turn import TurnRule
 
 from .conftest import free_port
-from .fakes import (
-    FakeDecoder,
-    FakeFrames,
-    FakeVoice,
-    chunks,
-    one_turn,
-    silence,
-    speech,
-)
 
 ANSWER = "The moon is far away. About a second at the speed of light."
 

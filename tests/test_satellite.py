@@ -30,9 +30,9 @@ from wyoming.satellite import PauseSatellite, RunSatellite
 from wyoming.vad import VoiceStarted, VoiceStopped
 from wyoming.wake import Detection
 
-from bench.fake_llm import FakeLlm
-from bench.soak import rss_mb
-from bench.speech import pink_noise, speak, speak_with_pause, with_noise
+from testing.fake_llm import FakeLlm
+from testing.process import rss_mb
+from testing.speech import pink_noise, speak, speak_with_pause, with_noise
 from wyoming_rtvoice.audio import RATE_16K, read_wav, write_wav
 from wyoming_rtvoice.discovery import advertised_address
 from wyoming_rtvoice.satellite import room as satellite_room

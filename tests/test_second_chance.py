@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fakes import FakeDecoder, FakeFrames
+from testing.engines import FakeDecoder, FakeFrames
 from wyoming_rtvoice.asr.session import (
     MARGIN,
     WITHIN_AGREED,
@@ -335,7 +335,7 @@ async def test_the_session_asks_every_ear_where_the_strict_match_failed() -> Non
 
 def test_the_second_ear_hears_a_command_whisper_misheard() -> None:
     pytest.importorskip("pocketsphinx")
-    from bench.speech import speak
+    from testing.speech import speak
     from wyoming_rtvoice.asr.sphinx import GrammarEar, said_words
     from wyoming_rtvoice.audio import to_float
 
@@ -373,7 +373,7 @@ def test_texts_are_scored_in_one_form() -> None:
 
 
 def test_whisper_scores_what_was_said_highest() -> None:
-    from bench.speech import speak
+    from testing.speech import speak
     from wyoming_rtvoice.asr import model_path
     from wyoming_rtvoice.asr.whisper import Whisper
     from wyoming_rtvoice.audio import to_float

@@ -26,16 +26,16 @@ from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
 from wyoming.info import Describe
 
-from bench.abuse import listening
-from bench.fake_llm import FakeLlm
-from bench.speech import speak, stream_audio
-from wyoming_rtvoice import stack as stack_module
+from testing.fake_llm import FakeLlm
+from testing.process import listening
+from testing.speech import speak, stream_audio
 from wyoming_rtvoice.__main__ import build_parser, main
 from wyoming_rtvoice.audio import RATE_16K, write_wav
 from wyoming_rtvoice.config import is_loopback
 from wyoming_rtvoice.discovery import advertised_address
 from wyoming_rtvoice.handle.tools import TOOL_INTENTS
 from wyoming_rtvoice.http import HttpApi
+from wyoming_rtvoice.models import Models
 from wyoming_rtvoice.stack import PORTS
 from wyoming_rtvoice.trace import Metrics
 
@@ -68,7 +68,11 @@ def test_refuses_to_listen_beyond_loopback_without_a_token(
 ) -> None:
     """The command line refuses it before any model is loaded."""
     loaded: list[object] = []
-    monkeypatch.setattr(stack_module, "build", lambda **config: loaded.append(config))
+
+    async def build(**config: object) -> Models:
+        loaded.append(config)
+        return Models()
+
     monkeypatch.delenv("RTVOICE_HTTP_TOKEN", raising=False)
     monkeypatch.delenv("RTVOICE_PIPELINE_TOKEN", raising=False)
     empty = tmp_path / "empty-token"
@@ -83,7 +87,7 @@ def test_refuses_to_listen_beyond_loopback_without_a_token(
     ):
         argv = ["stack", "--host", "127.0.0.1", *extra]
         with pytest.raises(SystemExit, match=refusal):
-            main(argv)  # a message for the user, not an exception's traceback
+            main(argv, build)  # a message for the user, not a traceback
     assert loaded == []
 
 

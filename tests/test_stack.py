@@ -16,7 +16,7 @@ from wyoming.tts import Synthesize
 from zeroconf import IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from bench.speech import speak, stream_audio
+from testing.speech import speak, stream_audio
 
 from .conftest import Stack, reset_llm
 

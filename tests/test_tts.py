@@ -1,4 +1,5 @@
-"""The TTS service, run for real on loopback and driven with the wyoming client."""
+"""The TTS service, run for real on loopback and driven with the wyoming client;
+the protocol's order and errors on a stand-in voice (milliseconds)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import numpy as np
 import pytest
@@ -23,6 +24,13 @@ from wyoming.tts import (
     SynthesizeStop,
     SynthesizeVoice,
 )
+
+from testing.engines import FakeVoice
+from testing.serving import serving
+from wyoming_rtvoice import tts as tts_service
+from wyoming_rtvoice.trace import Metrics
+from wyoming_rtvoice.tts import TtsConfig
+from wyoming_rtvoice.tts.speaker import Speaker
 
 from .conftest import RunningService, free_port, start_service
 from .real_models import start_up
@@ -41,6 +49,15 @@ def http_port() -> int:
 
 
 ZEROCONF_NAME = f"rtvoice-test-{os.getpid()}"
+
+
+@pytest.fixture
+async def fake_tts() -> AsyncIterator[int]:
+    """The service on a stand-in voice, in process (its port): the protocol's
+    order and errors, in milliseconds."""
+    service = tts_service.service(TtsConfig(), Speaker(FakeVoice()), Metrics())
+    async with serving(service) as port:
+        yield port
 
 
 @pytest.fixture(scope="module")
@@ -167,8 +184,8 @@ async def test_streaming_speaks_first_sentence_before_text_ends(
     assert 0.8 < len(streamed) / len(whole) < 1.25
 
 
-async def test_empty_stream_still_closes_the_session(tts: RunningService) -> None:
-    async with AsyncTcpClient("127.0.0.1", tts.port) as client:
+async def test_empty_stream_still_closes_the_session(fake_tts: int) -> None:
+    async with AsyncTcpClient("127.0.0.1", fake_tts) as client:
         await client.write_event(SynthesizeStart().event())
         await client.write_event(SynthesizeStop().event())
         events = await read_until(client, "synthesize-stopped")
@@ -196,19 +213,19 @@ async def test_empty_stream_still_closes_the_session(tts: RunningService) -> Non
     ],
 )
 async def test_bad_request_gets_error_and_connection_keeps_working(
-    tts: RunningService, event: Event, code: str
+    fake_tts: int, event: Event, code: str
 ) -> None:
-    async with AsyncTcpClient("127.0.0.1", tts.port) as client:
+    async with AsyncTcpClient("127.0.0.1", fake_tts) as client:
         await client.write_event(event)
         await expect_error(client, code)
         await client.write_event(Synthesize(text="Done.").event())
         events = await read_until(client, "audio-stop")
-    assert len(audio_of(events)) > RATE // 10
+    assert types_of(events) == ["audio-start", "audio-chunk", "audio-stop"]
 
 
-async def test_lone_surrogate_text_is_refused(tts: RunningService) -> None:
+async def test_lone_surrogate_text_is_refused(fake_tts: int) -> None:
     # The wyoming client cannot even encode this; a raw client can send it escaped.
-    reader, writer = await asyncio.open_connection("127.0.0.1", tts.port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", fake_tts)
     header = {"type": "synthesize", "data": {"text": "Hi \ud800 there"}}
     writer.write(json.dumps(header).encode() + b"\n")
     event = await asyncio.wait_for(async_read_event(reader), TIMEOUT)
@@ -223,8 +240,8 @@ async def test_lone_surrogate_text_is_refused(tts: RunningService) -> None:
     writer.close()
 
 
-async def test_second_session_start_is_refused(tts: RunningService) -> None:
-    async with AsyncTcpClient("127.0.0.1", tts.port) as client:
+async def test_second_session_start_is_refused(fake_tts: int) -> None:
+    async with AsyncTcpClient("127.0.0.1", fake_tts) as client:
         await client.write_event(SynthesizeStart().event())
         await client.write_event(SynthesizeStart().event())
         error = (await read_until(client, "error"))[-1]
@@ -260,24 +277,22 @@ async def raw_exchange(port: int, data: bytes) -> bytes:
         b"x" * 70000 + b"\n",
     ],
 )
-async def test_malformed_frame_gets_error_and_close(
-    tts: RunningService, data: bytes
-) -> None:
-    reply = await raw_exchange(tts.port, data)
+async def test_malformed_frame_gets_error_and_close(fake_tts: int, data: bytes) -> None:
+    reply = await raw_exchange(fake_tts, data)
     assert b'"type": "error"' in reply or b'"type":"error"' in reply, reply
     # Everyone else is still served.
-    assert len(audio_of(await synthesize(tts.port, "Still fine."))) > 0
+    assert len(audio_of(await synthesize(fake_tts, "Still fine."))) > 0
 
 
 async def test_truncated_frame_and_disconnect_leave_server_serving(
-    tts: RunningService,
+    fake_tts: int,
 ) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", tts.port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", fake_tts)
     writer.write(b'{"type": "synthesize", "data_length": 100}\n{"text": "Hel')
     await writer.drain()
     writer.close()
     await asyncio.sleep(0.2)
-    assert len(audio_of(await synthesize(tts.port, "Still fine."))) > 0
+    assert len(audio_of(await synthesize(fake_tts, "Still fine."))) > 0
 
 
 def cpu_seconds(pid: int) -> float:

@@ -15,8 +15,8 @@ from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.wake import Detect
 
-from bench.speech import SPEEDS, Spoken, pink_noise, speak, stream_audio, with_noise
 from bench.wake import poisson_upper
+from testing.speech import SPEEDS, Spoken, pink_noise, speak, stream_audio, with_noise
 from wyoming_rtvoice.wake import WakeConfig
 from wyoming_rtvoice.wake.engines import Listener, Stream, find_model
 

@@ -36,7 +36,7 @@ from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 import custom_components  # noqa: F401  ours, before the plugin's testing_config one
-from bench.ha import template_entities
+from testing.ha import template_entities
 from tests.conftest import free_port
 
 REPO = Path(__file__).parent.parent
@@ -46,7 +46,7 @@ DOMAIN = "rtvoice"
 SERVICES = ("tts", "asr", "wake", "handle")
 FAKE_LLM = """
 import sys, time
-from bench.fake_llm import FakeLlm
+from testing.fake_llm import FakeLlm
 FakeLlm(port=int(sys.argv[1])).start_in_thread()
 print("Ready", flush=True)
 time.sleep(3600)
@@ -115,7 +115,7 @@ class Server:
                 argv,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                cwd=REPO,  # bench/ (the fake LLM, spoken material) is not installed
+                cwd=REPO,  # testing/ (the fake LLM, spoken material) is not installed
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
             )
         deadline = time.monotonic() + startup_s

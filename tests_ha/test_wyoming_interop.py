@@ -27,7 +27,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from bench.ha import reply_audio
+from testing.ha import reply_audio
 
 from .conftest import PYTHON, REPO, SERVICES, Stack, off_loop, state, synced
 
@@ -35,7 +35,7 @@ RATE, WIDTH = 16000, 2
 CHUNK = RATE * WIDTH // 50  # 20 ms
 SPEAK = """
 import sys
-from bench.speech import speak
+from testing.speech import speak
 for text, tail_s in zip(sys.argv[1::2], sys.argv[2::2]):
     sys.stdout.buffer.write(speak(text, lead_s=0.5, tail_s=float(tail_s)).audio)
 """

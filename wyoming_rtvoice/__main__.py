@@ -14,7 +14,7 @@ from .config import ServerConfig, setup_logging
 from .converse import ConverseConfig
 from .handle import HandleConfig
 from .http import HttpApi
-from .models import Models, build
+from .models import Build, Models, build
 from .peers import trusted_peers
 from .satellite import SatelliteConfig
 from .service import Listener, Service, serve
@@ -25,7 +25,7 @@ from .tts import TtsConfig
 from .turn import TurnRule
 from .wake import WakeConfig
 
-Run = Callable[[argparse.Namespace], Awaitable[None]]
+Run = Callable[[argparse.Namespace, Build], Awaitable[None]]
 Loaded = tuple[Service, Models]
 T = TypeVar("T")
 
@@ -35,7 +35,7 @@ def _tts_arguments(parser: argparse.ArgumentParser) -> None:
     TtsConfig.add_arguments(parser)
 
 
-async def _load_tts(args: argparse.Namespace, metrics: Metrics) -> Loaded:
+async def _load_tts(args: argparse.Namespace, metrics: Metrics, build: Build) -> Loaded:
     config = TtsConfig.from_args(args)
     models = await build(tts=config)
     return tts.service(config, _loaded(models.speaker), metrics), models
@@ -48,7 +48,7 @@ def _asr_arguments(parser: argparse.ArgumentParser) -> None:
     TurnRule.add_arguments(parser)
 
 
-async def _load_asr(args: argparse.Namespace, metrics: Metrics) -> Loaded:
+async def _load_asr(args: argparse.Namespace, metrics: Metrics, build: Build) -> Loaded:
     config = AsrConfig.from_args(args)
     models = await build(
         asr=config,
@@ -71,7 +71,9 @@ def _wake_arguments(parser: argparse.ArgumentParser) -> None:
     WakeConfig.add_arguments(parser)
 
 
-async def _load_wake(args: argparse.Namespace, metrics: Metrics) -> Loaded:
+async def _load_wake(
+    args: argparse.Namespace, metrics: Metrics, build: Build
+) -> Loaded:
     return wake.service(WakeConfig.from_args(args), metrics), Models()
 
 
@@ -81,7 +83,9 @@ def _handle_arguments(parser: argparse.ArgumentParser) -> None:
     HouseConfig.add_arguments(parser)
 
 
-async def _load_handle(args: argparse.Namespace, metrics: Metrics) -> Loaded:
+async def _load_handle(
+    args: argparse.Namespace, metrics: Metrics, build: Build
+) -> Loaded:
     config = HandleConfig.from_args(args)
     server = ServerConfig.from_args(args)
     models = await build(
@@ -99,19 +103,21 @@ LOADERS = {
 }
 
 
-async def load_service(args: argparse.Namespace, metrics: Metrics) -> Loaded:
+async def load_service(
+    args: argparse.Namespace, metrics: Metrics, build: Build = build
+) -> Loaded:
     """One service with its models, as its command serves it (tests and
     measurements run services in process this way)."""
-    return await LOADERS[args.service](args, metrics)
+    return await LOADERS[args.service](args, metrics, build)
 
 
-async def _serve_one(args: argparse.Namespace) -> None:
+async def _serve_one(args: argparse.Namespace, build: Build) -> None:
     """Load a service and serve it alone until stopped."""
     server = ServerConfig.from_args(args)
     metrics = Metrics()
     models = Models()
     try:
-        service, models = await load_service(args, metrics)
+        service, models = await load_service(args, metrics, build)
         routes = [models.house.add_routes] if models.house is not None else []
         listener = Listener(server.uri, server.zeroconf)
         await serve(server, [(service, listener)], metrics, routes)
@@ -125,16 +131,16 @@ def _loaded(model: T | None) -> T:
     return model
 
 
-async def _run_satellite(args: argparse.Namespace) -> None:
+async def _run_satellite(args: argparse.Namespace, build: Build) -> None:
     await satellite.run(ServerConfig.from_args(args), SatelliteConfig.from_args(args))
 
 
-async def _run_stack(args: argparse.Namespace) -> None:
-    await stack.run(StackConfig.from_args(args))
+async def _run_stack(args: argparse.Namespace, build: Build) -> None:
+    await stack.run(StackConfig.from_args(args), build)
 
 
-async def _run_converse(args: argparse.Namespace) -> None:
-    await converse.run(ConverseConfig.from_args(args))
+async def _run_converse(args: argparse.Namespace, build: Build) -> None:
+    await converse.run(ConverseConfig.from_args(args), build)
 
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Run]] = {
@@ -187,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, build: Build = build) -> None:
+    """Run a command; `build` loads its models (tests lend theirs)."""
     args = build_parser().parse_args(argv)
     if args.service == "converse":
         converse.setup_logging(ConverseConfig.from_args(args))
@@ -200,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
             except ValueError as err:
                 raise SystemExit(str(err)) from err
     try:
-        asyncio.run(args.run(args))
+        asyncio.run(args.run(args, build))
     except KeyboardInterrupt:  # a second Ctrl+C during shutdown
         sys.exit(130)
 

@@ -22,7 +22,7 @@ from .asr import AsrConfig
 from .audio import RATE_16K, WIDTH, convert, read_wav, to_float, write_wav
 from .handle import HandleConfig
 from .hass import HassConfig
-from .models import Models, build
+from .models import Build, Models, build
 from .pipeline import AudioSource, Engines, Pipeline, Turn
 from .state import HouseConfig
 from .trace import Budgets
@@ -116,7 +116,7 @@ def last_spoken_sample(audio: bytes, window_s: float = 0.01) -> int | None:
     return None if len(loud) == 0 else int((loud[-1] + 1) * size)
 
 
-async def load(config: ConverseConfig) -> tuple[Engines, Models]:
+async def load(config: ConverseConfig, build: Build = build) -> tuple[Engines, Models]:
     models = await build(
         tts=config.tts, asr=config.asr, house=config.house, handle=config.handle
     )
@@ -178,7 +178,7 @@ def print_report(result: dict[str, Any]) -> None:
             print(f"{label}: {result[key]:.1f} ms")
 
 
-async def run(config: ConverseConfig) -> None:
+async def run(config: ConverseConfig, build: Build = build) -> None:
     try:
         pcm, rate, width, channels = read_wav(config.wav)
     except (OSError, EOFError) as err:
@@ -186,7 +186,7 @@ async def run(config: ConverseConfig) -> None:
     except Exception as err:  # wave.Error: not a WAV file
         raise SystemExit(f"{config.wav}: not a WAV file ({err})") from err
     audio = convert(pcm, rate, width, channels)
-    engines, models = await load(config)
+    engines, models = await load(config, build)
     pipeline = Pipeline(engines)
     source = AudioSource()
     started = asyncio.get_running_loop().time()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -79,6 +80,10 @@ def _ear() -> GrammarEar | None:
     from .asr.sphinx import GrammarEar
 
     return GrammarEar.load()
+
+
+# What loads models: `build`, or what a test lends in its place.
+Build = Callable[..., Awaitable[Models]]
 
 
 async def build(

@@ -33,7 +33,7 @@ from .asr import AsrConfig
 from .config import PIPELINE_TOKEN_ENV, ServerConfig, is_loopback, read_token
 from .handle import HandleConfig
 from .hass import HassConfig
-from .models import Models, build
+from .models import Build, Models, build
 from .peers import Guesses, host_networks, trusted_peers
 from .pipeline import Engines, Pipeline
 from .pipeline_handler import PipelineEventHandler
@@ -193,7 +193,7 @@ def _pipeline_service(engines: Engines, token: str | None) -> Service:
     )
 
 
-async def run(config: StackConfig) -> None:
+async def run(config: StackConfig, build: Build = build) -> None:
     token = config.pipeline_token()
     hass_host = urlparse(config.hass.url or "").hostname
     peers = trusted_peers(

@@ -8,7 +8,6 @@ noise (fan-like pink noise, babble) mixed at a signal-to-noise ratio.
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -189,12 +188,3 @@ async def stream_audio(
     if send_stop:
         await client.write_event(AudioStop().event())
     return time.monotonic()
-
-
-def summary_ms(values: list[float]) -> str:
-    """'p50 X / p95 Y ms' of a list of millisecond values."""
-    if not values:
-        return "n/a"
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return f"p50 {statistics.median(ordered):7.1f} / p95 {p95:7.1f} ms"
