@@ -48,6 +48,7 @@ from bench.accuracy import right
 from bench.accuracy_material import DEBIAN_VOICES, HOUSE, VOICES, Clip, e2e_clips
 from testing.fake_llm import FakeLlm
 from wyoming_rtvoice.audio import RATE_16K, WIDTH, to_float
+from wyoming_rtvoice.config import add_flags, from_flags
 from wyoming_rtvoice.converse import CHUNK_MS, ConverseConfig, load
 from wyoming_rtvoice.handle.matcher import Match
 from wyoming_rtvoice.handle.safety import QUESTIONS, needs_confirmation
@@ -230,13 +231,14 @@ async def bench(limit: int | None, show_wrong: bool, pipeline_argv: list[str]) -
     fake.start_in_thread()
     os.environ["ANTHROPIC_API_KEY"] = "sk-bench"
     parser = argparse.ArgumentParser()
-    ConverseConfig.add_arguments(parser)
-    config = ConverseConfig.from_args(
+    add_flags(parser, ConverseConfig)
+    config = from_flags(
+        ConverseConfig,
         parser.parse_args(
             ["-", "--llm-model", "fake", "--anthropic-base-url", fake.url]
             + ["--entities", str(HOUSE)]
             + pipeline_argv
-        )
+        ),
     )
     engines, _ = await load(config)
     piper = PiperVoice.load(resolve_voice(config.tts.voice))

@@ -28,8 +28,8 @@ from wyoming.server import AsyncEventHandler, AsyncServer
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
 
 from bench.summary_ms import summary_ms
-from wyoming_rtvoice.tts import DEFAULT_VOICE
 from wyoming_rtvoice.tts.clauses import split_clauses
+from wyoming_rtvoice.tts.config import DEFAULT_VOICE
 from wyoming_rtvoice.tts.voice import resolve_voice
 
 CONFIRMATIONS = [

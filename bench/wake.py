@@ -38,9 +38,10 @@ from bench.wake_material import SPEEDS as SPEED_GROUPS
 from bench.wake_material import WAKE_TEXTS, Segment, other_speech, wake_phrases
 from testing.speech import SPEEDS, VOICED, Spoken, speak, stream_audio
 from wyoming_rtvoice.audio import RATE_16K
+from wyoming_rtvoice.config import add_flags, from_flags
 from wyoming_rtvoice.satellite.devices import MIC_CHUNK_BYTES
 from wyoming_rtvoice.satellite.room import RECENT_S
-from wyoming_rtvoice.wake import WakeConfig
+from wyoming_rtvoice.wake.config import WakeConfig
 from wyoming_rtvoice.wake.engines import (
     ENGINES,
     Listener,
@@ -205,8 +206,8 @@ def rate(segments: list[Segment], fired: list[list[int]]) -> str:
 def current(model: WakeModel, flags: list[str]) -> tuple[WakeModel, int]:
     """The model as the service runs it with these flags (its defaults, [])."""
     parser = argparse.ArgumentParser()
-    WakeConfig.add_arguments(parser)
-    defaults = WakeConfig.from_args(parser.parse_args(flags))
+    add_flags(parser, WakeConfig)
+    defaults = from_flags(WakeConfig, parser.parse_args(flags))
     now = defaults.tuned(model)
     if defaults.threshold is not None:
         now = replace(now, cutoff=defaults.threshold)

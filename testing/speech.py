@@ -18,7 +18,7 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
 
 from wyoming_rtvoice.audio import MONO, RATE_16K, WIDTH, convert
-from wyoming_rtvoice.tts import DEFAULT_VOICE
+from wyoming_rtvoice.tts.config import DEFAULT_VOICE
 
 if TYPE_CHECKING:
     from wyoming_rtvoice.tts.voice import Voice

@@ -22,13 +22,13 @@ import pytest
 from testing.serving import serving
 from wyoming_rtvoice import __main__ as cli
 from wyoming_rtvoice import models as models_module
-from wyoming_rtvoice.asr import AsrConfig
+from wyoming_rtvoice.asr.config import AsrConfig
 from wyoming_rtvoice.asr.whisper import Whisper
-from wyoming_rtvoice.handle import HandleConfig
+from wyoming_rtvoice.handle.config import HandleConfig
 from wyoming_rtvoice.models import Build, Models
 from wyoming_rtvoice.state import HouseConfig
 from wyoming_rtvoice.trace import Metrics
-from wyoming_rtvoice.tts import TtsConfig
+from wyoming_rtvoice.tts.config import TtsConfig
 from wyoming_rtvoice.tts.speaker import Speaker
 
 

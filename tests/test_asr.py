@@ -22,7 +22,7 @@ from testing.serving import serving
 from testing.speech import Spoken, speak, stream_audio
 from testing.wer import normalize, word_errors
 from wyoming_rtvoice import asr as asr_service
-from wyoming_rtvoice.asr import AsrConfig
+from wyoming_rtvoice.asr.config import AsrConfig
 from wyoming_rtvoice.asr.session import stable_prefix
 from wyoming_rtvoice.asr.whisper import echoes, trim_repetition, window_samples
 from wyoming_rtvoice.converse import DEMO_HOUSE

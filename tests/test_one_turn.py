@@ -32,8 +32,8 @@ from testing.engines import (
 from testing.fake_llm import FakeLlm
 from testing.serving import serving, stream, transcripts
 from wyoming_rtvoice import asr, handle
-from wyoming_rtvoice.asr import AsrConfig
-from wyoming_rtvoice.handle import HandleConfig
+from wyoming_rtvoice.asr.config import AsrConfig
+from wyoming_rtvoice.handle.config import HandleConfig
 from wyoming_rtvoice.handle.house import EntityState, House, state_key
 from wyoming_rtvoice.handle.llm import Llm, LlmSettings
 from wyoming_rtvoice.handle.matcher import Matcher

@@ -39,7 +39,7 @@ from wyoming_rtvoice.satellite import room as satellite_room
 from wyoming_rtvoice.satellite.detect import LocalWake, RemoteWake, Wake
 from wyoming_rtvoice.satellite.devices import MIC_CHUNK_BYTES, Speaker
 from wyoming_rtvoice.trace import Metrics
-from wyoming_rtvoice.wake import WakeConfig
+from wyoming_rtvoice.wake.config import WakeConfig
 from wyoming_rtvoice.wake.engines import find_model
 
 from .conftest import (

@@ -30,7 +30,7 @@ from testing.engines import (
 from testing.fake_llm import FakeLlm, Reply
 from testing.serving import serving
 from wyoming_rtvoice import handle
-from wyoming_rtvoice.handle import HandleConfig
+from wyoming_rtvoice.handle.config import HandleConfig
 from wyoming_rtvoice.handle.house import House
 from wyoming_rtvoice.handle.llm import Conversations, Llm, LlmSettings
 from wyoming_rtvoice.handle.matcher import Matcher

@@ -29,7 +29,7 @@ from testing.engines import FakeVoice
 from testing.serving import serving
 from wyoming_rtvoice import tts as tts_service
 from wyoming_rtvoice.trace import Metrics
-from wyoming_rtvoice.tts import TtsConfig
+from wyoming_rtvoice.tts.config import TtsConfig
 from wyoming_rtvoice.tts.speaker import Speaker
 
 from .conftest import RunningService, free_port, start_service

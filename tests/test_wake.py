@@ -17,7 +17,7 @@ from wyoming.wake import Detect
 
 from bench.wake import poisson_upper
 from testing.speech import SPEEDS, Spoken, pink_noise, speak, stream_audio, with_noise
-from wyoming_rtvoice.wake import WakeConfig
+from wyoming_rtvoice.wake.config import WakeConfig
 from wyoming_rtvoice.wake.engines import Listener, Stream, find_model
 
 from .conftest import RunningService, start_service

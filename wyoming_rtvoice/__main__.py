@@ -6,24 +6,25 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from . import __version__, asr, converse, handle, satellite, stack, tts, wake
-from .asr import AsrConfig
-from .config import ServerConfig, setup_logging
+from .asr.config import AsrConfig
+from .config import ServerConfig, add_flags, from_flags, setup_logging
 from .converse import ConverseConfig
-from .handle import HandleConfig
+from .handle.config import HandleConfig
 from .http import HttpApi
 from .models import Build, Models, build
 from .peers import trusted_peers
-from .satellite import SatelliteConfig
+from .satellite.config import SatelliteConfig
 from .service import Listener, Service, serve
 from .stack import StackConfig
 from .state import HouseConfig
 from .trace import Metrics
-from .tts import TtsConfig
+from .tts.config import TtsConfig
 from .turn import TurnRule
-from .wake import WakeConfig
+from .wake.config import WakeConfig
 
 Run = Callable[[argparse.Namespace, Build], Awaitable[None]]
 Loaded = tuple[Service, Models]
@@ -32,34 +33,34 @@ T = TypeVar("T")
 
 def _tts_arguments(parser: argparse.ArgumentParser) -> None:
     ServerConfig.add_arguments(parser, tts.DEFAULT_URI)
-    TtsConfig.add_arguments(parser)
+    add_flags(parser, TtsConfig)
 
 
 async def _load_tts(args: argparse.Namespace, metrics: Metrics, build: Build) -> Loaded:
-    config = TtsConfig.from_args(args)
+    config = from_flags(TtsConfig, args)
     models = await build(tts=config)
     return tts.service(config, _loaded(models.speaker), metrics), models
 
 
 def _asr_arguments(parser: argparse.ArgumentParser) -> None:
     ServerConfig.add_arguments(parser, asr.DEFAULT_URI)
-    AsrConfig.add_arguments(parser)
-    HouseConfig.add_arguments(parser)
-    TurnRule.add_arguments(parser)
+    add_flags(parser, AsrConfig)
+    add_flags(parser, HouseConfig)
+    add_flags(parser, TurnRule)
 
 
 async def _load_asr(args: argparse.Namespace, metrics: Metrics, build: Build) -> Loaded:
-    config = AsrConfig.from_args(args)
+    config = from_flags(AsrConfig, args)
     models = await build(
         asr=config,
-        house=HouseConfig.from_args(args),
+        house=from_flags(HouseConfig, args),
         state_dir=ServerConfig.from_args(args).state_dir,
     )
     service = asr.service(
         config,
         _loaded(models.whisper),
         _loaded(models.house),
-        TurnRule.from_args(args),
+        from_flags(TurnRule, args),
         metrics,
         ears=models.ears,
     )
@@ -68,28 +69,28 @@ async def _load_asr(args: argparse.Namespace, metrics: Metrics, build: Build) ->
 
 def _wake_arguments(parser: argparse.ArgumentParser) -> None:
     ServerConfig.add_arguments(parser, wake.DEFAULT_URI)
-    WakeConfig.add_arguments(parser)
+    add_flags(parser, WakeConfig)
 
 
 async def _load_wake(
     args: argparse.Namespace, metrics: Metrics, build: Build
 ) -> Loaded:
-    return wake.service(WakeConfig.from_args(args), metrics), Models()
+    return wake.service(from_flags(WakeConfig, args), metrics), Models()
 
 
 def _handle_arguments(parser: argparse.ArgumentParser) -> None:
     ServerConfig.add_arguments(parser, handle.DEFAULT_URI, stack.HTTP_URI)
-    HandleConfig.add_arguments(parser)
-    HouseConfig.add_arguments(parser)
+    add_flags(parser, HandleConfig)
+    add_flags(parser, HouseConfig)
 
 
 async def _load_handle(
     args: argparse.Namespace, metrics: Metrics, build: Build
 ) -> Loaded:
-    config = HandleConfig.from_args(args)
+    config = from_flags(HandleConfig, args)
     server = ServerConfig.from_args(args)
     models = await build(
-        house=HouseConfig.from_args(args), handle=config, state_dir=server.state_dir
+        house=from_flags(HouseConfig, args), handle=config, state_dir=server.state_dir
     )
     peers = trusted_peers(server)
     return handle.service(config, _loaded(models.responder), metrics, peers), models
@@ -132,15 +133,32 @@ def _loaded(model: T | None) -> T:
 
 
 async def _run_satellite(args: argparse.Namespace, build: Build) -> None:
-    await satellite.run(ServerConfig.from_args(args), SatelliteConfig.from_args(args))
+    await satellite.run(ServerConfig.from_args(args), from_flags(SatelliteConfig, args))
+
+
+def _stack_arguments(parser: argparse.ArgumentParser) -> None:
+    ServerConfig.add_arguments(parser, None, stack.HTTP_URI)
+    add_flags(parser, StackConfig)
+
+
+def _satellite_arguments(parser: argparse.ArgumentParser) -> None:
+    # Home Assistant keeps its connection to a satellite open for hours
+    # with nothing but pings: no idle timeout here by default.
+    ServerConfig.add_arguments(parser, satellite.DEFAULT_URI, idle_timeout_s=0)
+    add_flags(parser, SatelliteConfig)
+
+
+def _converse_arguments(parser: argparse.ArgumentParser) -> None:
+    add_flags(parser, ConverseConfig)
 
 
 async def _run_stack(args: argparse.Namespace, build: Build) -> None:
-    await stack.run(StackConfig.from_args(args), build)
+    config = from_flags(StackConfig, args)
+    await stack.run(replace(config, server=ServerConfig.from_args(args)), build)
 
 
 async def _run_converse(args: argparse.Namespace, build: Build) -> None:
-    await converse.run(ConverseConfig.from_args(args), build)
+    await converse.run(from_flags(ConverseConfig, args), build)
 
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Run]] = {
@@ -166,17 +184,17 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Run]] 
     ),
     "satellite": (
         "Microphone and speaker for Home Assistant (or the pipeline directly)",
-        SatelliteConfig.add_arguments,
+        _satellite_arguments,
         _run_satellite,
     ),
     "stack": (
         "All four services in one process, each on its default port",
-        StackConfig.add_arguments,
+        _stack_arguments,
         _run_stack,
     ),
     "converse": (
         "One turn from a WAV file through the pipeline, with its waterfall",
-        ConverseConfig.add_arguments,
+        _converse_arguments,
         _run_converse,
     ),
 }
@@ -197,7 +215,7 @@ def main(argv: list[str] | None = None, build: Build = build) -> None:
     """Run a command; `build` loads its models (tests lend theirs)."""
     args = build_parser().parse_args(argv)
     if args.service == "converse":
-        converse.setup_logging(ConverseConfig.from_args(args))
+        converse.setup_logging(from_flags(ConverseConfig, args))
     else:
         server = ServerConfig.from_args(args)
         setup_logging(server)

@@ -1,6 +1,6 @@
-"""Configuration every service shares, and the pattern each service's own
-configuration follows: a frozen dataclass with `add_arguments(parser,
-prefix)` and `from_args(args, prefix)`.
+"""Configuration every service shares, and how each service's own becomes
+flags: a frozen dataclass whose fields say their flag (`field(metadata=
+flag(help))`); `add_flags` declares them, `from_flags` reads them back.
 
 A service alone takes its flags as they are (`asr --model`); the stack and
 `converse` take the same flags prefixed with the service's name
@@ -13,10 +13,11 @@ import argparse
 import logging
 import os
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .reader import Limits
 
@@ -26,11 +27,113 @@ PIPELINE_TOKEN_ENV = "RTVOICE_PIPELINE_TOKEN"
 MIN_TOKEN_CHARS = 16  # a shorter token is guessed too soon, back-off or not
 
 Network = IPv4Network | IPv6Network
+Config = TypeVar("Config")
 
 
-def option(args: argparse.Namespace, prefix: str, name: str) -> Any:
-    """The value of `--{prefix}{name}`."""
-    return getattr(args, f"{prefix}{name}".replace("-", "_"))
+def flag(
+    help: str,
+    name: str = "",
+    unit: float = 1,
+    convert: Callable[[Any], Any] | None = None,
+    group: str = "",
+    exclusive: str = "",
+    **argparse_options: Any,
+) -> dict[str, Any]:
+    """A field's flag, as its metadata: `--NAME` (the field's name with
+    dashes unless given; in a dict field `{key}` stands for each key), its
+    help, its value in `unit`s of the field's (1000: milliseconds for a field
+    in seconds), `convert` from the flag's value to the field's, the argument
+    group (else the config's `FLAGS`), a mutually `exclusive` group's name,
+    and argparse's own options (choices, metavar, action...). The default is
+    the field's own; a bool is a switch (`negatable`: --no-NAME too)."""
+    spec = dict(help=help, name=name, unit=unit, convert=convert, group=group)
+    return {"flag": {**spec, "exclusive": exclusive, **argparse_options}}
+
+
+def nested(prefix: str = "") -> dict[str, Any]:
+    """A field holding another config, whose flags are declared with this
+    `prefix` before their names (`tts-`: `--tts-voice`)."""
+    return {"nested": prefix}
+
+
+def add_flags(parser: argparse.ArgumentParser, config: Any, prefix: str = "") -> None:
+    """The flags of `config` (a config, or its class), its defaults as the
+    flags' defaults, and those of the configs it holds."""
+    config = config() if isinstance(config, type) else config
+    groups: dict[str, Any] = {}
+    for item in fields(config):
+        value = getattr(config, item.name)
+        if "nested" in item.metadata:
+            add_flags(parser, value, prefix + item.metadata["nested"])
+        if "flag" not in item.metadata:
+            continue
+        options = dict(item.metadata["flag"])
+        title = options.pop("group") or type(config).FLAGS
+        if title not in groups:  # none: the parser's own options
+            groups[title] = parser.add_argument_group(title) if title else parser
+        group = groups[title]
+        if exclusive := options.pop("exclusive"):
+            required = options.pop("required", False)
+            if exclusive not in groups:
+                groups[exclusive] = group.add_mutually_exclusive_group(
+                    required=required
+                )
+            group = groups[exclusive]
+        name = options.pop("name") or item.name.replace("_", "-")
+        if options.pop("positional", False):
+            group.add_argument(name, help=options["help"])
+            continue
+        for key, default in value.items() if isinstance(value, dict) else [("", value)]:
+            declared = _declared(default, **options)
+            declared["help"] = declared["help"].replace("{key}", key)
+            group.add_argument(f"--{prefix}{name.replace('{key}', key)}", **declared)
+
+
+def _declared(
+    value: Any, unit: float, convert: Any, negatable: bool = False, **options: Any
+) -> dict[str, Any]:
+    """argparse's options for a flag whose field holds `value` by default."""
+    if isinstance(value, bool) and "action" not in options:
+        if not negatable:  # a switch: store_true, or store_false for --no-NAME
+            return {"action": "store_false" if value else "store_true", **options}
+        options["action"] = argparse.BooleanOptionalAction
+    elif isinstance(value, (int, float)):
+        options.setdefault("type", type(value))
+        value = value * unit if unit != 1 else value
+    options.setdefault("default", value)
+    return options
+
+
+def from_flags(cls: type[Config], args: argparse.Namespace, prefix: str = "") -> Config:
+    """The config of class `cls` the flags of `add_flags(parser, cls, prefix)`
+    gave (a nested config: as its parent's defaults had it)."""
+    return _read(cls(), args, prefix)
+
+
+def _read(config: Config, args: argparse.Namespace, prefix: str) -> Config:
+    values: dict[str, Any] = {}
+    for item in fields(config):  # type: ignore[arg-type]
+        value = getattr(config, item.name)
+        if "nested" in item.metadata:
+            values[item.name] = _read(value, args, prefix + item.metadata["nested"])
+        elif "flag" in item.metadata:
+            spec = item.metadata["flag"]
+            name = spec["name"] or item.name.replace("_", "-")
+            if isinstance(value, dict):
+                values[item.name] = {
+                    key: _value(args, spec, prefix + name.replace("{key}", key))
+                    for key in value
+                }
+            else:
+                values[item.name] = _value(args, spec, prefix + name)
+    return replace(config, **values)  # type: ignore[type-var]
+
+
+def _value(args: argparse.Namespace, spec: dict[str, Any], name: str) -> Any:
+    value = getattr(args, name.replace("-", "_"))
+    if spec["unit"] != 1:
+        value = value / spec["unit"]
+    return spec["convert"](value) if spec["convert"] else value
 
 
 def read_secret(path: str | None, env: str) -> str | None:

@@ -8,25 +8,25 @@ little later, and that moment is shown as such.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from .asr import AsrConfig
+from .asr.config import AsrConfig
 from .audio import RATE_16K, WIDTH, convert, read_wav, to_float, write_wav
-from .handle import HandleConfig
+from .config import flag, nested
+from .handle.config import HandleConfig
 from .hass import HassConfig
 from .models import Build, Models, build
 from .pipeline import AudioSource, Engines, Pipeline, Turn
 from .state import HouseConfig
 from .trace import Budgets
-from .tts import TtsConfig
+from .tts.config import TtsConfig
 from .turn import TurnRule
 
 DEMO_HOUSE = Path(__file__).parent / "data" / "demo_house.json"
@@ -44,50 +44,26 @@ WATERFALL = (
 
 @dataclass(frozen=True)
 class ConverseConfig:
-    wav: str
-    json: bool = False
-    out: str | None = None
-    debug: bool = False
-    tts: TtsConfig = field(default_factory=TtsConfig)
-    asr: AsrConfig = field(default_factory=AsrConfig)
-    handle: HandleConfig = field(default_factory=HandleConfig)
-    house: HouseConfig = field(default_factory=lambda: HouseConfig(str(DEMO_HOUSE)))
-    rule: TurnRule = field(default_factory=TurnRule)
-    budgets: Budgets = field(default_factory=Budgets)
-    hass: HassConfig = field(default_factory=HassConfig)
+    FLAGS: ClassVar[str] = ""  # the command's own options
 
-    @staticmethod
-    def add_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("wav", help="Speech to answer (any WAV; made 16 kHz)")
-        parser.add_argument(
-            "--json", action="store_true", help="Print the turn as JSON"
-        )
-        parser.add_argument("--out", help="Write the reply audio to this WAV file")
-        parser.add_argument("--debug", action="store_true", help="Log DEBUG messages")
-        TtsConfig.add_arguments(parser, "tts-")
-        AsrConfig.add_arguments(parser, "asr-")
-        HandleConfig.add_arguments(parser)
-        HouseConfig.add_arguments(parser)
-        parser.set_defaults(entities=str(DEMO_HOUSE))
-        TurnRule.add_arguments(parser)
-        Budgets.add_arguments(parser)
-        HassConfig.add_arguments(parser)
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> ConverseConfig:
-        return cls(
-            wav=args.wav,
-            json=args.json,
-            out=args.out,
-            debug=args.debug,
-            tts=TtsConfig.from_args(args, "tts-"),
-            asr=AsrConfig.from_args(args, "asr-"),
-            handle=HandleConfig.from_args(args),
-            house=HouseConfig.from_args(args),
-            rule=TurnRule.from_args(args),
-            budgets=Budgets.from_args(args),
-            hass=HassConfig.from_args(args),
-        )
+    wav: str = field(
+        default="",
+        metadata=flag("Speech to answer (any WAV; made 16 kHz)", positional=True),
+    )
+    json: bool = field(default=False, metadata=flag("Print the turn as JSON"))
+    out: str | None = field(
+        default=None, metadata=flag("Write the reply audio to this WAV file")
+    )
+    debug: bool = field(default=False, metadata=flag("Log DEBUG messages"))
+    tts: TtsConfig = field(default_factory=TtsConfig, metadata=nested("tts-"))
+    asr: AsrConfig = field(default_factory=AsrConfig, metadata=nested("asr-"))
+    handle: HandleConfig = field(default_factory=HandleConfig, metadata=nested())
+    house: HouseConfig = field(
+        default_factory=lambda: HouseConfig(str(DEMO_HOUSE)), metadata=nested()
+    )
+    rule: TurnRule = field(default_factory=TurnRule, metadata=nested())
+    budgets: Budgets = field(default_factory=Budgets, metadata=nested())
+    hass: HassConfig = field(default_factory=HassConfig, metadata=nested())
 
 
 async def realtime_chunks(audio: bytes, source: AudioSource, started: float) -> None:

@@ -13,18 +13,17 @@ entities are kept.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlparse
 
 from aiohttp import ClientError, ClientSession, ClientTimeout
 
-from .config import HASS_TOKEN_ENV, is_loopback, read_secret
+from .config import HASS_TOKEN_ENV, flag, is_loopback, read_secret
 from .handle.house import EntityState, States, state_key
 from .handle.matcher import Match
 
@@ -36,37 +35,29 @@ _LOGGER = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class HassConfig:
-    url: str | None = None
-    token_file: str | None = None
-    states_every_s: float = 5.0
+    FLAGS: ClassVar[str] = "Home Assistant"
 
-    @staticmethod
-    def add_arguments(parser: argparse.ArgumentParser) -> None:
-        group = parser.add_argument_group("Home Assistant")
-        group.add_argument(
-            "--hass-url",
-            help="Execute device commands through Home Assistant's "
-            f"/api/intent/handle (token from {HASS_TOKEN_ENV} or --hass-token-file)",
-        )
-        group.add_argument(
-            "--hass-token-file", help="File holding a long-lived access token"
-        )
-        group.add_argument(
-            "--hass-states-every",
-            type=float,
-            default=HassConfig.states_every_s,
-            metavar="SECONDS",
-            help="Read the house's states from Home Assistant this often, and when "
+    url: str | None = field(
+        default=None,
+        metadata=flag(
+            "Execute device commands through Home Assistant's /api/intent/handle "
+            f"(token from {HASS_TOKEN_ENV} or --hass-token-file)",
+            name="hass-url",
+        ),
+    )
+    token_file: str | None = field(
+        default=None,
+        metadata=flag("File holding a long-lived access token", name="hass-token-file"),
+    )
+    states_every_s: float = field(
+        default=5.0,
+        metadata=flag(
+            "Read the house's states from Home Assistant this often, and when "
             "speech starts, for the LLM (%(default)s; 0: never)",
-        )
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> HassConfig:
-        return cls(
-            url=args.hass_url,
-            token_file=args.hass_token_file,
-            states_every_s=args.hass_states_every,
-        )
+            name="hass-states-every",
+            metavar="SECONDS",
+        ),
+    )
 
     def client(self) -> HomeAssistant | None:
         if not self.url:

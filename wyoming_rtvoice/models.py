@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 from .state import HouseConfig, HouseStore
 
 if TYPE_CHECKING:
-    from .asr import AsrConfig
+    from .asr.config import AsrConfig
     from .asr.session import Ear
     from .asr.sphinx import GrammarEar
     from .asr.whisper import Whisper
-    from .handle import HandleConfig
+    from .handle.config import HandleConfig
     from .handle.responder import Responder
-    from .tts import TtsConfig
+    from .tts.config import TtsConfig
     from .tts.speaker import Speaker
 
 
@@ -121,7 +121,7 @@ async def build(
 
 
 async def _responder(config: HandleConfig, house: HouseStore) -> Responder:
-    from .handle import API_KEY_ENV
+    from .handle.config import API_KEY_ENV
     from .handle.llm import Llm, LlmSettings
     from .handle.responder import Responder
     from .peers import Rate

@@ -20,18 +20,25 @@ beyond loopback only with a shared token.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import ClassVar
 from urllib.parse import urlparse
 
 from wyoming.info import Info
 
 from . import asr, handle, tts, wake
-from .asr import AsrConfig
-from .config import PIPELINE_TOKEN_ENV, ServerConfig, is_loopback, read_token
-from .handle import HandleConfig
+from .asr.config import AsrConfig
+from .config import (
+    PIPELINE_TOKEN_ENV,
+    ServerConfig,
+    flag,
+    is_loopback,
+    nested,
+    read_token,
+)
+from .handle.config import HandleConfig
 from .hass import HassConfig
 from .models import Build, Models, build
 from .peers import Guesses, host_networks, trusted_peers
@@ -40,10 +47,10 @@ from .pipeline_handler import PipelineEventHandler
 from .service import Listener, Service, serve
 from .state import HouseConfig, HouseStore
 from .trace import Budgets, Metrics
-from .tts import TtsConfig
+from .tts.config import TtsConfig
 from .tts.speaker import Speaker
 from .turn import TurnRule
-from .wake import WakeConfig
+from .wake.config import WakeConfig
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -54,91 +61,53 @@ HTTP_URI = "http://127.0.0.1:10580"
 
 @dataclass(frozen=True)
 class StackConfig:
-    server: ServerConfig = field(
+    FLAGS: ClassVar[str] = "stack"
+
+    server: ServerConfig = field(  # its flags: ServerConfig.add_arguments
         default_factory=lambda: ServerConfig(http_uri=HTTP_URI)
     )
-    host: str = "0.0.0.0"
-    ports: dict[str, int] = field(default_factory=lambda: dict(PORTS))
-    pipeline_host: str = "127.0.0.1"
-    pipeline_port: int = PIPELINE_PORT
-    pipeline_token_file: str | None = None
-    reply_ahead: bool = True
-    tts: TtsConfig = field(default_factory=TtsConfig)
-    asr: AsrConfig = field(default_factory=AsrConfig)
-    wake: WakeConfig = field(default_factory=WakeConfig)
-    handle: HandleConfig = field(default_factory=HandleConfig)
-    house: HouseConfig = field(default_factory=HouseConfig)
-    rule: TurnRule = field(default_factory=TurnRule)
-    budgets: Budgets = field(default_factory=Budgets)
-    hass: HassConfig = field(default_factory=HassConfig)
-
-    @staticmethod
-    def add_arguments(parser: argparse.ArgumentParser) -> None:
-        ServerConfig.add_arguments(parser, None, HTTP_URI)
-        group = parser.add_argument_group("stack")
-        group.add_argument(
-            "--host", default="0.0.0.0", help="Address of the services (%(default)s)"
-        )
-        for name, port in PORTS.items():
-            group.add_argument(
-                f"--{name}-port",
-                type=int,
-                default=port,
-                help=f"{name} port (%(default)s)",
-            )
-        group.add_argument(
-            "--pipeline-host",
-            default=StackConfig.pipeline_host,
-            help="Address of the pipeline endpoint (%(default)s); beyond loopback "
-            "it needs --pipeline-token-file",
-        )
-        group.add_argument(
-            "--pipeline-port",
-            type=int,
-            default=PIPELINE_PORT,
-            help="Pipeline endpoint for satellites in direct mode (%(default)s)",
-        )
-        group.add_argument(
-            "--pipeline-token-file",
-            help="File holding the token a satellite must send in run-pipeline "
-            f"(or set {PIPELINE_TOKEN_ENV})",
-        )
-        group.add_argument(
-            "--no-reply-ahead",
-            dest="reply_ahead",
-            action="store_false",
-            help="Do not synthesise a device command's confirmation when the ASR "
+    host: str = field(
+        default="0.0.0.0", metadata=flag("Address of the services (%(default)s)")
+    )
+    ports: dict[str, int] = field(
+        default_factory=lambda: dict(PORTS),
+        metadata=flag("{key} port (%(default)s)", name="{key}-port"),
+    )
+    pipeline_host: str = field(
+        default="127.0.0.1",
+        metadata=flag(
+            "Address of the pipeline endpoint (%(default)s); beyond loopback "
+            "it needs --pipeline-token-file"
+        ),
+    )
+    pipeline_port: int = field(
+        default=PIPELINE_PORT,
+        metadata=flag("Pipeline endpoint for satellites in direct mode (%(default)s)"),
+    )
+    pipeline_token_file: str | None = field(
+        default=None,
+        metadata=flag(
+            "File holding the token a satellite must send in run-pipeline "
+            f"(or set {PIPELINE_TOKEN_ENV})"
+        ),
+    )
+    reply_ahead: bool = field(
+        default=True,
+        metadata=flag(
+            "Do not synthesise a device command's confirmation when the ASR "
             "service sends its transcript (saves CPU when Home Assistant "
             "speaks with another TTS)",
-        )
-        TtsConfig.add_arguments(parser, "tts-")
-        AsrConfig.add_arguments(parser, "asr-")
-        WakeConfig.add_arguments(parser, "wake-")
-        HandleConfig.add_arguments(parser)
-        HouseConfig.add_arguments(parser)
-        TurnRule.add_arguments(parser)
-        Budgets.add_arguments(parser)
-        HassConfig.add_arguments(parser)
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> StackConfig:
-        return cls(
-            server=ServerConfig.from_args(args),
-            host=args.host,
-            ports={name: getattr(args, f"{name}_port") for name in PORTS},
-            pipeline_host=args.pipeline_host,
-            pipeline_port=args.pipeline_port,
-            pipeline_token_file=args.pipeline_token_file,
-            reply_ahead=args.reply_ahead,
-            tts=TtsConfig.from_args(args, "tts-"),
-            asr=AsrConfig.from_args(args, "asr-"),
-            wake=WakeConfig.from_args(args, "wake-"),
-            handle=HandleConfig.from_args(args),
-            house=HouseConfig.from_args(args),
-            rule=TurnRule.from_args(args),
-            budgets=Budgets.from_args(args),
-            hass=HassConfig.from_args(args),
-        )
+            name="no-reply-ahead",
+        ),
+    )
+    tts: TtsConfig = field(default_factory=TtsConfig, metadata=nested("tts-"))
+    asr: AsrConfig = field(default_factory=AsrConfig, metadata=nested("asr-"))
+    wake: WakeConfig = field(default_factory=WakeConfig, metadata=nested("wake-"))
+    handle: HandleConfig = field(default_factory=HandleConfig, metadata=nested())
+    house: HouseConfig = field(default_factory=HouseConfig, metadata=nested())
+    rule: TurnRule = field(default_factory=TurnRule, metadata=nested())
+    budgets: Budgets = field(default_factory=Budgets, metadata=nested())
+    hass: HassConfig = field(default_factory=HassConfig, metadata=nested())
 
     def pipeline_token(self) -> str | None:
         """The endpoint's token; refuses an endpoint beyond loopback without one."""

@@ -9,7 +9,6 @@ comes back with the last house accepted.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import copy
 import json
@@ -23,12 +22,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import voluptuous as vol
 from aiohttp import web
 
-from .config import option, write_atomically
+from .config import flag, write_atomically
 from .handle.house import House, States, describe_error
 from .handle.matcher import Match, Matcher
 from .handle.questions import answered
@@ -59,36 +58,29 @@ NAMES_SCHEMA = vol.Schema(
 
 @dataclass(frozen=True)
 class HouseConfig:
-    entities: str | None = None  # house JSON read at start-up
-    names: str | None = None  # extra names, one a line
-    language: str = "en"  # of the intents
+    FLAGS: ClassVar[str] = "house"
 
-    @staticmethod
-    def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
-        group = parser.add_argument_group("house")
-        group.add_argument(
-            f"--{prefix}entities",
-            help="House JSON: entities (name, domain, area, aliases), areas, floors; "
-            "replaceable with PUT /api/entities (kept in --state-dir)",
-        )
-        group.add_argument(
-            f"--{prefix}names",
-            help="File of extra names (one a line) the speech decoder is biased "
-            "towards; replaceable with PUT /api/names",
-        )
-        group.add_argument(
-            f"--{prefix}intents-language",
-            default=HouseConfig.language,
-            help="Language of the device command sentences (%(default)s)",
-        )
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace, prefix: str = "") -> HouseConfig:
-        return cls(
-            entities=option(args, prefix, "entities"),
-            names=option(args, prefix, "names"),
-            language=option(args, prefix, "intents-language"),
-        )
+    entities: str | None = field(  # house JSON read at start-up
+        default=None,
+        metadata=flag(
+            "House JSON: entities (name, domain, area, aliases), areas, floors; "
+            "replaceable with PUT /api/entities (kept in --state-dir)"
+        ),
+    )
+    names: str | None = field(  # extra names, one a line
+        default=None,
+        metadata=flag(
+            "File of extra names (one a line) the speech decoder is biased "
+            "towards; replaceable with PUT /api/names"
+        ),
+    )
+    language: str = field(  # of the intents
+        default="en",
+        metadata=flag(
+            "Language of the device command sentences (%(default)s)",
+            name="intents-language",
+        ),
+    )
 
 
 @dataclass(frozen=True)

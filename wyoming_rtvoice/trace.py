@@ -8,25 +8,32 @@ be read across services.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-STAGES = ("asr", "intent", "tts", "network")
+from .config import flag
+
+
+def _budget(stage: str) -> dict[str, Any]:
+    return flag(f"{stage} stage budget in ms (%(default)s)", name=f"{stage}-budget-ms")
 
 
 @dataclass(frozen=True)
 class Budgets:
     """Per-stage budgets in ms (the design target); over one, a turn degrades."""
 
-    asr: float = 80.0
-    intent: float = 120.0  # the match, or the LLM's first token
-    tts: float = 70.0
-    network: float = 30.0
+    FLAGS: ClassVar[str] = "budgets (over budget, a turn degrades)"
+
+    asr: float = field(default=80.0, metadata=_budget("asr"))
+    intent: float = field(  # the match, or the LLM's first token
+        default=120.0, metadata=_budget("intent")
+    )
+    tts: float = field(default=70.0, metadata=_budget("tts"))
+    network: float = field(default=30.0, metadata=_budget("network"))
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -36,21 +43,6 @@ class Budgets:
             "tts": self.tts,
             "network": self.network,
         }
-
-    @staticmethod
-    def add_arguments(parser: argparse.ArgumentParser) -> None:
-        group = parser.add_argument_group("budgets (over budget, a turn degrades)")
-        for stage in STAGES:
-            group.add_argument(
-                f"--{stage}-budget-ms",
-                type=float,
-                default=getattr(Budgets, stage),
-                help=f"{stage} stage budget in ms (%(default)s)",
-            )
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Budgets:
-        return cls(**{stage: getattr(args, f"{stage}_budget_ms") for stage in STAGES})
 
 
 @dataclass

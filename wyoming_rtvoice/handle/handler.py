@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wyoming.asr import Transcript
 from wyoming.event import Event
@@ -25,12 +25,10 @@ from ..peers import Peers
 from ..reader import Limits
 from ..server import EventHandler
 from ..trace import Metrics, Trace
+from .config import HandleConfig
 from .events import intent_event, reply_events
 from .questions import TELL_STATE
 from .responder import AnswerStarted, Responder
-
-if TYPE_CHECKING:
-    from . import HandleConfig
 
 _LOGGER = logging.getLogger(__name__)
 

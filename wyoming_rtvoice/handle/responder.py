@@ -22,7 +22,6 @@ here, once, for the handle service and the in-process pipeline alike:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
@@ -30,13 +29,13 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import EllipsisType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from anthropic import APIError
 
-from ..config import option
+from ..config import flag
 from ..peers import Rate
 from ..trace import Trace
 from .llm import Llm, Prompt, ToolCall
@@ -124,31 +123,24 @@ class AckPolicy:
     # At 0.8 s one turn in five hears "One moment.", and the silence before
     # the first sound stays under ~1.4 s after the user stopped; at 0.5 s
     # every second answer would wait ~0.5 s behind the acknowledgement.
-    ack_after_s: float = 0.8
-    first_token_timeout_s: float = 5.0
+    FLAGS: ClassVar[str] = "answers"
 
-    @staticmethod
-    def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
-        group = parser.add_argument_group("answers")
-        group.add_argument(
-            f"--{prefix}ack-after-ms",
-            type=float,
-            default=AckPolicy.ack_after_s * 1000,
-            help="Say 'One moment.' when the LLM's first token is later (%(default)s)",
-        )
-        group.add_argument(
-            f"--{prefix}llm-timeout-ms",
-            type=float,
-            default=AckPolicy.first_token_timeout_s * 1000,
-            help="Give up on a first token later than this (%(default)s)",
-        )
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace, prefix: str = "") -> AckPolicy:
-        return cls(
-            ack_after_s=option(args, prefix, "ack-after-ms") / 1000,
-            first_token_timeout_s=option(args, prefix, "llm-timeout-ms") / 1000,
-        )
+    ack_after_s: float = field(
+        default=0.8,
+        metadata=flag(
+            "Say 'One moment.' when the LLM's first token is later (%(default)s)",
+            name="ack-after-ms",
+            unit=1000,
+        ),
+    )
+    first_token_timeout_s: float = field(
+        default=5.0,
+        metadata=flag(
+            "Give up on a first token later than this (%(default)s)",
+            name="llm-timeout-ms",
+            unit=1000,
+        ),
+    )
 
 
 @dataclass(frozen=True)

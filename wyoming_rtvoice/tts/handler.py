@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wyoming.audio import AudioStop
 from wyoming.event import Event
@@ -23,10 +23,8 @@ from ..reader import Limits
 from ..server import EventHandler
 from ..trace import Metrics, Trace
 from .clauses import ClauseSplitter, split_clauses
+from .config import TtsConfig
 from .speaker import Speaker, SynthesisFailed
-
-if TYPE_CHECKING:
-    from . import TtsConfig
 
 _LOGGER = logging.getLogger(__name__)
 

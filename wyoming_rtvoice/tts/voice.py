@@ -27,7 +27,7 @@ from onnx.utils import Extractor
 from piper import PiperVoice
 from piper.config import PiperConfig
 
-from . import DEFAULT_VOICE
+from .config import DEFAULT_VOICE
 
 _LOGGER = logging.getLogger(__name__)
 
