@@ -55,10 +55,10 @@ from wyoming_rtvoice.asr import model_path
 from wyoming_rtvoice.asr.session import AsrSession, AsrSettings, Candidate, choose
 from wyoming_rtvoice.asr.sphinx import GrammarEar
 from wyoming_rtvoice.asr.whisper import Whisper
-from wyoming_rtvoice.handle.house import House
-from wyoming_rtvoice.handle.matcher import Match
-from wyoming_rtvoice.handle.safety import targets
-from wyoming_rtvoice.state import (
+from wyoming_rtvoice.house.matcher import Match
+from wyoming_rtvoice.house.model import House
+from wyoming_rtvoice.house.safety import targets
+from wyoming_rtvoice.house.store import (
     PROMPT_CHARS,
     PROMPT_VERBS,
     HouseConfig,

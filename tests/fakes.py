@@ -18,9 +18,9 @@ from wyoming.event import Event
 
 from bench.fake_llm import FakeLlm
 from wyoming_rtvoice.converse import DEMO_HOUSE
-from wyoming_rtvoice.handle.house import House
-from wyoming_rtvoice.handle.matcher import Matcher
-from wyoming_rtvoice.handle.vocabulary import frames_for, word_edits, words_of
+from wyoming_rtvoice.house.matcher import Matcher
+from wyoming_rtvoice.house.model import House
+from wyoming_rtvoice.house.vocabulary import frames_for, word_edits, words_of
 from wyoming_rtvoice.pipeline import AudioSource, Pipeline, Turn
 from wyoming_rtvoice.turn import FRAME_BYTES
 

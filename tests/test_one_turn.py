@@ -25,10 +25,7 @@ from bench.fake_llm import FakeLlm
 from wyoming_rtvoice import asr, handle
 from wyoming_rtvoice.asr import AsrConfig
 from wyoming_rtvoice.handle import HandleConfig
-from wyoming_rtvoice.handle.house import EntityState, House, state_key
 from wyoming_rtvoice.handle.llm import Llm, LlmSettings
-from wyoming_rtvoice.handle.matcher import Matcher
-from wyoming_rtvoice.handle.questions import TIMERS_UNKNOWN, answered
 from wyoming_rtvoice.handle.responder import (
     ACK,
     LLM_DOWN,
@@ -36,11 +33,14 @@ from wyoming_rtvoice.handle.responder import (
     AckPolicy,
     Responder,
 )
+from wyoming_rtvoice.house.matcher import Matcher
+from wyoming_rtvoice.house.model import EntityState, House, state_key
+from wyoming_rtvoice.house.questions import TIMERS_UNKNOWN, answered
+from wyoming_rtvoice.house.store import HouseStore, Snapshot
 from wyoming_rtvoice.pipeline import AudioSource, Engines, Pipeline
 from wyoming_rtvoice.reader import Limits
 from wyoming_rtvoice.server import Server
 from wyoming_rtvoice.service import Service
-from wyoming_rtvoice.state import HouseStore, Snapshot
 from wyoming_rtvoice.trace import Metrics
 from wyoming_rtvoice.tts.speaker import Speaker
 from wyoming_rtvoice.turn import TurnRule

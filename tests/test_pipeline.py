@@ -14,9 +14,10 @@ from wyoming.event import Event
 
 from bench.fake_llm import FakeLlm
 from wyoming_rtvoice.handle.llm import Llm, LlmSettings
-from wyoming_rtvoice.handle.matcher import Matcher
 from wyoming_rtvoice.handle.responder import ACK, LLM_DOWN, AckPolicy, Responder
 from wyoming_rtvoice.hass import HomeAssistant
+from wyoming_rtvoice.house.matcher import Matcher
+from wyoming_rtvoice.house.store import HouseStore, Snapshot
 from wyoming_rtvoice.pipeline import (
     HASS_DOWN,
     AudioSource,
@@ -24,7 +25,6 @@ from wyoming_rtvoice.pipeline import (
     Pipeline,
     Turn,
 )
-from wyoming_rtvoice.state import HouseStore, Snapshot
 from wyoming_rtvoice.tts.speaker import APOLOGY, Speaker
 from wyoming_rtvoice.turn import TurnRule
 

@@ -23,11 +23,11 @@ from wyoming.info import Describe, Info
 from wyoming.ping import Ping
 
 from wyoming_rtvoice.converse import DEMO_HOUSE
-from wyoming_rtvoice.handle.matcher import Matcher
+from wyoming_rtvoice.house.matcher import Matcher
+from wyoming_rtvoice.house.store import HouseStore, Snapshot
 from wyoming_rtvoice.http import HttpApi
 from wyoming_rtvoice.reader import Limits, ProtocolError, read_event
 from wyoming_rtvoice.server import EventHandler, Server
-from wyoming_rtvoice.state import HouseStore, Snapshot
 from wyoming_rtvoice.trace import Metrics, Trace
 
 from .conftest import free_port

@@ -24,15 +24,15 @@ from wyoming_rtvoice.asr.session import (
     no_prompt,
     spoken_form,
 )
-from wyoming_rtvoice.handle.house import House
-from wyoming_rtvoice.handle.matcher import Matcher
-from wyoming_rtvoice.handle.vocabulary import (
+from wyoming_rtvoice.house.matcher import Matcher
+from wyoming_rtvoice.house.model import House
+from wyoming_rtvoice.house.store import PROMPT_CHARS, PROMPT_VERBS, Snapshot
+from wyoming_rtvoice.house.vocabulary import (
     Candidate,
     Vocabulary,
     frames_for,
     sounds,
 )
-from wyoming_rtvoice.state import PROMPT_CHARS, PROMPT_VERBS, Snapshot
 from wyoming_rtvoice.trace import Trace
 from wyoming_rtvoice.turn import Ending, TurnRule
 
@@ -82,9 +82,9 @@ def test_the_verbs_come_first_where_what_was_heard_starts_like_no_command() -> N
 
 
 SAME_PROMPT = f"""
-from wyoming_rtvoice.handle.house import House
-from wyoming_rtvoice.handle.matcher import Matcher
-from wyoming_rtvoice.state import Snapshot
+from wyoming_rtvoice.house.model import House
+from wyoming_rtvoice.house.matcher import Matcher
+from wyoming_rtvoice.house.store import Snapshot
 snapshot = Snapshot(Matcher("en", House.from_file({str(TEST_HOUSE)!r})))
 for heard in ("Den The Desk Lamp.", "Den the Lights in the Kitchen.",
               "Dim the best plan.", "Don't open the Garage Door."):

@@ -22,9 +22,7 @@ from wyoming.event import Event
 from bench.fake_llm import FakeLlm, Reply
 from wyoming_rtvoice import handle
 from wyoming_rtvoice.handle import HandleConfig
-from wyoming_rtvoice.handle.house import House
 from wyoming_rtvoice.handle.llm import Conversations, Llm, LlmSettings
-from wyoming_rtvoice.handle.matcher import Matcher
 from wyoming_rtvoice.handle.responder import (
     DROPPED,
     LLM_BROKE,
@@ -33,11 +31,13 @@ from wyoming_rtvoice.handle.responder import (
     Responder,
     yes_or_no,
 )
-from wyoming_rtvoice.handle.safety import CONFIRM_DOMAINS
-from wyoming_rtvoice.handle.tools import CANNOT, NO_DEVICE, OUT_OF_RANGE
 from wyoming_rtvoice.hass import HomeAssistant
+from wyoming_rtvoice.house.matcher import Matcher
+from wyoming_rtvoice.house.model import House
+from wyoming_rtvoice.house.safety import CONFIRM_DOMAINS
+from wyoming_rtvoice.house.store import HouseStore, Snapshot
+from wyoming_rtvoice.house.tools import CANNOT, NO_DEVICE, OUT_OF_RANGE
 from wyoming_rtvoice.pipeline import Engines, Pipeline, Turn
-from wyoming_rtvoice.state import HouseStore, Snapshot
 from wyoming_rtvoice.trace import Metrics
 from wyoming_rtvoice.tts.speaker import Speaker
 

@@ -13,13 +13,13 @@ from .asr import AsrConfig
 from .config import ServerConfig, setup_logging
 from .converse import ConverseConfig
 from .handle import HandleConfig
+from .house.store import HouseConfig
 from .http import HttpApi
 from .models import Models, build
 from .peers import trusted_peers
 from .satellite import SatelliteConfig
 from .service import Listener, Service, serve
 from .stack import StackConfig
-from .state import HouseConfig
 from .trace import Metrics
 from .tts import TtsConfig
 from .turn import TurnRule

@@ -22,9 +22,9 @@ from .asr import AsrConfig
 from .audio import RATE_16K, WIDTH, convert, read_wav, to_float, write_wav
 from .handle import HandleConfig
 from .hass import HassConfig
+from .house.store import HouseConfig
 from .models import Models, build
 from .pipeline import AudioSource, Engines, Pipeline, Turn
-from .state import HouseConfig
 from .trace import Budgets
 from .tts import TtsConfig
 from .turn import TurnRule

@@ -39,7 +39,6 @@ from wyoming.vad import VoiceStarted, VoiceStopped
 from .asr.session import AsrSession, AsrSettings, Decoder, Ear
 from .audio import RATE_16K, WIDTH
 from .handle.events import intent_events, reply_events
-from .handle.matcher import Match
 from .handle.responder import (
     PHRASES,
     AnswerStarted,
@@ -50,6 +49,7 @@ from .handle.responder import (
     Said,
 )
 from .hass import HomeAssistant
+from .house.matcher import Match
 from .trace import Budgets, Metrics, Trace
 from .tts.clauses import ClauseSplitter, split_clauses
 from .tts.speaker import Speaker, SynthesisFailed

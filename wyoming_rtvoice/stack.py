@@ -33,12 +33,12 @@ from .asr import AsrConfig
 from .config import PIPELINE_TOKEN_ENV, ServerConfig, is_loopback, read_token
 from .handle import HandleConfig
 from .hass import HassConfig
+from .house.store import HouseConfig, HouseStore
 from .models import Models, build
 from .peers import Guesses, host_networks, trusted_peers
 from .pipeline import Engines, Pipeline
 from .pipeline_handler import PipelineEventHandler
 from .service import Listener, Service, serve
-from .state import HouseConfig, HouseStore
 from .trace import Budgets, Metrics
 from .tts import TtsConfig
 from .tts.speaker import Speaker

@@ -30,9 +30,9 @@ from wyoming.info import Info
 
 from ..audio import MONO, RATE_16K, WIDTH, is_names
 from ..errors import ErrorCode
+from ..house.store import HouseStore
 from ..reader import Limits
 from ..server import EventHandler
-from ..state import HouseStore
 from ..trace import Metrics, Trace
 from ..turn import Frames, SpeechFrames, TurnRule
 from .session import AsrSession, AsrSettings, Decoder, Ear, Prompt

@@ -28,15 +28,15 @@ from typing import Any
 import voluptuous as vol
 from aiohttp import web
 
-from .config import option, write_atomically
-from .handle.house import House, States, describe_error
-from .handle.matcher import Match, Matcher
-from .handle.questions import answered
-from .handle.safety import needs_confirmation
-from .handle.tools import Toolbox
-from .handle.vocabulary import Candidate, Vocabulary
-from .http import read_json
-from .turn import Ending, open_ending
+from ..config import option, write_atomically
+from ..http import read_json
+from ..turn import Ending, open_ending
+from .matcher import Match, Matcher
+from .model import House, States, describe_error
+from .questions import answered
+from .safety import needs_confirmation
+from .tools import Toolbox
+from .vocabulary import Candidate, Vocabulary
 
 _LOGGER = logging.getLogger(__name__)
 
