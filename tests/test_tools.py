@@ -37,6 +37,7 @@ from wyoming_rtvoice.house.model import House
 from wyoming_rtvoice.house.safety import CONFIRM_DOMAINS
 from wyoming_rtvoice.house.store import HouseStore, Snapshot
 from wyoming_rtvoice.house.tools import CANNOT, NO_DEVICE, OUT_OF_RANGE
+from wyoming_rtvoice.http import HouseApi
 from wyoming_rtvoice.pipeline import Engines, Pipeline, Turn
 from wyoming_rtvoice.trace import Metrics
 from wyoming_rtvoice.tts.speaker import Speaker
@@ -476,7 +477,7 @@ async def test_states_are_validated_and_served(tmp_path: Any) -> None:
     assert "state" not in house.as_json()["entities"][0]
     store = HouseStore(Snapshot(Matcher("en", house)), tmp_path / "house.json")
     app = web.Application()
-    store.add_routes(app)
+    HouseApi(store).add_routes(app)
     try:
         async with http(app) as url, ClientSession() as session:
             bad = {"entities": [{"name": "A", "domain": "light", "state": ["on"]}]}

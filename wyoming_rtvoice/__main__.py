@@ -14,7 +14,7 @@ from .config import ServerConfig, setup_logging
 from .converse import ConverseConfig
 from .handle import HandleConfig
 from .house.store import HouseConfig
-from .http import HttpApi
+from .http import HouseApi, HttpApi
 from .models import Models, build
 from .peers import trusted_peers
 from .satellite import SatelliteConfig
@@ -112,7 +112,8 @@ async def _serve_one(args: argparse.Namespace) -> None:
     models = Models()
     try:
         service, models = await load_service(args, metrics)
-        routes = [models.house.add_routes] if models.house is not None else []
+        house = models.house
+        routes = [HouseApi(house).add_routes] if house is not None else []
         listener = Listener(server.uri, server.zeroconf)
         await serve(server, [(service, listener)], metrics, routes)
     finally:

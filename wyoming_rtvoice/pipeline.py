@@ -36,6 +36,7 @@ from wyoming.event import Event
 from wyoming.handle import HandledStop
 from wyoming.vad import VoiceStarted, VoiceStopped
 
+from .asr.prompt import house_prompt
 from .asr.session import AsrSession, AsrSettings, Decoder, Ear
 from .audio import RATE_16K, WIDTH
 from .handle.events import intent_events, reply_events
@@ -268,7 +269,7 @@ class Pipeline:
             self._frames,
             AsrSettings(),
             replace(self.engines.rule, asks_first=True),  # "Unlock Front Door?"
-            lambda heard: house.snapshot.prompt(heard),
+            house_prompt(house),
             trace,
             house.ending,
             house.closest,

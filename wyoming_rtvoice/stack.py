@@ -34,6 +34,7 @@ from .config import PIPELINE_TOKEN_ENV, ServerConfig, is_loopback, read_token
 from .handle import HandleConfig
 from .hass import HassConfig
 from .house.store import HouseConfig, HouseStore
+from .http import HouseApi
 from .models import Models, build
 from .peers import Guesses, host_networks, trusted_peers
 from .pipeline import Engines, Pipeline
@@ -259,7 +260,7 @@ async def run(config: StackConfig) -> None:
             config.server,
             services,
             metrics,
-            routes=[models.house.add_routes],
+            routes=[HouseApi(models.house).add_routes],
             advertise_api=True,
         )
     finally:
