@@ -38,6 +38,7 @@ from wyoming_rtvoice.house.model import EntityState, House, state_key
 from wyoming_rtvoice.house.questions import TIMERS_UNKNOWN, answered
 from wyoming_rtvoice.house.store import HouseStore, Snapshot
 from wyoming_rtvoice.pipeline import AudioSource, Engines, Pipeline
+from wyoming_rtvoice.pipeline_handler import WyomingTurn
 from wyoming_rtvoice.reader import Limits
 from wyoming_rtvoice.server import Server
 from wyoming_rtvoice.service import Service
@@ -109,7 +110,8 @@ async def through_pipeline(reply_by: Responder, decoder: FakeDecoder) -> list[Ev
     audio = speech(len(decoder.sentence.split())) + silence(1)
     events, _ = await one_turn(pipeline, audio)
     await pipeline.close()
-    return events
+    wyoming = WyomingTurn()  # as the stack's pipeline endpoint sends them
+    return [sent for event in events for sent in wyoming.events(event)]
 
 
 def answer_part(events: list[Event]) -> list[tuple[str, object]]:
