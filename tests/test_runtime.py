@@ -22,10 +22,11 @@ from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.info import Describe, Info
 from wyoming.ping import Ping
 
+from wyoming_rtvoice.api import HouseApi
 from wyoming_rtvoice.converse import DEMO_HOUSE
 from wyoming_rtvoice.house.matcher import Matcher
 from wyoming_rtvoice.house.store import HouseStore, Snapshot
-from wyoming_rtvoice.http import HouseApi, HttpApi
+from wyoming_rtvoice.http import HttpApi
 from wyoming_rtvoice.reader import Limits, ProtocolError, read_event
 from wyoming_rtvoice.server import EventHandler, Server
 from wyoming_rtvoice.trace import Metrics, Trace

@@ -21,6 +21,7 @@ from wyoming.event import Event
 
 from bench.fake_llm import FakeLlm, Reply
 from wyoming_rtvoice import handle
+from wyoming_rtvoice.api import HouseApi
 from wyoming_rtvoice.handle import HandleConfig
 from wyoming_rtvoice.handle.llm import Conversations, Llm, LlmSettings
 from wyoming_rtvoice.handle.responder import (
@@ -37,7 +38,6 @@ from wyoming_rtvoice.house.model import House
 from wyoming_rtvoice.house.safety import CONFIRM_DOMAINS
 from wyoming_rtvoice.house.store import HouseStore, Snapshot
 from wyoming_rtvoice.house.tools import CANNOT, NO_DEVICE, OUT_OF_RANGE
-from wyoming_rtvoice.http import HouseApi
 from wyoming_rtvoice.pipeline import Engines, Pipeline, Turn
 from wyoming_rtvoice.trace import Metrics
 from wyoming_rtvoice.tts.speaker import Speaker

@@ -9,12 +9,13 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from . import __version__, asr, converse, handle, satellite, stack, tts, wake
+from .api import HouseApi
 from .asr import AsrConfig
 from .config import ServerConfig, setup_logging
 from .converse import ConverseConfig
 from .handle import HandleConfig
 from .house.store import HouseConfig
-from .http import HouseApi, HttpApi
+from .http import HttpApi
 from .models import Models, build
 from .peers import trusted_peers
 from .satellite import SatelliteConfig

@@ -1,7 +1,6 @@
 """The HTTP side of a service: /health, /metrics (Prometheus text), /api/turns,
 /api/stats (the same figures as JSON) and /api/info (id, version, ports);
-where a service keeps the house, its routes (`HouseApi`: /api/entities,
-/api/states, /api/names).
+where a service keeps the house, its routes come from `api.py`.
 
 Under the Wyoming servers' limits: connections in all and per address
 (`Slots`, a quarter kept for trusted peers), a request's head within the
@@ -17,14 +16,11 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
 
-import voluptuous as vol
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp.web import StreamResponse
 
 from .config import HTTP_TOKEN_ENV, is_loopback
-from .house.model import House, describe_error
-from .house.store import NAMES_SCHEMA, HouseStore
 from .peers import Guesses, Peers
 from .reader import Limits
 from .server import Server, Slots, peer_of, runtime_gauges
@@ -243,54 +239,6 @@ class HttpApi:
 
     async def _info(self, request: web.Request) -> web.Response:
         return web.json_response(self.info)
-
-
-class HouseApi:
-    """The house's routes: GET/PUT /api/entities (the house), GET /api/states
-    (the entities' states), GET/PUT /api/names (extra names)."""
-
-    def __init__(self, house: HouseStore) -> None:
-        self.house = house
-
-    def add_routes(self, app: web.Application) -> None:
-        app.router.add_get("/api/entities", self._get_house)
-        app.router.add_put("/api/entities", self._put_house)
-        app.router.add_get("/api/states", self._get_states)
-        app.router.add_get("/api/names", self._get_names)
-        app.router.add_put("/api/names", self._put_names)
-
-    async def _get_house(self, request: web.Request) -> web.Response:
-        return web.json_response(self.house.snapshot.house.as_json())
-
-    async def _put_house(self, request: web.Request) -> web.Response:
-        try:
-            body = await read_json(request, "a JSON house")
-            # Off the loop: a house near the body cap takes ~0.5 s to validate.
-            house = await asyncio.to_thread(House.from_json, body)
-        except vol.Invalid as err:
-            raise web.HTTPBadRequest(text=describe_error(err))
-        snapshot = await self.house.replace(house=house)
-        return web.json_response(snapshot.house.as_json())
-
-    async def _get_states(self, request: web.Request) -> web.Response:
-        """What the LLM is told the entities are doing."""
-        return web.json_response(
-            [
-                {"domain": domain, "name": name, **vars(state)}
-                for (domain, name), state in self.house.states.items()
-            ]
-        )
-
-    async def _get_names(self, request: web.Request) -> web.Response:
-        return web.json_response(list(self.house.snapshot.names))
-
-    async def _put_names(self, request: web.Request) -> web.Response:
-        try:
-            names = NAMES_SCHEMA(await read_json(request, "a JSON list of names"))
-        except vol.Invalid:
-            raise web.HTTPBadRequest(text="body must be a JSON list of names")
-        snapshot = await self.house.replace(names=[name for name in names if name])
-        return web.json_response(list(snapshot.names))
 
 
 def _names_loopback(host: str | None) -> bool:

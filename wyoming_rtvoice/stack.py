@@ -29,12 +29,12 @@ from urllib.parse import urlparse
 from wyoming.info import Info
 
 from . import asr, handle, tts, wake
+from .api import HouseApi
 from .asr import AsrConfig
 from .config import PIPELINE_TOKEN_ENV, ServerConfig, is_loopback, read_token
 from .handle import HandleConfig
 from .hass import HassConfig
 from .house.store import HouseConfig, HouseStore
-from .http import HouseApi
 from .models import Models, build
 from .peers import Guesses, host_networks, trusted_peers
 from .pipeline import Engines, Pipeline
