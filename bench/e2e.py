@@ -50,8 +50,8 @@ from testing.fake_llm import FakeLlm
 from wyoming_rtvoice.audio import RATE_16K, WIDTH, to_float
 from wyoming_rtvoice.config import add_flags, from_flags
 from wyoming_rtvoice.converse import CHUNK_MS, ConverseConfig, load
-from wyoming_rtvoice.handle.matcher import Match
-from wyoming_rtvoice.handle.safety import QUESTIONS, needs_confirmation
+from wyoming_rtvoice.house.matcher import Match
+from wyoming_rtvoice.house.safety import QUESTIONS, needs_confirmation
 from wyoming_rtvoice.pipeline import AudioSource, Engines, Pipeline
 from wyoming_rtvoice.turn import FRAME_S
 

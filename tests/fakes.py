@@ -11,10 +11,10 @@ import pytest
 from testing.engines import NAMED_HOUSE
 from testing.fake_llm import FakeLlm
 from wyoming_rtvoice.converse import DEMO_HOUSE
-from wyoming_rtvoice.handle.house import House
-from wyoming_rtvoice.handle.matcher import Matcher
-from wyoming_rtvoice.handle.vocabulary import frames_for
-from wyoming_rtvoice.state import HouseStore, Snapshot
+from wyoming_rtvoice.house.matcher import Matcher
+from wyoming_rtvoice.house.model import House
+from wyoming_rtvoice.house.store import HouseStore, Snapshot
+from wyoming_rtvoice.house.vocabulary import frames_for
 
 
 @pytest.fixture(scope="session")

@@ -25,8 +25,8 @@ from wyoming_rtvoice import models as models_module
 from wyoming_rtvoice.asr.config import AsrConfig
 from wyoming_rtvoice.asr.whisper import Whisper
 from wyoming_rtvoice.handle.config import HandleConfig
+from wyoming_rtvoice.house.store import HouseConfig
 from wyoming_rtvoice.models import Build, Models
-from wyoming_rtvoice.state import HouseConfig
 from wyoming_rtvoice.trace import Metrics
 from wyoming_rtvoice.tts.config import TtsConfig
 from wyoming_rtvoice.tts.speaker import Speaker

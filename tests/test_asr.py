@@ -26,7 +26,7 @@ from wyoming_rtvoice.asr.config import AsrConfig
 from wyoming_rtvoice.asr.session import stable_prefix
 from wyoming_rtvoice.asr.whisper import echoes, trim_repetition, window_samples
 from wyoming_rtvoice.converse import DEMO_HOUSE
-from wyoming_rtvoice.state import HouseStore
+from wyoming_rtvoice.house.store import HouseStore
 from wyoming_rtvoice.trace import Metrics
 from wyoming_rtvoice.turn import TurnRule
 

@@ -9,7 +9,7 @@ from wyoming_rtvoice.__main__ import build_parser
 from wyoming_rtvoice.config import from_flags
 from wyoming_rtvoice.converse import DEMO_HOUSE, ConverseConfig
 from wyoming_rtvoice.handle.config import HandleConfig
-from wyoming_rtvoice.handle.safety import CONFIRM_DOMAINS
+from wyoming_rtvoice.house.safety import CONFIRM_DOMAINS
 from wyoming_rtvoice.satellite.config import SatelliteConfig
 from wyoming_rtvoice.stack import PORTS, StackConfig
 from wyoming_rtvoice.turn import TurnRule

@@ -34,9 +34,9 @@ from testing.wer import normalize
 from wyoming_rtvoice import asr, tts
 from wyoming_rtvoice.asr.config import AsrConfig
 from wyoming_rtvoice.converse import DEMO_HOUSE
-from wyoming_rtvoice.handle.matcher import Match
+from wyoming_rtvoice.house.matcher import Match
+from wyoming_rtvoice.house.store import HouseStore
 from wyoming_rtvoice.stack import ReplyAhead
-from wyoming_rtvoice.state import HouseStore
 from wyoming_rtvoice.trace import Metrics
 from wyoming_rtvoice.tts.config import TtsConfig
 from wyoming_rtvoice.tts.speaker import Speaker

@@ -36,10 +36,7 @@ from wyoming_rtvoice import asr, handle
 from wyoming_rtvoice.asr.config import AsrConfig
 from wyoming_rtvoice.asr.session import AsrSession, AsrSettings, no_prompt
 from wyoming_rtvoice.handle.config import HandleConfig
-from wyoming_rtvoice.handle.house import EntityState, House, state_key
 from wyoming_rtvoice.handle.llm import Llm, LlmSettings
-from wyoming_rtvoice.handle.matcher import Matcher
-from wyoming_rtvoice.handle.questions import TIMERS_UNKNOWN, answered
 from wyoming_rtvoice.handle.responder import (
     ACK,
     LLM_DOWN,
@@ -47,8 +44,12 @@ from wyoming_rtvoice.handle.responder import (
     AckPolicy,
     Responder,
 )
+from wyoming_rtvoice.house.matcher import Matcher
+from wyoming_rtvoice.house.model import EntityState, House, state_key
+from wyoming_rtvoice.house.questions import TIMERS_UNKNOWN, answered
+from wyoming_rtvoice.house.store import HouseStore, Snapshot
 from wyoming_rtvoice.pipeline import AudioSource, Engines, Pipeline
-from wyoming_rtvoice.state import HouseStore, Snapshot
+from wyoming_rtvoice.pipeline_handler import WyomingTurn
 from wyoming_rtvoice.trace import Metrics, Trace
 from wyoming_rtvoice.tts.speaker import Speaker
 from wyoming_rtvoice.turn import FRAME_S, TurnRule
@@ -87,7 +88,8 @@ async def through_pipeline(reply_by: Responder, decoder: FakeDecoder) -> list[Ev
     audio = speech(len(decoder.sentence.split())) + silence(1)
     events, _ = await one_turn(pipeline, audio)
     await pipeline.close()
-    return events
+    wyoming = WyomingTurn()  # as the stack's pipeline endpoint sends them
+    return [sent for event in events for sent in wyoming.events(event)]
 
 
 def answer_part(events: list[Event]) -> list[tuple[str, object]]:

@@ -10,17 +10,18 @@ from dataclasses import replace
 from typing import TypeVar
 
 from . import __version__, asr, converse, handle, satellite, stack, tts, wake
+from .api import HouseApi
 from .asr.config import AsrConfig
 from .config import ServerConfig, add_flags, from_flags, setup_logging
 from .converse import ConverseConfig
 from .handle.config import HandleConfig
+from .house.store import HouseConfig
 from .http import HttpApi
 from .models import Build, Models, build
 from .peers import trusted_peers
 from .satellite.config import SatelliteConfig
 from .service import Listener, Service, serve
 from .stack import StackConfig
-from .state import HouseConfig
 from .trace import Metrics
 from .tts.config import TtsConfig
 from .turn import TurnRule
@@ -119,7 +120,8 @@ async def _serve_one(args: argparse.Namespace, build: Build) -> None:
     models = Models()
     try:
         service, models = await load_service(args, metrics, build)
-        routes = [models.house.add_routes] if models.house is not None else []
+        house = models.house
+        routes = [HouseApi(house).add_routes] if house is not None else []
         listener = Listener(server.uri, server.zeroconf)
         await serve(server, [(service, listener)], metrics, routes)
     finally:

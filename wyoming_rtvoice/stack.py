@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 from wyoming.info import Info
 
 from . import asr, handle, tts, wake
+from .api import HouseApi
 from .asr.config import AsrConfig
 from .config import (
     PIPELINE_TOKEN_ENV,
@@ -40,12 +41,12 @@ from .config import (
 )
 from .handle.config import HandleConfig
 from .hass import HassConfig
+from .house.store import HouseConfig, HouseStore
 from .models import Build, Models, build
 from .peers import Guesses, host_networks, trusted_peers
 from .pipeline import Engines, Pipeline
 from .pipeline_handler import PipelineEventHandler
 from .service import Listener, Service, serve
-from .state import HouseConfig, HouseStore
 from .trace import Budgets, Metrics
 from .tts.config import TtsConfig
 from .tts.speaker import Speaker
@@ -228,7 +229,7 @@ async def run(config: StackConfig, build: Build = build) -> None:
             config.server,
             services,
             metrics,
-            routes=[models.house.add_routes],
+            routes=[HouseApi(models.house).add_routes],
             advertise_api=True,
         )
     finally:

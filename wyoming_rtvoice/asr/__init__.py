@@ -9,8 +9,8 @@ from pathlib import Path
 from wyoming.info import AsrModel, AsrProgram, Attribution, Info
 
 from .. import __version__
+from ..house.store import HouseStore
 from ..service import Service
-from ..state import HouseStore
 from ..trace import Metrics
 from ..turn import Frames, TurnRule
 from .config import DEFAULT_MODEL, AsrConfig

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..config import flag, nested
+from ..house.safety import CONFIRM_DOMAINS
 from .llm import LlmSettings
 from .responder import AckPolicy
-from .safety import CONFIRM_DOMAINS
 
 API_KEY_ENV = "ANTHROPIC_API_KEY"
 

@@ -21,13 +21,13 @@ from wyoming.info import Info
 from wyoming.intent import NotRecognized, Recognize
 
 from ..errors import ErrorCode
+from ..house.questions import TELL_STATE
 from ..peers import Peers
 from ..reader import Limits
 from ..server import EventHandler
 from ..trace import Metrics, Trace
 from .config import HandleConfig
 from .events import intent_event, reply_events
-from .questions import TELL_STATE
 from .responder import AnswerStarted, Responder
 
 _LOGGER = logging.getLogger(__name__)
