@@ -172,10 +172,17 @@ def agreed(
 ) -> int | None:
     """`choose`, with a wider window for a candidate that every other ear
     picks too (`picks` index [heard, *candidates], as `scores`): two ears
-    that err apart rarely hear the same wrong command."""
+    that err apart rarely hear the same wrong command. An ear that picks a
+    command that does something else vetoes even within the window."""
     chosen = choose(scores, actions)
-    if chosen is not None or not picks:
-        return chosen
+    if chosen is not None:
+        vetoed = any(
+            pick is not None and pick > 0 and actions[pick - 1] != actions[chosen]
+            for pick in picks
+        )
+        return None if vetoed else chosen
+    if not picks:
+        return None
     chosen = choose(scores, actions, WITHIN_AGREED)
     if chosen is None:
         return None

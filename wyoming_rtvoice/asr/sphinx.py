@@ -4,7 +4,8 @@ model, which errs apart from Whisper's.
 It is asked which of the house's command sentences near what Whisper
 heard the audio says, decoded with those sentences as its grammar. It
 abstains (None) where it cannot say them all (a word its dictionary
-lacks) or its best path ends inside no sentence. What Whisper heard is no
+lacks) or where its best path, which may end early, is the start of more
+than one of them (or of none). What Whisper heard is no
 path of its grammar: as one, it won on 15 of the 26 misheard commands the
 benchmark had candidates for, since Whisper's mishearings sound like what
 was said ("guest nights then lamp"); Whisper's own score of what it heard
@@ -96,9 +97,25 @@ class GrammarEar:
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()
         hypothesis = decoder.hyp()
-        if hypothesis is None or hypothesis.hypstr not in sentences:
+        if hypothesis is None:
             return None
-        return 1 + sentences.index(hypothesis.hypstr)
+        return heard_one(hypothesis.hypstr.split(), sentences)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def heard_one(words: list[str], sentences: list[str]) -> int | None:
+    """1 + the index of the one sentence that begins with `words`, or None.
+    In fan noise the best path often ends before the sentence does (its
+    last words taken for noise: "turn off" of "turn off the pool pump"):
+    where what it did hear belongs to one sentence only, it told them
+    apart."""
+    said = {
+        sentence
+        for sentence in sentences
+        if words and sentence.split()[: len(words)] == words
+    }
+    if len(said) != 1:
+        return None
+    return 1 + sentences.index(said.pop())
