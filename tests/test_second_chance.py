@@ -204,12 +204,10 @@ def test_two_words_heard_as_one_are_one_edit(test_vocabulary: Vocabulary) -> Non
     assert changes(("done", "{name}"), ("turn", "on", "{name}"), {}) == 2
 
 
-def test_a_name_with_a_word_misheard_is_still_spotted(
+def test_a_name_is_spotted_over_as_many_words_as_it_has(
     test_vocabulary: Vocabulary,
 ) -> None:
     closest = test_vocabulary.closest
-    # few of its letter triples heard ("plan" for "lamp")
-    assert texts(closest("In the desk plan."))[0] == "Dim the Desk Lamp"
     # a word heard as the name's last ("bathroom then"), though the name's
     # first word alone is more alike
     assert texts(closest("Turn off the bathroom then."))[0] == (

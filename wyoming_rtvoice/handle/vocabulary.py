@@ -53,8 +53,7 @@ SPELLING_WEIGHT = 2.0  # a name spelled half wrong costs one word edit
 MAX_COST = 3.0
 CANDIDATES = 4
 SPOTTED_PER_LIST = 4
-MIN_SHARED = 0.4  # of a name's letter triples, to be compared at all...
-FEW_ALIKE = 0.75  # ... or, as one of the likeliest few, to be this alike
+MIN_SHARED = 0.4  # of a name's letter triples, for it to be compared at all
 _NUMBER_WORDS = frozenset(
     "zero one two three four five six seven eight nine ten eleven twelve "
     "thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty "
@@ -644,17 +643,12 @@ class Vocabulary:
             # in every process (sets of strings iterate by a random hash).
             for number in sorted(shared, key=lambda n: (-shared[n] / counts[n], n)):
                 value = self._values[number]
-                few = shared[number] < MIN_SHARED * counts[number]
-                # A short name with a word misheard shares few triples
-                # ("desk plan"): the few likeliest of each list are compared,
-                # and must be more alike.
-                if compared[value.slot] >= (
-                    SPOTTED_PER_LIST if few else 3 * SPOTTED_PER_LIST
-                ):
+                if shared[number] < MIN_SHARED * counts[number]:
+                    break
+                if compared[value.slot] >= 3 * SPOTTED_PER_LIST:
                     continue
                 compared[value.slot] += 1
-                alike = max(spelling.alike, FEW_ALIKE) if few else spelling.alike
-                for kind, spot in heard.spot(value, letters[number], alike).items():
+                for kind, spot in heard.spot(value, letters[number]).items():
                     key = (number, kind)
                     if key not in best or spot.similarity > best[key].similarity:
                         best[key] = spot
@@ -699,7 +693,7 @@ class _Letters:
             self.starts.append(position)
             position += len(word)
 
-    def spot(self, value: Value, target: str, alike: float) -> dict[bool, Spotted]:
+    def spot(self, value: Value, target: str) -> dict[bool, Spotted]:
         """The value, whose letters are `target`, where the words are most
         alike it, if alike enough; and where as many words as it has are
         alike enough, if that is elsewhere ("rule pump" for "Pool Pump",
@@ -726,7 +720,7 @@ class _Letters:
             if self.spelling.by_edges and said[:1] != target[:1]:
                 continue
             similarity = SequenceMatcher(None, said, target).ratio()
-            if similarity < alike:
+            if similarity < self.spelling.alike:
                 continue
             spot = Spotted(value, s, e, similarity)
             for kind in {False, e - s == len(value.words)}:
