@@ -386,6 +386,18 @@ async def test_the_session_asks_every_ear_where_the_strict_match_failed() -> Non
     assert unasked.asked == []  # a command already: no ear is asked
 
 
+def test_without_the_pocketsphinx_wheel_there_is_no_second_ear(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # no wheel for some platforms (Python 3.12, musl): the feature is off
+    from wyoming_rtvoice.asr.sphinx import GrammarEar
+
+    monkeypatch.setitem(sys.modules, "pocketsphinx", None)  # import fails
+    with caplog.at_level("INFO"):
+        assert GrammarEar.load() is None
+    assert "pocketsphinx is not installed: no second ear" in caplog.text
+
+
 def test_the_second_ear_hears_a_command_whisper_misheard() -> None:
     pytest.importorskip("pocketsphinx")
     from bench.speech import speak

@@ -227,7 +227,11 @@ def changes(
         for j, other in enumerate(frame, 1):
             same = word == other or word in alike.get(other, ())
             edits = min(before[j] + drop, row[j - 1] + 1, before[j - 1] + (not same))
-            if j > 1 and run_together(word, frame[j - 2], other):
+            if (
+                j > 1
+                and len(word) + 1 >= len(frame[j - 2]) + len(other)
+                and run_together(word, frame[j - 2], other)
+            ):
                 edits = min(edits, before[j - 2] + 1)  # "pernon": "turn on"
             row.append(edits)
         before = row
