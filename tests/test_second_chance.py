@@ -195,6 +195,19 @@ def test_wordings_that_do_the_same_are_one_action(
     assert action["Turn off the Office Fan"] != action["Turn off the Office lights"]
 
 
+def test_a_filler_is_dropped_however_it_is_spelled() -> None:
+    # "Um, turn on the night light." was heard "Uhm, turn on ..."
+    from wyoming_rtvoice.handle.matcher import normalize
+
+    for said in (
+        "Uhm, turn on the light.",
+        "Umm turn on the light",
+        "Erm, turn on the light",
+    ):
+        assert normalize(said) == "turn on the light"
+    assert normalize("Put the umbrella down") == "put the umbrella down"
+
+
 def test_two_words_heard_as_one_are_one_edit(test_vocabulary: Vocabulary) -> None:
     # "Turn on garden spotlight 3", heard so in the benchmark: "Dim ..." and
     # "Activate ..." were the candidates, each one word from what was heard
