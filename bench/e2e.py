@@ -49,8 +49,8 @@ from bench.accuracy_material import DEBIAN_VOICES, HOUSE, VOICES, Clip, e2e_clip
 from bench.fake_llm import FakeLlm
 from wyoming_rtvoice.audio import RATE_16K, WIDTH, to_float
 from wyoming_rtvoice.converse import CHUNK_MS, ConverseConfig, load
-from wyoming_rtvoice.handle.matcher import Match
-from wyoming_rtvoice.handle.safety import QUESTIONS, needs_confirmation
+from wyoming_rtvoice.house.matcher import Match
+from wyoming_rtvoice.house.safety import QUESTIONS, needs_confirmation
 from wyoming_rtvoice.pipeline import AudioSource, Engines, Pipeline
 from wyoming_rtvoice.turn import FRAME_S
 
@@ -151,7 +151,9 @@ async def run_pipeline(engines: Engines, clip: Clip, path: Measured) -> None:
     if how == AT_ONCE and "first_audio" in marks:
         heard_end = marks["speech_end"] + FRAME_S
         path.stages["VAD hears the end"].append((heard_end - speech_end) * 1000)
-        path.stages["turn ended"].append((marks["audio_stop"] - heard_end) * 1000)
+        decoded = marks.get("decoded", heard_end)
+        path.stages["final decoded"].append((decoded - heard_end) * 1000)
+        path.stages["turn ended"].append((marks["audio_stop"] - decoded) * 1000)
         path.stages["first audio"].append(
             (marks["first_audio"] - marks["audio_stop"]) * 1000
         )
