@@ -199,7 +199,7 @@ def test_wordings_that_do_the_same_are_one_action(
 
 def test_a_filler_is_dropped_however_it_is_spelled() -> None:
     # "Um, turn on the night light." was heard "Uhm, turn on ..."
-    from wyoming_rtvoice.handle.matcher import normalize
+    from wyoming_rtvoice.house.matcher import normalize
 
     for said in (
         "Uhm, turn on the light.",
