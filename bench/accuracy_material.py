@@ -310,6 +310,27 @@ def clips(every: int = 1) -> list[Clip]:
     return [clip(*how) for how in said[::every]]
 
 
+def e2e_voices() -> tuple[str, ...]:
+    """The voices of `e2e_clips`: the accuracy material's and Debian's that
+    are installed (those missing are said)."""
+    missing = [v for v, d in DEBIAN_VOICES.items() if not d.available()]
+    for voice in missing:
+        print(
+            f"voice {voice!r} missing: not in this run "
+            f"(script/setup installs it as root; apt-get install "
+            f"{DEBIAN_VOICES[voice].package})"
+        )
+    return VOICES + tuple(v for v in DEBIAN_VOICES if v not in missing)
+
+
+def evenly(items: list[Clip], count: int) -> list[Clip]:
+    """`count` of `items` spread evenly over them, first one first (all of
+    them when there are no more)."""
+    if count >= len(items):
+        return items
+    return [items[index * len(items) // count] for index in range(count)]
+
+
 def e2e_clips(voices: tuple[str, ...], paused: int = 24) -> list[Clip]:
     """Every device command and question the matcher answers, and the
     labelled questions for the LLM, once each, the voices, speeds and
