@@ -164,7 +164,9 @@ async def run_pipeline(engines: Engines, clip: Clip, path: Measured) -> None:
     if how == AT_ONCE and "first_audio" in marks:
         heard_end = marks["speech_end"] + FRAME_S
         path.stages["VAD hears the end"].append((heard_end - speech_end) * 1000)
-        path.stages["turn ended"].append((marks["audio_stop"] - heard_end) * 1000)
+        decoded = marks.get("decoded", heard_end)
+        path.stages["final decoded"].append((decoded - heard_end) * 1000)
+        path.stages["turn ended"].append((marks["audio_stop"] - decoded) * 1000)
         path.stages["first audio"].append(
             (marks["first_audio"] - marks["audio_stop"]) * 1000
         )

@@ -112,6 +112,7 @@ class FakeDecoder:
         self.scored: list[list[str]] = []
         self.decodes = 0
         self.longest_s = 0.0  # the most audio one decode was given
+        self.cancelled: list[float] = []  # seconds of audio of each decode cancelled
         self.running = 0
         self.most_running = 0
 
@@ -131,6 +132,9 @@ class FakeDecoder:
         self.most_running = max(self.most_running, self.running)
         try:
             await asyncio.sleep(self.delay_s)
+        except asyncio.CancelledError:
+            self.cancelled.append(len(audio) / RATE)
+            raise
         finally:
             self.running -= 1
         loud = float(np.count_nonzero(np.abs(audio) > 0.01)) / RATE

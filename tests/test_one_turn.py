@@ -24,6 +24,7 @@ from wyoming.event import Event
 from bench.fake_llm import FakeLlm
 from wyoming_rtvoice import asr, handle
 from wyoming_rtvoice.asr import AsrConfig
+from wyoming_rtvoice.asr.session import AsrSession, AsrSettings, no_prompt
 from wyoming_rtvoice.handle import HandleConfig
 from wyoming_rtvoice.handle.house import EntityState, House, state_key
 from wyoming_rtvoice.handle.llm import Llm, LlmSettings
@@ -41,9 +42,9 @@ from wyoming_rtvoice.reader import Limits
 from wyoming_rtvoice.server import Server
 from wyoming_rtvoice.service import Service
 from wyoming_rtvoice.state import HouseStore, Snapshot
-from wyoming_rtvoice.trace import Metrics
+from wyoming_rtvoice.trace import Metrics, Trace
 from wyoming_rtvoice.tts.speaker import Speaker
-from wyoming_rtvoice.turn import TurnRule
+from wyoming_rtvoice.turn import FRAME_S, TurnRule
 
 from .conftest import free_port
 from .fakes import (
@@ -337,6 +338,70 @@ async def test_a_command_ending_on_an_area_ends_at_the_first_silent_frame(
         events, _ = await stream(port, speech(6) + silence(3))
     assert transcripts(events) == ["close the blinds in the office"]
     assert "turn over: command after 32 ms of silence" in metrics.traces[-1].notes
+
+
+async def test_a_command_ends_as_its_final_decode_comes_in(house: HouseStore) -> None:
+    """Not at the client's next chunk: here there is none after the first
+    silent frames (nor audio-stop)."""
+    decoder = FakeDecoder("turn on the kitchen lights", delay_s=0.05)
+    audio = speech(5) + silence(2 * FRAME_S)
+    async with asr_service(house, decoder) as port:
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Transcribe().event())
+            await client.write_event(AudioStart(16000, 2, 1).event())
+            await client.write_event(AudioChunk(16000, 2, 1, audio).event())
+            async with asyncio.timeout(TIMEOUT):
+                while (event := await client.read_event()) is not None:
+                    if event.type == "transcript":
+                        break
+    assert event is not None and event.data["text"] == "turn on the kitchen lights"
+
+
+async def test_the_pipeline_ends_a_command_as_its_final_decode_comes_in(
+    house: HouseStore,
+) -> None:
+    decoder = FakeDecoder("turn on the kitchen lights", delay_s=0.05)
+    engines = Engines(decoder, Speaker(FakeVoice()), responder(house, None))
+    pipeline = Pipeline(engines, frames=FakeFrames)
+    source = AudioSource()  # not ended: nothing comes after the silent frames
+    for chunk in chunks(speech(5) + silence(2 * FRAME_S)):
+        source.put(chunk)
+    turn = await asyncio.wait_for(pipeline.run(source), TIMEOUT)
+    await pipeline.close()
+    assert turn.transcript == "turn on the kitchen lights"
+    assert turn.intent is not None
+
+
+async def test_a_partial_decode_gives_way_to_the_final_one(house: HouseStore) -> None:
+    """The decoder runs one decode at a time: a partial of less audio still
+    running when the speech stops would hold up the final decode."""
+    decoder = FakeDecoder("turn on the kitchen lights", delay_s=0.5)
+    session = AsrSession(
+        decoder, FakeFrames(), AsrSettings(), TurnRule(), no_prompt, Trace("test")
+    )
+    await session.add(speech(5))  # a partial starts at 1 s and runs on
+    await session.add(silence(2 * FRAME_S))
+    await asyncio.sleep(0)  # the cancellation reaches the partial
+    assert decoder.cancelled == [pytest.approx(1.25, abs=0.1)]
+    assert await session.finish() == "turn on the kitchen lights"
+
+
+async def test_no_partial_decode_runs_in_the_silence_after_speech(
+    house: HouseStore,
+) -> None:
+    decoder = FakeDecoder("how far away is the moon")
+    session = AsrSession(
+        decoder, FakeFrames(), AsrSettings(), TurnRule(), no_prompt, Trace("test")
+    )
+    for chunk in chunks(speech(6) + silence(2 * FRAME_S)):
+        await session.add(chunk)
+        await asyncio.sleep(0.001)  # each decode is done before the next chunk
+    assert session.ready_transcript() == "how far away is the moon"
+    decodes = decoder.decodes
+    for chunk in chunks(silence(0.8)):  # short of the 1 s pause
+        await session.add(chunk)
+        await asyncio.sleep(0.001)
+    assert decoder.decodes == decodes
 
 
 async def test_a_door_waits_for_the_silence_where_home_assistant_runs_it(

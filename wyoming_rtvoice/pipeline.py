@@ -273,6 +273,7 @@ class Pipeline:
             house.ending,
             house.closest,
             self.engines.ears,
+            lambda: source.put(b""),  # no audio: look at the turn again
         )
         started = False
         while (chunk := await source.read()) is not None:

@@ -97,6 +97,8 @@ class AsrEventHandler(EventHandler):
         # The final decode runs beside the reader, which notices a client that
         # goes away meanwhile (and answers ping).
         self._finishing: asyncio.Task[None] | None = None
+        self._checking: asyncio.Task[bool] | None = None
+        self._looking = asyncio.Lock()
 
     async def handle_event(self, event: Event) -> bool:
         if Transcribe.is_type(event.type):
@@ -148,21 +150,40 @@ class AsrEventHandler(EventHandler):
 
     async def _add(self, audio: bytes) -> bool:
         """Feed the session; False once the turn is over."""
-        assert self._session is not None
-        new_words = await self._session.add(audio)
+        session = self._session
+        if session is None:  # ended as its final decode came in
+            return False
+        new_words = await session.add(audio)
         if new_words:
             await self._send_words(new_words)
-        if not self.config.external_vad:
-            why = await self._session.turn_over()
-            if why is not None:
-                self._session.trace.notes.append(f"turn over: {why}")
-                self._end_turn()
-                return False
+        return not await self._ended(session)
+
+    async def _ended(self, session: AsrSession) -> bool:
+        """Whether the turn is over, ending it here if it is."""
+        if self.config.external_vad:
+            return False
+        async with self._looking:  # one look at a time: the next one is cached
+            if session is not self._session:
+                return True
+            why = await session.turn_over()
+        if why is None:
+            return False
+        session.trace.notes.append(f"turn over: {why}")
+        self._end_turn()
         return True
+
+    def _decoded(self) -> None:
+        """A final decode came in: the turn may be over before more audio."""
+        if self._checking is None or self._checking.done():
+            session = self._session
+            if session is not None:
+                self._checking = asyncio.create_task(self._ended(session))
 
     async def disconnect(self) -> None:
         if self._session is not None:
             self._session.cancel()
+        if self._checking is not None:
+            self._checking.cancel()
         if self._finishing is not None:
             self._finishing.cancel()
             await asyncio.wait({self._finishing})
@@ -186,6 +207,7 @@ class AsrEventHandler(EventHandler):
             self.house.ending,
             self.house.closest,
             self._ears,
+            self._decoded,
         )
         self._converter = AudioChunkConverter(rate=RATE_16K, width=WIDTH, channels=MONO)
         self._sent_words = []

@@ -3,11 +3,12 @@
 Audio (16 kHz mono) is kept and followed by the VAD. While speech goes on,
 the audio so far is decoded at intervals and the words two consecutive
 decodes agree on become stable. At the first silent frame the final decode
-starts; speech that resumes drops it. Whether the turn is over is decided
-by `turn.TurnRule` from what that decode says, or, when it is no command,
-from what the second chance makes of it (a misheard command ends the turn
-like one heard right). The ASR service's handler
-and the in-process pipeline both drive a session.
+starts (a partial still running gives way to it; none runs in the silence
+after); speech that resumes drops it, and its driver is told when it ends.
+Whether the turn is over is decided by `turn.TurnRule` from what that
+decode says, or, when it is no command, from what the second chance makes
+of it (a misheard command ends the turn like one heard right). The ASR
+service's handler and the in-process pipeline both drive a session.
 
 At most one partial and two final decodes of a session run at a time (a
 final that speech made stale, and the current one), so a client cannot
@@ -208,6 +209,7 @@ class AsrSession:
         classify: Classify = by_text,
         closest: Closest | None = None,
         ears: Sequence[Ear] = (),
+        on_decoded: Callable[[], object] | None = None,
     ) -> None:
         self.decoder = decoder
         self.settings = settings
@@ -222,6 +224,9 @@ class AsrSession:
         self._classify = classify
         self._closest = closest
         self._ears = ears
+        # Told when a final decode ends, so the turn can end then, not at
+        # the next chunk of audio.
+        self._on_decoded = on_decoded
         self.heard = ""  # the final transcript as decoded, before a second chance
         self.scored: list[tuple[str, float]] = []  # by the second chance, if it ran
         self.second_chance_ms: float | None = None  # its time, if it ran
@@ -231,6 +236,7 @@ class AsrSession:
         self._silence_s = 0.0
         self._cut = False
         self._partial: Decode | None = None
+        self._heard_so_far: str | None = None  # the newest finished partial's
         self._final: Decode | None = None
         self._finals_running = 0
         self._decoding: set[asyncio.Task[str]] = set()
@@ -266,8 +272,9 @@ class AsrSession:
         for index, speech in enumerate(verdicts):
             self._follow(speech, start + (index + 1) * FRAME_BYTES)
         new_words = self._take_stable_words()
-        if self._in_speech and self._partial_due():
+        if self._in_speech_now() and self._partial_due():
             self._partial = self._decode()
+            self._partial.task.add_done_callback(self._partial_done)
         return new_words
 
     async def turn_over(self) -> str | None:
@@ -372,7 +379,7 @@ class AsrSession:
 
     def latest_partial(self) -> str | None:
         """The newest finished partial decode, for speculation."""
-        return None if self._partial is None else self._partial.text
+        return self._heard_so_far
 
     def ready_transcript(self) -> str | None:
         """The final transcript decoded since the speech stopped, if it is
@@ -420,6 +427,10 @@ class AsrSession:
         if self._finals_running >= FINALS_AT_ONCE:
             self._final_due = True
             return
+        if self._partial is not None and not self._partial.task.done():
+            # The decoder runs one decode at a time: a partial of less audio
+            # would hold up the final one (it stops after its current step).
+            self._partial.task.cancel()
         self._final_due = False
         self._finals_running += 1
         self._final = self._decode()
@@ -429,6 +440,16 @@ class AsrSession:
         self._finals_running -= 1
         if self._final_due and self._silence_s > 0 and not task.cancelled():
             self._want_final()
+        elif self._final is not None and task is self._final.task:
+            if task.cancelled():
+                return
+            self.trace.mark("decoded")
+            if self._on_decoded is not None:
+                self._on_decoded()
+
+    def _partial_done(self, task: asyncio.Task[str]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self._heard_so_far = task.result()
 
     def _partial_due(self) -> bool:
         running = self._partial

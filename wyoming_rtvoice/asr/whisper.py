@@ -111,11 +111,20 @@ class Whisper:
         return self.in_flight > 0
 
     async def decode(self, audio: np.ndarray, prompt: str | None) -> str:
-        """`transcribe` on this model's own threads."""
+        """`transcribe` on this model's own threads, in two steps (encode,
+        generate): the model runs one call at a time, and a decode cancelled
+        while it encodes leaves the model to the next one after that step."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, self.transcribe, audio, prompt
-        )
+        with self._counting:
+            self.in_flight += 1
+        try:
+            await loop.run_in_executor(self._executor, self._encoded, audio)
+            return await loop.run_in_executor(
+                self._executor, self.transcribe, audio, prompt
+            )
+        finally:
+            with self._counting:
+                self.in_flight -= 1
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
