@@ -26,7 +26,7 @@ import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -41,6 +41,7 @@ from bench.speech import (
 )
 from wyoming_rtvoice.audio import RATE_16K
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[1]
 HOUSE = REPO / "tests" / "data" / "house.json"
 LABELLED = REPO / "tests" / "data" / "commands.json"
@@ -323,7 +324,7 @@ def e2e_voices() -> tuple[str, ...]:
     return VOICES + tuple(v for v in DEBIAN_VOICES if v not in missing)
 
 
-def evenly(items: list[Clip], count: int) -> list[Clip]:
+def evenly(items: list[T], count: int) -> list[T]:
     """`count` of `items` spread evenly over them, first one first (all of
     them when there are no more)."""
     if count >= len(items):

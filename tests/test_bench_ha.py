@@ -13,7 +13,7 @@ from wyoming_rtvoice.handle.matcher import Match
 
 
 def test_an_even_sample_spans_the_material() -> None:
-    items: list = list(range(157))
+    items = list(range(157))
 
     sample = evenly(items, 40)
 
