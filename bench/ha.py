@@ -690,7 +690,7 @@ def report(configs: list[Config]) -> None:
         right = sum(t.right for t in turns)
         by_service = sum(t.ended_by_service for t in turns)
         print(
-            f"  {config.name:50} {percentiles(ready)}   right {right}/{len(turns)}"
+            f"  {config.name:56} {percentiles(ready)}   right {right}/{len(turns)}"
             f"   ended by the speech to text {by_service}/{len(turns)}"
         )
     print("\nStage by stage, ms from the end of speech (p50 / p95):")
@@ -699,7 +699,7 @@ def report(configs: list[Config]) -> None:
             f"{s} {summary_ms([t.ms[s] for t in config.turns if s in t.ms])}"
             for s in STAGES[:-1]
         ]
-        print(f"  {config.name:50} " + "   ".join(parts))
+        print(f"  {config.name:56} " + "   ".join(parts))
     kinds = list(dict.fromkeys(t.clip.kind for t in configs[0].turns))
     print("\nBy kind: reply audio ready (ms from the end of speech), right:")
     for kind in kinds:
@@ -707,7 +707,7 @@ def report(configs: list[Config]) -> None:
             turns = [t for t in config.turns if t.clip.kind == kind]
             ready = [t.ms["reply audio"] for t in turns if "reply audio" in t.ms]
             right = sum(t.right for t in turns)
-            line = f"  {kind:16} {config.name:50} {percentiles(ready)}"
+            line = f"  {kind:16} {config.name:56} {percentiles(ready)}"
             line += f"   right {right}/{len(turns)}"
             if kind == "paused":
                 line += f"   cut off {sum(t.cut for t in turns)}/{len(turns)}"
