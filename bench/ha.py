@@ -64,11 +64,11 @@ from typing import Any
 
 import numpy as np
 
+from bench.accuracy_material import HOUSE, e2e_clips, e2e_voices, evenly
 from bench.speech import percentiles, summary_ms
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = str(REPO / ".venv" / "bin" / "python")
-HOUSE = REPO / "tests" / "data" / "house.json"
 USUAL = REPO / ".cache" / "usual-servers"
 TOKEN = "bench-ha-token-0123456789"  # 16+ characters, as the stack needs
 RATE, WIDTH = 16000, 2
@@ -151,7 +151,6 @@ def in_venv(script: str, *argv: str, stdin: str = "") -> list[Any]:
 def make_material(path: Path, limit: int) -> None:
     """`limit` of the e2e clips, evenly taken (0: all of them), as JSON lines
     in `path` (in .venv: the voices and the house's rules are there)."""
-    from bench.accuracy_material import HOUSE, e2e_clips, e2e_voices, evenly
     from bench.e2e import kind_of
     from wyoming_rtvoice.handle.house import House
 
@@ -169,11 +168,8 @@ def make_material(path: Path, limit: int) -> None:
                 clip.speech_end_s,
                 b"",
             )
-            out.write(json.dumps({**asdict(item), "audio": b64(clip.audio)}) + "\n")
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+            audio = base64.b64encode(clip.audio).decode()
+            out.write(json.dumps({**asdict(item), "audio": audio}) + "\n")
 
 
 def material(path: Path | None, limit: int, work: Path) -> list[Clip]:
@@ -713,6 +709,8 @@ def report(configs: list[Config]) -> None:
                 line += f"   cut off {sum(t.cut for t in turns)}/{len(turns)}"
             print(line)
     for config in configs:
+        for turn in [t for t in config.turns if t.cut]:
+            print(f"  {config.name}: cut off: {turn.clip.text!r} -> {turn.text!r}")
         for turn in [t for t in config.turns if not t.right][:8]:
             print(
                 f"  {config.name}: not right [{turn.clip.how}]: {turn.clip.text!r} "

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 
-from bench.accuracy_material import Utterance, evenly
+from bench.accuracy_material import HOUSE, Utterance, evenly
 from bench.e2e import ANSWER, understood
-from bench.ha import FLOOR_OF, HOUSE, STATES, attributes, plain_slots
+from bench.ha import FLOOR_OF, STATES, attributes, plain_slots
 from wyoming_rtvoice.handle.matcher import Match
 
 
