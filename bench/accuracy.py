@@ -52,19 +52,14 @@ from bench.accuracy_material import (
 )
 from bench.speech import summary_ms
 from wyoming_rtvoice.asr import model_path
+from wyoming_rtvoice.asr.prompt import PROMPT_CHARS, PROMPT_VERBS, house_prompt, prompt
 from wyoming_rtvoice.asr.session import AsrSession, AsrSettings, Candidate, choose
 from wyoming_rtvoice.asr.sphinx import GrammarEar
 from wyoming_rtvoice.asr.whisper import Whisper
-from wyoming_rtvoice.handle.house import House
-from wyoming_rtvoice.handle.matcher import Match
-from wyoming_rtvoice.handle.safety import targets
-from wyoming_rtvoice.state import (
-    PROMPT_CHARS,
-    PROMPT_VERBS,
-    HouseConfig,
-    HouseStore,
-    Snapshot,
-)
+from wyoming_rtvoice.house.matcher import Match
+from wyoming_rtvoice.house.model import House
+from wyoming_rtvoice.house.safety import targets
+from wyoming_rtvoice.house.store import HouseConfig, HouseStore, Snapshot
 from wyoming_rtvoice.trace import Trace
 from wyoming_rtvoice.turn import FRAME_BYTES, SpeechFrames, TurnRule
 
@@ -182,7 +177,7 @@ async def run_clip(
         frames,
         AsrSettings(),
         TurnRule(),
-        lambda heard: house.snapshot.prompt(heard),
+        house_prompt(house),
         trace,
         house.ending,
         recorded.closest,
@@ -386,7 +381,7 @@ def main() -> None:
 
 
 def prompt_strategies(snapshot: Snapshot) -> dict[str, PromptFor]:
-    names = snapshot.prompt_names
+    names = snapshot.every_name
     verbs = PROMPT_VERBS["en"]
 
     def any_shared_word(heard: str | None) -> str | None:
@@ -408,20 +403,20 @@ def prompt_strategies(snapshot: Snapshot) -> dict[str, PromptFor]:
         "no prompt": lambda heard: None,
         "names sharing any word, ~50 tokens (first)": any_shared_word,
         "names sharing rare words first, ~50 tokens": (
-            lambda heard: snapshot.prompt(heard, spot=False, verbs=False)
+            lambda heard: prompt(snapshot, heard, spot=False, verbs=False)
         ),
         "names spotted, then sharing rare words, ~50 tokens (before)": (
-            lambda heard: snapshot.prompt(heard, verbs=False)
+            lambda heard: prompt(snapshot, heard, verbs=False)
         ),
         "the verbs always, then names spotted": (
             lambda heard: verbs
-            + str(snapshot.prompt(heard, chars=PROMPT_CHARS - len(verbs), verbs=False))
+            + str(prompt(snapshot, heard, chars=PROMPT_CHARS - len(verbs), verbs=False))
         ),
         "verbs where heard starts like no command, then names spotted (now)": (
-            snapshot.prompt
+            lambda heard: prompt(snapshot, heard)
         ),
         "the same, ~100 tokens": (
-            lambda heard: snapshot.prompt(heard, chars=2 * PROMPT_CHARS)
+            lambda heard: prompt(snapshot, heard, chars=2 * PROMPT_CHARS)
         ),
         "every name, 223 tokens": lambda heard: ". ".join(names) + ".",
     }
@@ -445,9 +440,9 @@ async def prompts(limit: int) -> None:
             # what a partial decode would have heard: the clip without a prompt
             heard = await asyncio.to_thread(whisper.transcribe, audio)
             for name, prompt_for in strategies.items():
-                prompt = prompt_for(heard)
+                given = prompt_for(heard)
                 started = time.perf_counter()
-                text = await asyncio.to_thread(whisper.transcribe, audio, prompt)
+                text = await asyncio.to_thread(whisper.transcribe, audio, given)
                 times[name].append((time.perf_counter() - started) * 1000)
                 match = await house.match(text) if text else None
                 if clip.utterance.intent is None:

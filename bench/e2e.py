@@ -57,9 +57,9 @@ from bench.fake_llm import FakeLlm
 from bench.speech import percentiles
 from wyoming_rtvoice.audio import RATE_16K, WIDTH, to_float
 from wyoming_rtvoice.converse import CHUNK_MS, ConverseConfig, load
-from wyoming_rtvoice.handle.house import House
-from wyoming_rtvoice.handle.matcher import Match
-from wyoming_rtvoice.handle.safety import QUESTIONS, needs_confirmation
+from wyoming_rtvoice.house.matcher import Match
+from wyoming_rtvoice.house.model import House
+from wyoming_rtvoice.house.safety import QUESTIONS, needs_confirmation
 from wyoming_rtvoice.pipeline import AudioSource, Engines, Pipeline
 from wyoming_rtvoice.turn import FRAME_S
 

@@ -105,7 +105,7 @@ JUDGE = """
 import json, sys
 from bench.accuracy_material import Utterance
 from bench.e2e import understood
-from wyoming_rtvoice.handle.matcher import Match
+from wyoming_rtvoice.house.matcher import Match
 for line in sys.stdin:
     item = json.loads(line)
     utterance = Utterance(item["text"], item["intent"], item["slots"])
@@ -152,7 +152,7 @@ def make_material(path: Path, limit: int) -> None:
     """`limit` of the e2e clips, evenly taken (0: all of them), as JSON lines
     in `path` (in .venv: the voices and the house's rules are there)."""
     from bench.e2e import kind_of
-    from wyoming_rtvoice.handle.house import House
+    from wyoming_rtvoice.house.model import House
 
     clips = e2e_clips(e2e_voices())
     house = House.from_file(HOUSE)

@@ -43,10 +43,10 @@ from bench.fake_llm import FakeLlm, Reply
 from bench.houses import house_json
 from bench.speech import summary_ms
 from bench.tts import free_port, wait_ready
-from wyoming_rtvoice.handle.house import House
 from wyoming_rtvoice.handle.llm import Llm, LlmSettings, Prompt, ToolCall
-from wyoming_rtvoice.handle.matcher import Matcher
-from wyoming_rtvoice.handle.tools import Toolbox, home_data
+from wyoming_rtvoice.house.matcher import Matcher
+from wyoming_rtvoice.house.model import House
+from wyoming_rtvoice.house.tools import Toolbox, home_data
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
@@ -90,26 +90,32 @@ def matching(rounds: int) -> None:
 
 
 def load_baseline(revision: str) -> ModuleType:
-    """The matcher (and its house) of `revision`, imported as its own package."""
+    """The matcher (and its house) of `revision`, imported as its own package
+    (in `house/` since the house got a package of its own, in `handle/` before)."""
     package = Path(tempfile.mkdtemp(prefix="baseline-")) / "baseline_handle"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    for name in ("matcher.py", "house.py"):
-        source = subprocess.run(
-            [
-                "git",
-                "-C",
-                str(REPO),
-                "show",
-                f"{revision}:wyoming_rtvoice/handle/{name}",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        (package / name).write_text(source)
+    for folder, names in (
+        ("house", ("matcher.py", "model.py")),
+        ("handle", ("matcher.py", "house.py")),
+    ):
+        shown = [_show(f"{revision}:wyoming_rtvoice/{folder}/{name}") for name in names]
+        if None not in shown:
+            break
+    else:
+        raise SystemExit(f"--baseline {revision}: no matcher found")
+    for name, source in zip(names, shown):
+        (package / name).write_text(source or "")
     sys.path.insert(0, str(package.parent))
     return importlib.import_module("baseline_handle.matcher")
+
+
+def _show(spec: str) -> str | None:
+    """A file at a revision (`git show REV:PATH`), None where it has none."""
+    shown = subprocess.run(
+        ["git", "-C", str(REPO), "show", spec], capture_output=True, text=True
+    )
+    return shown.stdout if shown.returncode == 0 else None
 
 
 def scale_texts(house: dict[str, Any], rng: random.Random) -> list[str]:
@@ -149,12 +155,12 @@ class Figures:
 
 
 def scale(entities: list[int], rounds: int, baseline: str) -> None:
-    from wyoming_rtvoice.handle import house as house_module
+    from wyoming_rtvoice.house import model as house_module
 
     old = load_baseline(baseline)
     implementations = {
         "this": (Matcher, house_module.House),
-        baseline: (old.Matcher, sys.modules["baseline_handle.house"].House),
+        baseline: (old.Matcher, old.House),
     }
     print(
         "Scale: generated houses, the two matchers interleaved (the machine's load "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from wyoming_rtvoice.handle.vocabulary import word_edits
+from wyoming_rtvoice.house.vocabulary import word_edits
 
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()  # noqa: E501
 _TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()

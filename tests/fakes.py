@@ -14,15 +14,15 @@ from collections.abc import AsyncIterator, Iterator
 
 import numpy as np
 import pytest
-from wyoming.event import Event
 
 from bench.fake_llm import FakeLlm
 from wyoming_rtvoice.converse import DEMO_HOUSE
-from wyoming_rtvoice.handle.house import House
-from wyoming_rtvoice.handle.matcher import Matcher
-from wyoming_rtvoice.handle.vocabulary import frames_for, word_edits, words_of
+from wyoming_rtvoice.house.matcher import Matcher
+from wyoming_rtvoice.house.model import House
+from wyoming_rtvoice.house.vocabulary import frames_for, word_edits, words_of
 from wyoming_rtvoice.pipeline import AudioSource, Pipeline, Turn
 from wyoming_rtvoice.turn import FRAME_BYTES
+from wyoming_rtvoice.turn_events import TurnEvent
 
 RATE = 16000
 WORD_S = 0.25
@@ -61,16 +61,16 @@ def chunks(audio: bytes, size: int = 640) -> Iterator[bytes]:
 
 async def one_turn(
     pipeline: Pipeline, audio: bytes, conversation: str = "pipeline"
-) -> tuple[list[Event], Turn]:
+) -> tuple[list[TurnEvent], Turn]:
     """One turn of `audio`, all of it queued at once (the pipeline's rules go
-    by audio time, not wall time): the events it sent, and the turn."""
+    by audio time, not wall time): its events, and the turn."""
     source = AudioSource()
     for chunk in chunks(audio):
         source.put(chunk)
     source.end()
-    events: list[Event] = []
+    events: list[TurnEvent] = []
 
-    async def sink(event: Event) -> None:
+    async def sink(event: TurnEvent) -> None:
         events.append(event)
 
     turn = await asyncio.wait_for(pipeline.run(source, conversation, sink), 10)

@@ -25,10 +25,10 @@ from wyoming_rtvoice import models as models_module
 from wyoming_rtvoice.asr import AsrConfig
 from wyoming_rtvoice.asr.whisper import Whisper
 from wyoming_rtvoice.handle import HandleConfig
+from wyoming_rtvoice.house.store import HouseConfig
 from wyoming_rtvoice.models import Models
 from wyoming_rtvoice.reader import Limits
 from wyoming_rtvoice.server import Server
-from wyoming_rtvoice.state import HouseConfig
 from wyoming_rtvoice.trace import Metrics
 from wyoming_rtvoice.tts import TtsConfig
 from wyoming_rtvoice.tts.speaker import Speaker

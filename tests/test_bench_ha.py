@@ -9,7 +9,7 @@ import json
 from bench.accuracy_material import HOUSE, Utterance, evenly
 from bench.e2e import ANSWER, understood
 from bench.ha import FLOOR_OF, STATES, attributes, plain_slots
-from wyoming_rtvoice.handle.matcher import Match
+from wyoming_rtvoice.house.matcher import Match
 
 
 def test_an_even_sample_spans_the_material() -> None:

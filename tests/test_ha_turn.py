@@ -33,9 +33,9 @@ from bench.wer import normalize
 from wyoming_rtvoice import asr, tts
 from wyoming_rtvoice.asr import AsrConfig
 from wyoming_rtvoice.converse import DEMO_HOUSE
-from wyoming_rtvoice.handle.matcher import Match, Matcher
+from wyoming_rtvoice.house.matcher import Match, Matcher
+from wyoming_rtvoice.house.store import HouseStore, Snapshot
 from wyoming_rtvoice.stack import ReplyAhead
-from wyoming_rtvoice.state import HouseStore, Snapshot
 from wyoming_rtvoice.trace import Metrics
 from wyoming_rtvoice.tts import TtsConfig
 from wyoming_rtvoice.tts.speaker import Speaker

@@ -25,9 +25,9 @@ from wyoming.intent import Recognize
 
 from bench.fake_llm import FakeLlm
 from bench.houses import house_json
-from wyoming_rtvoice.handle.house import HOUSE_SCHEMA, EntityState, House
 from wyoming_rtvoice.handle.llm import Conversations
-from wyoming_rtvoice.handle.matcher import Matcher
+from wyoming_rtvoice.house.matcher import Matcher
+from wyoming_rtvoice.house.model import HOUSE_SCHEMA, EntityState, House
 
 from .conftest import RunningService, free_port, start_service
 from .real_models import ServeCommand, start_up
@@ -144,7 +144,7 @@ def test_spoken_forms(
     )
 
 
-# The project's sentence file (handle/sentences/en.yaml) and spoken numbers.
+# The project's sentence file (house/sentences/en.yaml) and spoken numbers.
 PHRASINGS = [
     ("dim the desk lamp", "HassLightSet", {"name": "Desk Lamp", "brightness": 25}),
     ("Dim the reading lamp.", "HassLightSet", {"name": "Reading Lamp"}),

@@ -810,7 +810,7 @@ def test_fresh_clone_installs_with_the_sample_and_demo_house(
     names = zipfile.ZipFile(wheel).namelist()
     assert "wyoming_rtvoice/data/kitchen.wav" in names
     assert "wyoming_rtvoice/data/demo_house.json" in names
-    assert "wyoming_rtvoice/handle/sentences/en.yaml" in names
+    assert "wyoming_rtvoice/house/sentences/en.yaml" in names
     assert (clone / "wyoming_rtvoice" / "data" / "kitchen.wav").stat().st_size < 200_000
     assert os.access(clone / "script" / "run", os.X_OK)
     assert os.access(clone / "script" / "test", os.X_OK)

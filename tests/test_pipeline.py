@@ -10,13 +10,13 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
-from wyoming.event import Event
 
 from bench.fake_llm import FakeLlm
 from wyoming_rtvoice.handle.llm import Llm, LlmSettings
-from wyoming_rtvoice.handle.matcher import Matcher
 from wyoming_rtvoice.handle.responder import ACK, LLM_DOWN, AckPolicy, Responder
 from wyoming_rtvoice.hass import HomeAssistant
+from wyoming_rtvoice.house.matcher import Matcher
+from wyoming_rtvoice.house.store import HouseStore, Snapshot
 from wyoming_rtvoice.pipeline import (
     HASS_DOWN,
     AudioSource,
@@ -24,9 +24,10 @@ from wyoming_rtvoice.pipeline import (
     Pipeline,
     Turn,
 )
-from wyoming_rtvoice.state import HouseStore, Snapshot
+from wyoming_rtvoice.pipeline_handler import WyomingTurn
 from wyoming_rtvoice.tts.speaker import APOLOGY, Speaker
 from wyoming_rtvoice.turn import TurnRule
+from wyoming_rtvoice.turn_events import Commands, Finished, Pcm, Said, TurnEvent
 
 from .conftest import free_port
 from .fakes import (
@@ -64,17 +65,35 @@ def said(engines: Engines, sentence: str) -> FakeDecoder:
 
 async def run_turn(
     engines: Engines, audio: bytes, pipeline: Pipeline | None = None
-) -> tuple[list[Event], Turn]:
+) -> tuple[list[TurnEvent], Turn]:
     """One turn of `audio`, all of it queued at once (the pipeline's rules go
-    by audio time, not wall time); the events and the turn."""
+    by audio time, not wall time); its events and the turn."""
     pipeline = pipeline or Pipeline(engines, frames=FakeFrames)
     events, turn = await one_turn(pipeline, audio)
     await pipeline.close()
     return events, turn
 
 
-def types(events: list[Event]) -> list[str]:
-    return [event.type for event in events if event.type != "audio-chunk"]
+def kinds(events: list[TurnEvent]) -> list[str]:
+    """The events' kinds, a run of audio chunks as one "Pcm"."""
+    names = [type(event).__name__ for event in events]
+    return [
+        name
+        for i, name in enumerate(names)
+        if name != "Pcm" or names[i - 1 : i] != ["Pcm"]
+    ]
+
+
+def wyoming_types(events: list[TurnEvent]) -> list[str]:
+    """The events as the stack's pipeline endpoint sends them, chunks left out."""
+    wyoming = WyomingTurn()
+    sent = [sent for event in events for sent in wyoming.events(event)]
+    return [event.type for event in sent if event.type != "audio-chunk"]
+
+
+def finished(events: list[TurnEvent]) -> Finished:
+    (last,) = [event for event in events if isinstance(event, Finished)]
+    return last
 
 
 def notes(turn: Turn) -> str:
@@ -91,7 +110,19 @@ def ended(turn: Turn) -> tuple[str, int]:
 async def test_a_command_ends_at_the_first_silent_frame(engines: Engines) -> None:
     said(engines, "turn off the bedroom fan")
     events, turn = await run_turn(engines, speech(5) + silence(3))
-    assert types(events) == [
+    assert kinds(events) == [
+        "SpeechStarted",
+        "SpeechStopped",
+        "Transcribed",
+        "Commands",
+        "Pcm",
+        "ReplyStopped",
+    ]
+    (commands,) = [event for event in events if isinstance(event, Commands)]
+    assert [(m.intent, m.slots) for m in commands.matches] == [
+        ("HassTurnOff", {"name": "Bedroom Fan"})
+    ]
+    assert wyoming_types(events) == [
         "voice-started",
         "voice-stopped",
         "transcript",
@@ -99,9 +130,6 @@ async def test_a_command_ends_at_the_first_silent_frame(engines: Engines) -> Non
         "audio-start",
         "audio-stop",
     ]
-    intent = next(event for event in events if event.type == "intent")
-    assert intent.data["name"] == "HassTurnOff"
-    assert intent.data["entities"] == [{"name": "name", "value": "Bedroom Fan"}]
     assert "turn over: command after 32 ms of silence" in notes(turn)
     assert "not executed" in turn.executed
 
@@ -243,14 +271,14 @@ async def test_a_door_is_asked_about_at_once_and_opens_only_after_a_yes(
     # The question hears a "no wait": no silence to wait for first.
     assert "turn over: confirm after 32 ms of silence" in notes(turn)
     assert turn.executed == "not executed: waiting for a yes"
-    assert "intent" not in types(events)
+    assert "Commands" not in kinds(events)
     assert turn.answer == "Open Garage Door?"
     said(engines, "yes")
     events, turn = await run_turn(guarded, speech(1) + silence(2), pipeline)
     await hass.close()
     assert "confirmed" in notes(turn)
     assert turn.executed.startswith("Home Assistant unreachable")  # it was sent
-    assert types(events)[types(events).index("transcript") + 1] == "intent"
+    assert kinds(events)[kinds(events).index("Transcribed") + 1] == "Commands"
 
 
 async def test_a_late_first_token_is_acknowledged(
@@ -260,10 +288,12 @@ async def test_a_late_first_token_is_acknowledged(
     fake_llm.first_token_s = 1.0
     events, turn = await run_turn(engines, speech(6) + silence(1))
     assert "llm late: acknowledged" in notes(turn)
-    chunks_said = [e.data["text"] for e in events if e.type == "handled-chunk"]
-    assert chunks_said[0] == ACK + " "
-    assert "".join(chunks_said[1:]) == ANSWER
-    assert types(events)[-3:] == ["handled-stop", "handled", "audio-stop"]
+    replies = [event for event in events if isinstance(event, Said)]
+    assert replies[0] == Said(ACK, acknowledgement=True)
+    assert "".join(event.text for event in replies[1:]) == ANSWER
+    assert kinds(events)[-2:] == ["Finished", "ReplyStopped"]
+    assert finished(events).handled
+    assert wyoming_types(events)[-3:] == ["handled-stop", "handled", "audio-stop"]
     spoken = engines.speaker.voice.spoken  # type: ignore[attr-defined]
     assert spoken.index(ACK) < spoken.index("The moon is far away.")
     assert turn.trace.marks["first_audio"] < turn.trace.marks["first_token"]
@@ -277,12 +307,13 @@ async def test_an_unreachable_llm_is_a_spoken_apology(engines: Engines) -> None:
     events, turn = await run_turn(broken, speech(6) + silence(1))
     await llm.close()
     assert turn.answer == LLM_DOWN
-    assert types(events)[-4:] == [  # nothing was streamed: no handled-start
-        "transcript",
-        "audio-start",
-        "not-handled",
-        "audio-stop",
+    assert kinds(events)[-4:] == [  # nothing was streamed: no AnswerStarted
+        "Transcribed",
+        "Pcm",
+        "Finished",
+        "ReplyStopped",
     ]
+    assert not finished(events).handled
     assert len(turn.audio) == 2 * 16 * len(LLM_DOWN)  # the rendered phrase
 
 
@@ -292,7 +323,7 @@ async def test_failing_synthesis_plays_the_rendered_apology(engines: Engines) ->
     events, turn = await run_turn(engines, speech(6) + silence(1))
     assert "tts failed: apology" in notes(turn)
     assert len(turn.audio) == 2 * 16 * len(APOLOGY)
-    assert "handled" in types(events)
+    assert finished(events).handled
 
 
 async def test_home_assistant_unreachable_is_said_not_confirmed(
@@ -316,17 +347,17 @@ async def test_speech_over_the_reply_stops_it_and_is_the_next_turn(
     source = AudioSource()
     for chunk in chunks(speech(6) + silence(1)):
         source.put(chunk)
-    events: list[Event] = []
+    events: list[TurnEvent] = []
 
-    async def sink(event: Event) -> None:
-        events.append(event)
-        if event.type == "audio-start":  # the user speaks over the reply
-            for chunk in chunks(speech(5)):
+    async def sink(event: TurnEvent) -> None:
+        if isinstance(event, Pcm) and kinds(events)[-1:] != ["Pcm"]:
+            for chunk in chunks(speech(5)):  # the user speaks over the reply
                 source.put(chunk)
+        events.append(event)
 
     turn = await asyncio.wait_for(pipeline.run(source, sink=sink), 10)
     assert turn.interrupted and "barge-in: reply stopped" in notes(turn)
-    assert types(events)[-1] == "audio-stop" and "handled" not in types(events)
+    assert kinds(events)[-1] == "ReplyStopped" and "Finished" not in kinds(events)
     assert len(turn.answer) < len(ANSWER)
     said(engines, "turn on the kitchen lights")
     source.put(silence(1))

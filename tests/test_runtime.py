@@ -22,12 +22,13 @@ from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.info import Describe, Info
 from wyoming.ping import Ping
 
+from wyoming_rtvoice.api import HouseApi
 from wyoming_rtvoice.converse import DEMO_HOUSE
-from wyoming_rtvoice.handle.matcher import Matcher
+from wyoming_rtvoice.house.matcher import Matcher
+from wyoming_rtvoice.house.store import HouseStore, Snapshot
 from wyoming_rtvoice.http import HttpApi
 from wyoming_rtvoice.reader import Limits, ProtocolError, read_event
 from wyoming_rtvoice.server import EventHandler, Server
-from wyoming_rtvoice.state import HouseStore, Snapshot
 from wyoming_rtvoice.trace import Metrics, Trace
 
 from .conftest import free_port
@@ -203,7 +204,7 @@ async def test_a_house_near_the_body_cap_is_validated_off_the_loop(
 ) -> None:
     house = HouseStore(Snapshot(copy.copy(demo_matcher)), None)
     app = web.Application()
-    house.add_routes(app)
+    HouseApi(house).add_routes(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tests.fakes import FakeDecoder, FakeFrames
+from wyoming_rtvoice.asr.prompt import PROMPT_CHARS, PROMPT_VERBS, prompt
 from wyoming_rtvoice.asr.session import (
     MARGIN,
     WITHIN_AGREED,
@@ -24,15 +25,15 @@ from wyoming_rtvoice.asr.session import (
     no_prompt,
     spoken_form,
 )
-from wyoming_rtvoice.handle.house import House
-from wyoming_rtvoice.handle.matcher import Matcher
-from wyoming_rtvoice.handle.vocabulary import (
+from wyoming_rtvoice.house.matcher import Matcher
+from wyoming_rtvoice.house.model import House
+from wyoming_rtvoice.house.store import Snapshot
+from wyoming_rtvoice.house.vocabulary import (
     Candidate,
     Vocabulary,
     frames_for,
     sounds,
 )
-from wyoming_rtvoice.state import PROMPT_CHARS, PROMPT_VERBS, Snapshot
 from wyoming_rtvoice.trace import Trace
 from wyoming_rtvoice.turn import Ending, TurnRule
 
@@ -52,43 +53,44 @@ def test_vocabulary() -> Vocabulary:
 
 def test_the_prompt_gives_names_heard_first_then_those_sharing_rare_words() -> None:
     snapshot = Snapshot(Matcher("en", House.from_file(TEST_HOUSE)))
-    prompt = snapshot.prompt("Turn on the guest nights and lamp")
-    assert prompt is not None and len(prompt) <= PROMPT_CHARS
-    names = prompt.rstrip(".").split(". ")
+    given = prompt(snapshot, "Turn on the guest nights and lamp")
+    assert given is not None and len(given) <= PROMPT_CHARS
+    names = given.rstrip(".").split(". ")
     # the nightstand lamps are nearly said ("nights and lamp"), the guest
     # one most; then "guest", in a few names ("lamp" is in dozens)
     assert names[:2] == ["Guest Nightstand Lamp", "Master Nightstand Lamp"]
     assert all(name.startswith("Guest") for name in names[2:6])
     # a name misheard as other letters is first, though it shares no word
-    shambler = snapshot.prompt("Turn on the Shambler")
+    shambler = prompt(snapshot, "Turn on the Shambler")
     assert shambler is not None and shambler.startswith("Chandelier.")
-    unspotted = snapshot.prompt("Turn on the Shambler", spot=False)
+    unspotted = prompt(snapshot, "Turn on the Shambler", spot=False)
     assert unspotted is not None and not unspotted.startswith("Chandelier")
 
 
 def test_the_verbs_come_first_where_what_was_heard_starts_like_no_command() -> None:
     snapshot = Snapshot(Matcher("en", House.from_file(TEST_HOUSE)))
     verbs = PROMPT_VERBS["en"]
-    den = snapshot.prompt("Den the desk lamp")  # "Dim the desk lamp"
+    den = prompt(snapshot, "Den the desk lamp")  # "Dim the desk lamp"
     assert den is not None and den.startswith(verbs + "Desk Lamp.")
     assert len(den) <= PROMPT_CHARS
     for heard in (None, "Turn on the", "Dim the desk", "Is the front door"):
-        prompt = snapshot.prompt(heard)
-        assert prompt is not None and not prompt.startswith(verbs), heard
+        given = prompt(snapshot, heard)
+        assert given is not None and not given.startswith(verbs), heard
     # the verbs take their room from the names' budget
-    without = snapshot.prompt("Den the desk lamp", verbs=False)
+    without = prompt(snapshot, "Den the desk lamp", verbs=False)
     assert without is not None and without.startswith(den.removeprefix(verbs)[:-1])
     assert len(without) > len(den) - len(verbs)
 
 
 SAME_PROMPT = f"""
-from wyoming_rtvoice.handle.house import House
-from wyoming_rtvoice.handle.matcher import Matcher
-from wyoming_rtvoice.state import Snapshot
+from wyoming_rtvoice.house.model import House
+from wyoming_rtvoice.house.matcher import Matcher
+from wyoming_rtvoice.house.store import Snapshot
+from wyoming_rtvoice.asr.prompt import prompt
 snapshot = Snapshot(Matcher("en", House.from_file({str(TEST_HOUSE)!r})))
 for heard in ("Den The Desk Lamp.", "Den the Lights in the Kitchen.",
               "Dim the best plan.", "Don't open the Garage Door."):
-    print(snapshot.prompt(heard))
+    print(prompt(snapshot, heard))
 """
 
 

@@ -34,7 +34,7 @@ from wyoming_rtvoice.__main__ import build_parser, main
 from wyoming_rtvoice.audio import RATE_16K, write_wav
 from wyoming_rtvoice.config import is_loopback
 from wyoming_rtvoice.discovery import advertised_address
-from wyoming_rtvoice.handle.tools import TOOL_INTENTS
+from wyoming_rtvoice.house.tools import TOOL_INTENTS
 from wyoming_rtvoice.http import HttpApi
 from wyoming_rtvoice.stack import PORTS
 from wyoming_rtvoice.trace import Metrics

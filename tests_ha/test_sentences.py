@@ -1,4 +1,4 @@
-"""The project's sentence file (wyoming_rtvoice/handle/sentences/en.yaml) in
+"""The project's sentence file (wyoming_rtvoice/house/sentences/en.yaml) in
 a real Home Assistant 2025.4: its phrasings, said to the rtvoice agent, are
 executed (their intents and slots are ones Home Assistant has), and Home
 Assistant's own agent loads the file as custom sentences."""
@@ -16,7 +16,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from .conftest import REPO, Stack, process, speech, synced, template
 
-SENTENCES = REPO / "wyoming_rtvoice" / "handle" / "sentences" / "en.yaml"
+SENTENCES = REPO / "wyoming_rtvoice" / "house" / "sentences" / "en.yaml"
 LEVEL = "input_number.desk_level"
 
 

@@ -9,17 +9,18 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from . import __version__, asr, converse, handle, satellite, stack, tts, wake
+from .api import HouseApi
 from .asr import AsrConfig
 from .config import ServerConfig, setup_logging
 from .converse import ConverseConfig
 from .handle import HandleConfig
+from .house.store import HouseConfig
 from .http import HttpApi
 from .models import Models, build
 from .peers import trusted_peers
 from .satellite import SatelliteConfig
 from .service import Listener, Service, serve
 from .stack import StackConfig
-from .state import HouseConfig
 from .trace import Metrics
 from .tts import TtsConfig
 from .turn import TurnRule
@@ -112,7 +113,8 @@ async def _serve_one(args: argparse.Namespace) -> None:
     models = Models()
     try:
         service, models = await load_service(args, metrics)
-        routes = [models.house.add_routes] if models.house is not None else []
+        house = models.house
+        routes = [HouseApi(house).add_routes] if house is not None else []
         listener = Listener(server.uri, server.zeroconf)
         await serve(server, [(service, listener)], metrics, routes)
     finally:

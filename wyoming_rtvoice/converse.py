@@ -1,5 +1,6 @@
 """`python -m wyoming_rtvoice converse FILE.wav`: one turn through the pipeline
-at real-time pace, with its latency waterfall and the reply as audio.
+at real-time pace, its events as they happen, its latency waterfall and the
+reply as audio.
 
 Times are from the last spoken sample of the file (found by its energy),
 which is what a listener hears as the end of speech; the VAD hears it a
@@ -22,12 +23,23 @@ from .asr import AsrConfig
 from .audio import RATE_16K, WIDTH, convert, read_wav, to_float, write_wav
 from .handle import HandleConfig
 from .hass import HassConfig
+from .house.store import HouseConfig
 from .models import Models, build
-from .pipeline import AudioSource, Engines, Pipeline, Turn
-from .state import HouseConfig
+from .pipeline import AudioSource, Engines, Pipeline, Sink, Turn
 from .trace import Budgets
 from .tts import TtsConfig
 from .turn import TurnRule
+from .turn_events import (
+    AnswerStarted,
+    Commands,
+    Finished,
+    Pcm,
+    Said,
+    SpeechStarted,
+    SpeechStopped,
+    Transcribed,
+    TurnEvent,
+)
 
 DEMO_HOUSE = Path(__file__).parent / "data" / "demo_house.json"
 CHUNK_MS = 20
@@ -136,6 +148,43 @@ async def load(config: ConverseConfig) -> tuple[Engines, Models]:
     return engines, models
 
 
+def described(event: TurnEvent) -> str:
+    if isinstance(event, SpeechStarted):
+        return "speech started"
+    if isinstance(event, SpeechStopped):
+        return "speech stopped"
+    if isinstance(event, Transcribed):
+        return f"transcribed: {event.text}"
+    if isinstance(event, Commands):
+        return "; ".join(
+            f"command: {match.intent} {match.slots} -> {answer}"
+            for match, answer in zip(event.matches, event.answers)
+        )
+    if isinstance(event, AnswerStarted):
+        return "answer started"
+    if isinstance(event, Said):
+        return f"said: {event.text}"
+    if isinstance(event, Finished):
+        return f"{'answered' if event.handled else 'not handled'}: {event.text}"
+    if isinstance(event, Pcm):
+        return "reply audio"
+    return "reply stopped"  # ReplyStopped
+
+
+def printer(started: float) -> Sink:
+    """Prints each event as it happens (a run of audio chunks once), with
+    the time since `started` (the event loop's clock)."""
+    last: list[TurnEvent] = []
+
+    async def sink(event: TurnEvent) -> None:
+        if not (isinstance(event, Pcm) and last and isinstance(last[-1], Pcm)):
+            now_ms = (asyncio.get_running_loop().time() - started) * 1000
+            print(f"{now_ms:8.1f} ms  {described(event)}", flush=True)
+        last[:] = [event]
+
+    return sink
+
+
 def report(turn: Turn) -> dict[str, Any]:
     marks = turn.trace.marks
     start = marks.get("spoken_end", marks.get("speech_end", turn.trace.start))
@@ -192,7 +241,11 @@ async def run(config: ConverseConfig) -> None:
     started = asyncio.get_running_loop().time()
     feeding = asyncio.create_task(realtime_chunks(audio, source, started))
     try:
-        turn = await pipeline.run(source)
+        if config.json:
+            turn = await pipeline.run(source)
+        else:
+            print("events (ms from the start of the file):")
+            turn = await pipeline.run(source, sink=printer(started))
     finally:
         feeding.cancel()
         await pipeline.close()

@@ -25,11 +25,11 @@ from urllib.parse import urlparse
 from aiohttp import ClientError, ClientSession, ClientTimeout
 
 from .config import HASS_TOKEN_ENV, is_loopback, read_secret
-from .handle.house import EntityState, States, state_key
-from .handle.matcher import Match
+from .house.matcher import Match
+from .house.model import EntityState, States, state_key
 
 if TYPE_CHECKING:
-    from .state import HouseStore
+    from .house.store import HouseStore
 
 _LOGGER = logging.getLogger(__name__)
 

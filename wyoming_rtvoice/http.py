@@ -1,5 +1,6 @@
 """The HTTP side of a service: /health, /metrics (Prometheus text), /api/turns,
-/api/stats (the same figures as JSON) and /api/info (id, version, ports).
+/api/stats (the same figures as JSON) and /api/info (id, version, ports);
+where a service keeps the house, its routes come from `api.py`.
 
 Under the Wyoming servers' limits: connections in all and per address
 (`Slots`, a quarter kept for trusted peers), a request's head within the

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .state import HouseConfig, HouseStore
+from .house.store import HouseConfig, HouseStore
 
 if TYPE_CHECKING:
     from .asr import AsrConfig

@@ -20,29 +20,14 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterable,
-    Sequence,
-)
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from wyoming.asr import Transcript
-from wyoming.audio import AudioStop
-from wyoming.event import Event
-from wyoming.handle import HandledStop
-from wyoming.vad import VoiceStarted, VoiceStopped
-
+from .asr.prompt import house_prompt
 from .asr.session import AsrSession, AsrSettings, Decoder, Ear
 from .audio import RATE_16K, WIDTH
-from .handle.events import intent_events, reply_events
-from .handle.matcher import Match
 from .handle.responder import (
     PHRASES,
-    AnswerStarted,
     Command,
     Finished,
     Reply,
@@ -50,20 +35,29 @@ from .handle.responder import (
     Said,
 )
 from .hass import HomeAssistant
+from .house.matcher import Match
 from .trace import Budgets, Metrics, Trace
 from .tts.clauses import ClauseSplitter, split_clauses
-from .tts.speaker import Speaker, SynthesisFailed
+from .tts.speaker import Pcm, Speaker, SynthesisFailed
 from .turn import Frames, SpeechFrames, SpeechOnset, TurnRule, open_ending
+from .turn_events import (
+    Commands,
+    ReplyStopped,
+    SpeechStarted,
+    SpeechStopped,
+    Transcribed,
+    TurnEvent,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
 HASS_DOWN = "Sorry, Home Assistant did not answer."
 PREROLL_BYTES = RATE_16K * WIDTH // 2  # kept before barge-in speech (0.5 s)
 
-Sink = Callable[[Event], Awaitable[None]]
+Sink = Callable[[TurnEvent], Awaitable[None]]
 
 
-async def _no_sink(event: Event) -> None:
+async def _no_sink(event: TurnEvent) -> None:
     return None
 
 
@@ -225,8 +219,9 @@ class Pipeline:
         answer_silence: bool = True,
     ) -> Turn:
         """One turn from `source` (16 kHz mono chunks, at the pace they are
-        spoken); events go to `sink` as they happen. With `answer_silence`
-        false, a source that ends without speech ends the turn unanswered."""
+        spoken); its events (`turn_events`) go to `sink` as they happen. With
+        `answer_silence` false, a source that ends without speech ends the
+        turn unanswered."""
         turn = Turn()
         turn.trace.budgets_ms = self.engines.budgets.as_dict()
         turn.trace.mark("audio_start")
@@ -238,7 +233,7 @@ class Pipeline:
                 return turn
             turn.transcript = await session.finish(self.engines.budgets.asr / 1000)
             turn.trace.mark("transcript")
-            await sink(Transcript(text=turn.transcript).event())
+            await sink(Transcribed(turn.transcript))
             turn.intent = await self._match(turn.transcript)
             turn.trace.mark("intent")
             await self._reply_unless_interrupted(source, turn, conversation, sink)
@@ -268,7 +263,7 @@ class Pipeline:
             self._frames,
             AsrSettings(),
             replace(self.engines.rule, asks_first=True),  # "Unlock Front Door?"
-            lambda heard: house.snapshot.prompt(heard),
+            house_prompt(house),
             trace,
             house.ending,
             house.closest,
@@ -282,7 +277,7 @@ class Pipeline:
                 started = True
                 if self.engines.hass is not None:  # the answer may need them
                     self.engines.hass.refresh_states()
-                await sink(VoiceStarted().event())
+                await sink(SpeechStarted())
             if self.end_at_speech_end and (why := await session.turn_over()):
                 trace.notes.append(f"turn over: {why}")
                 break
@@ -294,7 +289,7 @@ class Pipeline:
                 await self._ask_early(ready, conversation)
         trace.mark("audio_stop")
         if started:
-            await sink(VoiceStopped().event())
+            await sink(SpeechStopped())
         return session
 
     async def _match(self, text: str) -> Match | None:
@@ -363,7 +358,7 @@ class Pipeline:
                 turn.trace.notes.append("barge-in: reply stopped")
                 if not replying.done():
                     replying.cancel()
-                    await sink(AudioStop().event())
+                    await sink(ReplyStopped())
                     self._finished(turn)
             await asyncio.gather(replying, return_exceptions=True)
             self._finished(turn)
@@ -424,10 +419,10 @@ class Pipeline:
                 await self._answer(turn, replies, sink)
         finally:
             if "first_audio" in turn.trace.marks and not turn.interrupted:
-                await sink(AudioStop().event())
+                await sink(ReplyStopped())
 
     async def _commands(
-        self, turn: Turn, matches: tuple[Match, ...], started: bool, sink: Sink
+        self, turn: Turn, matches: tuple[Match, ...], sink: Sink
     ) -> None:
         """Run the commands (with --hass-url), say what became of them."""
         if any(match.response in self._prepared for match in matches):
@@ -451,8 +446,7 @@ class Pipeline:
                 for match, failure in zip(matches, failures)
             ]
         turn.answer = " ".join(dict.fromkeys(answers))
-        stop = [HandledStop().event()] if started else []
-        await self._send(stop + intent_events(matches, answers, None), sink)
+        await sink(Commands(matches, tuple(answers)))
         await self._speak(split_clauses(turn.answer), turn, sink)
 
     async def _answer(
@@ -460,19 +454,18 @@ class Pipeline:
     ) -> None:
         """The responder's replies as events, and spoken clause by clause."""
         splitter = ClauseSplitter()
-        started = False
         async for reply in replies:
             if isinstance(reply, Command):
                 await self._speak(splitter.flush(), turn, sink)
-                await self._commands(turn, reply.matches, started, sink)
+                await self._commands(turn, reply.matches, sink)
                 continue
             if isinstance(reply, Said) and reply.acknowledgement:
-                await self._send(reply_events(reply, started), sink)
+                await sink(reply)
                 await self._speak([reply.text], turn, sink, acknowledgement=True)
                 continue
             if isinstance(reply, Said):
                 turn.answer += reply.text
-                await self._send(reply_events(reply, started), sink)
+                await sink(reply)
                 await self._speak(splitter.feed(reply.text), turn, sink)
                 continue
             if isinstance(reply, Finished):
@@ -482,13 +475,7 @@ class Pipeline:
                 if not reply.handled:
                     turn.answer = reply.text
                 await self._speak(rest, turn, sink)
-            await self._send(reply_events(reply, started), sink)
-            started = started or isinstance(reply, AnswerStarted)
-
-    @staticmethod
-    async def _send(events: Iterable[Event], sink: Sink) -> None:
-        for event in events:
-            await sink(event)
+            await sink(reply)
 
     async def _speak(
         self,
@@ -507,7 +494,7 @@ class Pipeline:
                 await asyncio.wait(ahead)  # it is being made: wait, do not redo
             try:
                 async for chunk in speaker.chunks(clause):
-                    await self._play(chunk.audio, chunk.event(), turn, sink)
+                    await self._play(chunk, turn, sink)
                     if not acknowledgement:
                         turn.trace.mark("answer_audio")
             except SynthesisFailed as err:  # a phrase rendered at start-up instead
@@ -515,15 +502,14 @@ class Pipeline:
                 turn.trace.notes.append("tts failed: apology")
                 turn.tts_failed = True
                 for chunk in speaker.apology():
-                    await self._play(chunk.audio, chunk.event(), turn, sink)
+                    await self._play(chunk, turn, sink)
                 return
 
-    async def _play(self, pcm: bytes, event: Event, turn: Turn, sink: Sink) -> None:
+    async def _play(self, chunk: Pcm, turn: Turn, sink: Sink) -> None:
         if "first_audio" not in turn.trace.marks:
             turn.trace.mark("first_audio")
-            await sink(self.engines.speaker.audio_start.event())
-        turn.audio += pcm
-        await sink(event)
+        turn.audio += chunk.audio
+        await sink(chunk)
 
     async def _speech_during(self, source: AudioSource, turn: Turn) -> bool:
         """Listen while the reply plays: True once the user speaks over it

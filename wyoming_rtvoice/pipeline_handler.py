@@ -8,6 +8,9 @@ server -> per turn `voice-started`, `voice-stopped`, `transcript`, `intent`
 or `handled-*`/`not-handled`, and the reply as `audio-start`,
 `audio-chunk`..., `audio-stop`. Speech over the reply stops it (its
 `audio-stop` comes early) and is the next turn.
+
+The pipeline knows no protocol: this handler alone translates its turn
+events (`turn_events.py`) to Wyoming (`WyomingTurn`).
 """
 
 from __future__ import annotations
@@ -19,19 +22,68 @@ import logging
 import uuid
 from collections.abc import Callable
 
+from wyoming.asr import Transcript
 from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart, AudioStop
 from wyoming.event import Event
+from wyoming.handle import HandledStop
 from wyoming.info import Info
 from wyoming.pipeline import RunPipeline
+from wyoming.vad import VoiceStarted, VoiceStopped
 
 from .audio import MONO, RATE_16K, WIDTH
 from .errors import ErrorCode
+from .handle.events import intent_events, reply_events
 from .peers import Guesses
 from .pipeline import AudioSource, Pipeline
 from .reader import Limits
 from .server import EventHandler
+from .turn_events import (
+    AnswerStarted,
+    Commands,
+    Pcm,
+    ReplyStopped,
+    SpeechStarted,
+    SpeechStopped,
+    Transcribed,
+    TurnEvent,
+)
 
 _LOGGER = logging.getLogger(__name__)
+
+
+class WyomingTurn:
+    """Turn events as the endpoint sends them: an `audio-start` before the
+    reply's first audio, the `handled-stop` that a streamed answer's
+    `handled-start` makes due."""
+
+    def __init__(self) -> None:
+        self._answering = False  # a handled-start was sent, its handled-stop not
+        self._speaking = False  # an audio-start was sent, its audio-stop not
+
+    def events(self, event: TurnEvent) -> list[Event]:
+        if isinstance(event, SpeechStarted):
+            return [VoiceStarted().event()]
+        if isinstance(event, SpeechStopped):
+            return [VoiceStopped().event()]
+        if isinstance(event, Transcribed):
+            self._answering = self._speaking = False  # the turn's reply comes
+            return [Transcript(text=event.text).event()]
+        if isinstance(event, Pcm):
+            chunk = AudioChunk(event.rate, event.width, event.channels, event.audio)
+            if self._speaking:
+                return [chunk.event()]
+            self._speaking = True
+            start = AudioStart(event.rate, event.width, event.channels)
+            return [start.event(), chunk.event()]
+        if isinstance(event, ReplyStopped):
+            self._speaking = False
+            return [AudioStop().event()]
+        if isinstance(event, Commands):
+            stop = [HandledStop().event()] if self._answering else []
+            return stop + intent_events(event.matches, event.answers, None)
+        events = reply_events(event, self._answering)
+        self._answering = self._answering or isinstance(event, AnswerStarted)
+        return events
 
 
 class PipelineEventHandler(EventHandler):
@@ -54,6 +106,7 @@ class PipelineEventHandler(EventHandler):
         self._converter = AudioChunkConverter(rate=RATE_16K, width=WIDTH, channels=MONO)
         self._conversing: asyncio.Task[None] | None = None
         self._dropping = False
+        self._turn = WyomingTurn()
 
     async def handle_event(self, event: Event) -> bool:
         if self._token is not None:
@@ -137,9 +190,7 @@ class PipelineEventHandler(EventHandler):
         first = True
         try:
             while first or not source.exhausted:
-                await self.pipeline.run(
-                    source, self._conversation, self.write_event, first
-                )
+                await self.pipeline.run(source, self._conversation, self._send, first)
                 first = False
         except ConnectionError:
             _LOGGER.info("Client %s went away mid-turn", self.peer)
@@ -147,6 +198,10 @@ class PipelineEventHandler(EventHandler):
             _LOGGER.exception("Turn failed for %s", self.peer)
             with contextlib.suppress(ConnectionError):
                 await self.write_error("the turn failed", ErrorCode.INTERNAL)
+
+    async def _send(self, event: TurnEvent) -> None:
+        for sent in self._turn.events(event):
+            await self.write_event(sent)
 
     async def _stop_conversing(self) -> None:
         if self._source is not None:

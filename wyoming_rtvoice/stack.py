@@ -29,16 +29,17 @@ from urllib.parse import urlparse
 from wyoming.info import Info
 
 from . import asr, handle, tts, wake
+from .api import HouseApi
 from .asr import AsrConfig
 from .config import PIPELINE_TOKEN_ENV, ServerConfig, is_loopback, read_token
 from .handle import HandleConfig
 from .hass import HassConfig
+from .house.store import HouseConfig, HouseStore
 from .models import Models, build
 from .peers import Guesses, host_networks, trusted_peers
 from .pipeline import Engines, Pipeline
 from .pipeline_handler import PipelineEventHandler
 from .service import Listener, Service, serve
-from .state import HouseConfig, HouseStore
 from .trace import Budgets, Metrics
 from .tts import TtsConfig
 from .tts.speaker import Speaker
@@ -259,7 +260,7 @@ async def run(config: StackConfig) -> None:
             config.server,
             services,
             metrics,
-            routes=[models.house.add_routes],
+            routes=[HouseApi(models.house).add_routes],
             advertise_api=True,
         )
     finally:

@@ -35,7 +35,7 @@ from .api import RtvoiceClient, RtvoiceError, RtvoiceRejected
 from .const import LOGGER, NAME_SYNC_COOLDOWN
 
 MAX_NAME = 200
-# The attributes the stack keeps for its LLM (wyoming_rtvoice/handle/house.py).
+# The attributes the stack keeps for its LLM (wyoming_rtvoice/house/model.py).
 STATE_ATTRIBUTES = (
     "brightness",
     "color_temp_kelvin",

@@ -12,8 +12,8 @@ from wyoming.info import AsrModel, AsrProgram, Attribution, Info
 
 from .. import __version__
 from ..config import option
+from ..house.store import HouseStore
 from ..service import Service
-from ..state import HouseStore
 from ..trace import Metrics
 from ..turn import Frames, TurnRule
 from .session import AsrSettings, Decoder, Ear

@@ -30,11 +30,12 @@ from wyoming.info import Info
 
 from ..audio import MONO, RATE_16K, WIDTH, is_names
 from ..errors import ErrorCode
+from ..house.store import HouseStore
 from ..reader import Limits
 from ..server import EventHandler
-from ..state import HouseStore
 from ..trace import Metrics, Trace
 from ..turn import Frames, SpeechFrames, TurnRule
+from .prompt import house_prompt
 from .session import AsrSession, AsrSettings, Decoder, Ear, Prompt
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ SENSITIVITY = {"aggressive": 0.5, "default": 1.0, "relaxed": 2.0}
 def prompt_for(request: Transcribe, house: HouseStore) -> Prompt:
     """Names the decoder is biased towards: the house's, and the request's."""
     asked = (request.transcript_names or []) + (request.transcript_terms or [])
-    return lambda heard: house.snapshot.prompt(heard, asked)
+    return house_prompt(house, asked)
 
 
 def rule_for(rule: TurnRule, request: Transcribe) -> TurnRule:

@@ -47,7 +47,7 @@ WITHIN_AGREED = 12.0
 
 class Candidate(Protocol):
     """A command sentence of the house near what was heard
-    (`handle.vocabulary.Candidate`)."""
+    (`house.vocabulary.Candidate`)."""
 
     @property
     def text(self) -> str: ...

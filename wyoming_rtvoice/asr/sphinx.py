@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..handle.matcher import number_words
+from ..house.matcher import number_words
 
 _LOGGER = logging.getLogger(__name__)
 

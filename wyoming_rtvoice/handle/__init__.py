@@ -16,12 +16,12 @@ from wyoming.info import (
 
 from .. import __version__
 from ..config import option
+from ..house.safety import CONFIRM_DOMAINS
 from ..peers import Peers
 from ..service import Service
 from ..trace import Metrics
 from .llm import LlmSettings
 from .responder import AckPolicy, Responder
-from .safety import CONFIRM_DOMAINS
 
 DEFAULT_URI = "tcp://0.0.0.0:10500"
 ATTRIBUTION = Attribution(

@@ -10,7 +10,7 @@ from wyoming.event import Event
 from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop, NotHandled
 from wyoming.intent import Entity, Intent, IntentsStart, IntentsStop
 
-from .matcher import Match
+from ..house.matcher import Match
 from .responder import AnswerStarted, Command, Reply, Said
 
 

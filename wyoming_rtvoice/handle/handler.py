@@ -21,12 +21,12 @@ from wyoming.info import Info
 from wyoming.intent import NotRecognized, Recognize
 
 from ..errors import ErrorCode
+from ..house.questions import TELL_STATE
 from ..peers import Peers
 from ..reader import Limits
 from ..server import EventHandler
 from ..trace import Metrics, Trace
 from .events import intent_event, reply_events
-from .questions import TELL_STATE
 from .responder import AnswerStarted, Responder
 
 if TYPE_CHECKING:

@@ -37,15 +37,15 @@ from typing import TYPE_CHECKING
 from anthropic import APIError
 
 from ..config import option
+from ..house.matcher import Match
+from ..house.safety import CONFIRM_DOMAINS, needs_confirmation, question
+from ..house.tools import BadCall, home_data
 from ..peers import Rate
 from ..trace import Trace
 from .llm import Llm, Prompt, ToolCall
-from .matcher import Match
-from .safety import CONFIRM_DOMAINS, needs_confirmation, question
-from .tools import BadCall, home_data
 
 if TYPE_CHECKING:
-    from ..state import HouseStore
+    from ..house.store import HouseStore
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from wyoming.audio import AudioStop
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.event import Event
 from wyoming.info import Info
 from wyoming.tts import (
@@ -198,14 +198,17 @@ class TtsEventHandler(EventHandler):
 
     async def _speak(self, utterance: Utterance) -> None:
         trace = utterance.trace
-        await self.write_event(self.speaker.audio_start.event())
+        voice = self.speaker.voice
+        start = AudioStart(rate=voice.rate, width=voice.sample_width, channels=1)
+        await self.write_event(start.event())
         audio_bytes = 0
         while (clause := await utterance.clauses.get()) is not None:
             trace.mark("first_clause")
             if "first_audio" not in trace.marks and self.speaker.ready(clause):
                 trace.notes.append("cache hit")
             try:
-                async for chunk in self.speaker.chunks(clause):
+                async for pcm in self.speaker.chunks(clause):
+                    chunk = AudioChunk(pcm.rate, pcm.width, pcm.channels, pcm.audio)
                     await self.write_event(chunk.event())
                     trace.mark("first_audio")
                     audio_bytes += len(chunk.audio)

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from typing import Protocol
-
-from wyoming.audio import AudioChunk, AudioStart
 
 from .clauses import split_clauses
 
 APOLOGY = "Sorry, something went wrong."
+
+
+@dataclass(frozen=True)
+class Pcm:
+    """A piece of the voice's audio (signed little-endian samples)."""
+
+    audio: bytes
+    rate: int
+    width: int  # bytes a sample
+    channels: int = 1
 
 
 class SynthesisFailed(Exception):
@@ -49,11 +58,6 @@ class Speaker:
         self._phrases: dict[str, bytes] = {}
         self._preparing: dict[str, asyncio.Event] = {}  # set once it is cached
 
-    @property
-    def audio_start(self) -> AudioStart:
-        voice = self.voice
-        return AudioStart(rate=voice.rate, width=voice.sample_width, channels=1)
-
     def seconds(self, pcm_bytes: int) -> float:
         return pcm_bytes / (self.voice.rate * self.voice.sample_width)
 
@@ -82,9 +86,9 @@ class Speaker:
                 del self._preparing[clause]
                 done.set()
 
-    async def chunks(self, clause: str) -> AsyncIterator[AudioChunk]:
-        """The clause's audio in `audio-chunk`s; SynthesisFailed if the voice
-        fails (after any chunks it had made)."""
+    async def chunks(self, clause: str) -> AsyncIterator[Pcm]:
+        """The clause's audio in chunks of `samples_per_chunk`; SynthesisFailed
+        if the voice fails (after any chunks it had made)."""
         if (preparing := self._preparing.get(clause)) is not None:
             await preparing.wait()  # being made ahead: wait, do not make it twice
         if clause in self._phrases:
@@ -98,14 +102,12 @@ class Speaker:
         except Exception as err:
             raise SynthesisFailed(f"{type(err).__name__}: {err}") from err
 
-    def apology(self) -> list[AudioChunk]:
+    def apology(self) -> list[Pcm]:
         """The apology rendered at start-up (empty if it never could be)."""
         return list(self._chunked(self._phrases.get(APOLOGY, b"")))
 
-    def _chunked(self, pcm: bytes) -> Iterable[AudioChunk]:
+    def _chunked(self, pcm: bytes) -> Iterable[Pcm]:
         voice = self.voice
         step = self.samples_per_chunk * voice.sample_width
         for offset in range(0, len(pcm), step):
-            yield AudioChunk(
-                voice.rate, voice.sample_width, 1, pcm[offset : offset + step]
-            )
+            yield Pcm(pcm[offset : offset + step], voice.rate, voice.sample_width)

@@ -34,7 +34,7 @@ from home_assistant_intents import get_intents
 from jinja2 import Template
 from jinja2.sandbox import SandboxedEnvironment
 
-from .house import House
+from .model import House
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -43,8 +43,8 @@ from hassil.sample import sample_expression, sample_sentence
 from hassil.util import merge_dict
 from home_assistant_intents import get_speech_to_phrase_intents
 
-from .house import House
 from .matcher import normalize, own_sentences, spoken_variants
+from .model import House
 
 HOUSE_LISTS = ("name", "area", "floor")
 NUMBER = "{number}"

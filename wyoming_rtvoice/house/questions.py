@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .house import EntityState, House, States, state_key
 from .matcher import Match, Matcher, Query, plain
+from .model import EntityState, House, States, state_key
 from .safety import targets
 
 STATE_QUESTION = "HassGetState"

@@ -21,8 +21,8 @@ import home_assistant_intents
 import voluptuous as vol
 from anthropic.types import ToolParam
 
-from .house import House, States, state_key
 from .matcher import Match, Matcher
+from .model import House, States, state_key
 
 # The intents the model may call. Left to the sentences: read-only intents
 # (the states are in the prompt), lists, broadcasts, small talk, and the

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .house import TEMPERATURE_UNITS, House, States, state_key
 from .matcher import Match
+from .model import TEMPERATURE_UNITS, House, States, state_key
 
 CONFIRM_DOMAINS = frozenset({"lock", "alarm_control_panel", "siren", "valve"})
 # Intents that only tell: "is the front door locked?" operates nothing.

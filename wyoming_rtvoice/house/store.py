@@ -17,36 +17,26 @@ import logging
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import voluptuous as vol
-from aiohttp import web
 
-from .config import option, write_atomically
-from .handle.house import House, States, describe_error
-from .handle.matcher import Match, Matcher
-from .handle.questions import answered
-from .handle.safety import needs_confirmation
-from .handle.tools import Toolbox
-from .handle.vocabulary import Candidate, Vocabulary
-from .http import read_json
-from .turn import Ending, open_ending
+from ..config import option, write_atomically
+from ..turn import Ending, open_ending
+from .matcher import Match, Matcher
+from .model import House, States, describe_error
+from .questions import answered
+from .safety import needs_confirmation
+from .tools import Toolbox
+from .vocabulary import Candidate, Vocabulary
 
 _LOGGER = logging.getLogger(__name__)
 
 STATE_FILE = "house.json"
-PROMPT_CHARS = 200  # about 50 tokens
-# Command words tiny.en mishears without a hint ("Dim" as "Den" or "Then",
-# "Turn on" as "Pern on", "Unlock" as "A Mott"), at the start of the prompt
-# within its budget when what was heard so far starts like no command
-# (`script/bench accuracy`, docs/benchmarks.md).
-PROMPT_VERBS = {"en": "Turn on. Turn off. Dim. Brighten. Lock. Unlock. Pause. "}
 RECENT_MATCHES = 64
 _WORD = re.compile(r"[\w']+")
 _COMMON_WORDS = frozenset(
@@ -106,7 +96,7 @@ class Snapshot:
         return self.matcher.house
 
     @cached_property
-    def prompt_names(self) -> list[str]:
+    def every_name(self) -> list[str]:
         """Every name the decoder should spell right."""
         house = self.house
         names = [
@@ -118,12 +108,12 @@ class Snapshot:
         return list(dict.fromkeys(names))
 
     @cached_property
-    def _names_by_word(self) -> dict[str, list[tuple[int, float]]]:
+    def names_by_word(self) -> dict[str, list[tuple[int, float]]]:
         """Each word of the names: the names it is in (their place in
-        `prompt_names`) and how rare it is among them ("lamp" in many,
+        `every_name`) and how rare it is among them ("lamp" in many,
         "nightstand" in one). A prompt looks up the heard words only: at
         5,000 entities, going through every name took ~4 ms a decode."""
-        names = self.prompt_names
+        names = self.every_name
         words = [set(_WORD.findall(name.lower())) for name in names]
         counts = Counter(word for name_words in words for word in name_words)
         by_word: dict[str, list[tuple[int, float]]] = {}
@@ -133,57 +123,15 @@ class Snapshot:
                 by_word.setdefault(word, []).append((place, rarity))
         return by_word
 
-    def prompt(
-        self,
-        heard: str | None,
-        asked: Sequence[str] = (),
-        chars: int = PROMPT_CHARS,
-        spot: bool = True,
-        verbs: bool = True,
-    ) -> str | None:
-        """The words that bias a decode, within a budget (a long prompt
-        slows every decode: ~40 tokens cost nothing, 220 about 80 ms): the
-        language's command verbs when what was heard starts like no command
-        sentence of the house ("Den the desk lamp"; `verbs`), then the names
-        what was heard so far says or nearly says, written or as it sounds
-        (`spot`), those that share words with it, rare words first, those
-        the client asked for, the extra names, the areas, then the rest.
-
-        Only then the verbs: given a prompt of commands, Whisper repeats a
-        command it heard right ("Turn on the porch light. Turn on the porch
-        light. ...", cut off later) on ~1 decode in 2, up to 3x its time.
-
-        Measured (`script/bench accuracy --prompts`, docs/benchmarks.md):
-        this understood 92.5% of spoken commands, without the verbs 89.8%,
-        rare shared words alone 85%, any shared word 78% (none 67%); twice
-        the budget gained nothing, every name (223 tokens) lost 18 points
-        and cost ~12 ms a decode."""
-        names = self.prompt_names
+    def sharing_words(self, heard: str | None) -> list[str]:
+        """The names that share words with `heard`, the highest score first
+        (rare words weigh more), then in the house's order."""
         shared: dict[int, float] = defaultdict(float)
         for word in set(_WORD.findall((heard or "").lower())) - _COMMON_WORDS:
-            for place, rarity in self._names_by_word.get(word, ()):
+            for place, rarity in self.names_by_word.get(word, ()):
                 shared[place] += rarity
-        # the highest score first, then in the house's order
-        related = [names[p] for p in sorted(shared, key=lambda p: (-shared[p], p))]
-        house = self.house
-        spotted = self.vocabulary.spotted(heard) if heard and spot else []
-        ranked = chain(
-            spotted, related, asked, self.names, house.areas, house.floors, names
-        )
-        start = ""
-        if verbs and heard and not self.vocabulary.starts_like_a_command(heard):
-            start = PROMPT_VERBS.get(self.matcher.language, "")
-        kept: dict[str, None] = {}
-        length = len(start)
-        for name in ranked:
-            if name in kept:
-                continue
-            length += len(name) + 2
-            if length > chars:
-                break
-            kept[name] = None
-        # As sentences: a comma-separated list makes the decoder end on a comma.
-        return start + ". ".join(kept) + "." if kept else start.strip() or None
+        names = self.every_name
+        return [names[p] for p in sorted(shared, key=lambda p: (-shared[p], p))]
 
     @cached_property
     def vocabulary(self) -> Vocabulary:
@@ -338,47 +286,6 @@ class HouseStore:
             self.snapshot = snapshot
             return snapshot
 
-    def add_routes(self, app: web.Application) -> None:
-        """GET/PUT /api/entities (the house) and /api/names (extra names)."""
-        app.router.add_get("/api/entities", self._get_house)
-        app.router.add_put("/api/entities", self._put_house)
-        app.router.add_get("/api/states", self._get_states)
-        app.router.add_get("/api/names", self._get_names)
-        app.router.add_put("/api/names", self._put_names)
-
-    async def _get_house(self, request: web.Request) -> web.Response:
-        return web.json_response(self.snapshot.house.as_json())
-
-    async def _put_house(self, request: web.Request) -> web.Response:
-        try:
-            body = await read_json(request, "a JSON house")
-            # Off the loop: a house near the body cap takes ~0.5 s to validate.
-            house = await asyncio.to_thread(House.from_json, body)
-        except vol.Invalid as err:
-            raise web.HTTPBadRequest(text=describe_error(err))
-        snapshot = await self.replace(house=house)
-        return web.json_response(snapshot.house.as_json())
-
-    async def _get_states(self, request: web.Request) -> web.Response:
-        """What the LLM is told the entities are doing."""
-        return web.json_response(
-            [
-                {"domain": domain, "name": name, **vars(state)}
-                for (domain, name), state in self.states.items()
-            ]
-        )
-
-    async def _get_names(self, request: web.Request) -> web.Response:
-        return web.json_response(list(self.snapshot.names))
-
-    async def _put_names(self, request: web.Request) -> web.Response:
-        try:
-            names = NAMES_SCHEMA(await read_json(request, "a JSON list of names"))
-        except vol.Invalid:
-            raise web.HTTPBadRequest(text="body must be a JSON list of names")
-        snapshot = await self.replace(names=[name for name in names if name])
-        return web.json_response(list(snapshot.names))
-
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -397,7 +304,7 @@ def _made_ahead(snapshot: Snapshot) -> None:
     """What a turn should not wait for: made once per snapshot, off the loop."""
     snapshot.toolbox
     snapshot.vocabulary
-    snapshot._names_by_word
+    snapshot.names_by_word
 
 
 def _compiled(matcher: Matcher, house: House) -> Matcher:
