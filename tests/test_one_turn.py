@@ -322,13 +322,19 @@ async def test_a_question_ends_after_its_silence(house: HouseStore) -> None:
     assert 1.5 + 0.5 <= audio_taken_s(metrics) < 1.5 + 1.0
 
 
-async def test_a_pause_mid_command_does_not_end_the_turn(house: HouseStore) -> None:
-    decoder = FakeDecoder("turn on the kitchen lights")
+@pytest.mark.parametrize(
+    "sentence", ["turn on the kitchen lights", "turn off all the lights upstairs"]
+)
+async def test_a_pause_mid_command_does_not_end_the_turn(
+    house: HouseStore, sentence: str
+) -> None:
+    decoder = FakeDecoder(sentence)
+    rest = len(sentence.split()) - 3
     for pause_s in (0.3, 0.45, 0.6):
-        audio = speech(3) + silence(pause_s) + speech(2) + silence(2)
+        audio = speech(3) + silence(pause_s) + speech(rest) + silence(2)
         async with asr_service(house, decoder) as port:
             events, _ = await stream(port, audio)
-        assert transcripts(events) == ["turn on the kitchen lights"], pause_s
+        assert transcripts(events) == [sentence], pause_s
 
 
 async def test_a_command_ending_on_an_area_ends_at_the_first_silent_frame(

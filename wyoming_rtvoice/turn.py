@@ -34,7 +34,7 @@ ONSET_FRAMES = 3  # voiced frames in a row (~100 ms): a click is not speech
 _OPEN_ENDINGS = frozenset(
     "a an the to on off in into of at for from by with and or but my your our "
     "their its this that these those set turn switch open close lock unlock dim "
-    "start stop play pause is are what how please".split()
+    "start stop play pause is are what how please all".split()
 )
 _WORD = re.compile(r"[\w']+")
 
