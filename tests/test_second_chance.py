@@ -16,11 +16,9 @@ from tests.fakes import FakeDecoder, FakeFrames
 from wyoming_rtvoice.asr.prompt import PROMPT_CHARS, PROMPT_VERBS, prompt
 from wyoming_rtvoice.asr.session import (
     MARGIN,
-    WITHIN_AGREED,
     WITHIN_HEARD,
     AsrSession,
     AsrSettings,
-    agreed,
     choose,
     no_prompt,
     spoken_form,
@@ -283,80 +281,18 @@ def test_a_candidate_is_taken_only_with_a_clear_margin() -> None:
     assert choose([heard], []) is None
 
 
-def test_beyond_the_window_a_candidate_needs_every_other_ear() -> None:
-    heard = -10.0
-    beyond = heard - WITHIN_HEARD - 1.0  # "Dim the lamp" heard as "In the lamp"
-    scores, actions = [heard, beyond, beyond - MARGIN - 1.0], [0, 1]
-    assert choose(scores, actions) is None  # one ear alone: nothing
-    assert agreed(scores, actions, []) is None
-    assert agreed(scores, actions, [1]) == 0  # picks index [heard, *candidates]
-    assert agreed(scores, actions, [1, 1]) == 0  # a third ear, the same way
-    assert agreed(scores, actions, [0]) is None  # it heard what Whisper heard
-    assert agreed(scores, actions, [2]) is None  # another command
-    assert agreed(scores, actions, [None]) is None  # it could not tell
-    assert agreed(scores, actions, [1, 0]) is None  # not every ear
-    far = [heard, heard - WITHIN_AGREED - 0.1, heard - 40.0]
-    assert agreed(far, actions, [1]) is None  # too far even for two ears
-    # within the window the other ears are not needed
-    near = [heard, heard - 1.0, heard - 9.0]
-    assert agreed(near, actions, [0]) == choose(near, actions) == 0
-    assert agreed(near, actions, [None]) == 0
-    assert agreed(near, actions, [1, 1]) == 0
-    # the margin between candidates holds for two ears as for one
-    close = [heard, beyond, beyond - MARGIN / 2]
-    assert agreed(close, actions, [1]) is None
-
-
-def test_an_ear_that_hears_another_command_vetoes_within_the_window() -> None:
-    # "Unlock the living room lamp." (no device can do it) heard as "Dim.
-    # I'm off the Living Room Lamp.": Whisper scored "Switch off the living
-    # room lamp" above what it heard; PocketSphinx picked "Dim down ...".
-    scores = [-29.4, -32.5, -21.8, -43.5]
-    actions = [0, 1, 2]
-    assert choose(scores, actions) == 1
-    assert agreed(scores, actions, [1]) is None  # the other ear: "Dim down"
-    assert agreed(scores, actions, [2, 1]) is None  # not every ear
-    assert agreed(scores, actions, [2]) == 1
-    # two wordings of one command are no disagreement
-    assert agreed([-10.0, -8.0, -9.0], [0, 0], [2]) == 0
-
-
-def test_the_grammar_ear_tells_sentences_apart_by_what_it_heard_of_them() -> None:
-    from wyoming_rtvoice.asr.sphinx import heard_one
-
-    sentences = ["turn off the pool pump", "turn on the pool pump", "lock the door"]
-    assert heard_one("turn on the pool pump".split(), sentences) == 2
-    # its path ended early, the rest taken for fan noise: what it heard
-    # begins one sentence only
-    assert heard_one("turn off".split(), sentences) == 1
-    assert heard_one("lock".split(), sentences) == 3
-    assert heard_one("turn".split(), sentences) is None  # begins two
-    assert heard_one([], sentences) is None
-    assert heard_one("turn off the lamp".split(), sentences) is None
-    # two candidates said the same way are one sentence
-    assert heard_one("turn off".split(), ["turn off the fan", "turn off the fan"]) == 1
-
-
-class StandInEar:
-    def __init__(self, pick: int | None) -> None:
-        self.picks = pick
-        self.asked: list[list[str]] = []
-
-    async def pick(self, audio: np.ndarray, texts: list[str]) -> int | None:
-        self.asked.append(texts)
-        return self.picks
-
-
 class FixedScores(FakeDecoder):
     def __init__(self, scores: list[float]) -> None:
         super().__init__()
         self.scores = scores
+        self.asked: list[list[str]] = []
 
     async def score(self, audio: np.ndarray, texts: list[str]) -> list[float]:
+        self.asked.append(texts)
         return self.scores
 
 
-async def test_the_session_asks_every_ear_where_the_strict_match_failed() -> None:
+async def test_the_session_rescores_only_where_the_strict_match_failed() -> None:
     candidates = [
         Candidate("Dim the kitchen lights", 0),
         Candidate("Brighten the kitchen lights", 1),
@@ -369,10 +305,9 @@ async def test_the_session_asks_every_ear_where_the_strict_match_failed() -> Non
     async def classify(text: str) -> Ending:
         return Ending.OTHER if text == heard else Ending.COMMAND
 
-    async def chosen(heard: str, ears: list[StandInEar]) -> str:
-        # the right candidate 8 nats below the transcript: beyond one ear
+    async def chosen(heard: str, decoder: FixedScores) -> str:
         session = AsrSession(
-            FixedScores([-10.0, -18.0, -30.0]),
+            decoder,
             FakeFrames(),
             AsrSettings(),
             TurnRule(),
@@ -380,63 +315,24 @@ async def test_the_session_asks_every_ear_where_the_strict_match_failed() -> Non
             Trace("test"),
             classify,
             closest,
-            ears,
         )
         return await session.second_chance(heard, np.zeros(16000, np.float32))
 
-    assert await chosen(heard, []) == heard
-    agreeing = StandInEar(1)
-    assert await chosen(heard, [agreeing]) == "Dim the kitchen lights"
-    assert agreeing.asked == [
+    within = FixedScores([-10.0, -10.0 - WITHIN_HEARD + 1.0, -30.0])
+    assert await chosen(heard, within) == "Dim the kitchen lights"
+    assert within.asked == [
         [
             "In the kitchen lights.",
             "Dim the kitchen lights.",
             "Brighten the kitchen lights.",
         ]
     ]
-    assert await chosen(heard, [agreeing, StandInEar(2)]) == heard
-    assert await chosen(heard, [StandInEar(None)]) == heard
-    unasked = StandInEar(1)
-    assert await chosen("Turn on the kitchen lights.", [unasked]) != heard
-    assert unasked.asked == []  # a command already: no ear is asked
-
-
-def test_without_the_pocketsphinx_wheel_there_is_no_second_ear(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    # no wheel for some platforms (Python 3.12, musl): the feature is off
-    from wyoming_rtvoice.asr.sphinx import GrammarEar
-
-    monkeypatch.setitem(sys.modules, "pocketsphinx", None)  # import fails
-    with caplog.at_level("INFO"):
-        assert GrammarEar.load() is None
-    assert "pocketsphinx is not installed: no second ear" in caplog.text
-
-
-def test_the_second_ear_hears_a_command_whisper_misheard() -> None:
-    pytest.importorskip("pocketsphinx")
-    from bench.speech import speak
-    from wyoming_rtvoice.asr.sphinx import GrammarEar, said_words
-    from wyoming_rtvoice.audio import to_float
-
-    assert said_words("Dim the lamp to 40%.") == "dim the lamp to forty percent".split()
-    ear = GrammarEar.load()
-    assert ear is not None
-    try:
-        dim = to_float(speak("Dim the kitchen lights.").audio)
-        texts = [
-            "In the kitchen lights.",  # as heard
-            "Brighten the kitchen lights.",
-            "Dim the kitchen lights.",
-        ]
-        assert ear.choose(dim, texts) == 2
-        off = to_float(speak("Turn off the kitchen lights.").audio)
-        on_off = ["Turn of the kitchen lights.", "Turn on the kitchen lights."]
-        assert ear.choose(off, [*on_off, "Turn off the kitchen lights."]) == 2
-        # a word its dictionary lacks: it cannot tell
-        assert ear.choose(dim, [texts[0], "Dim the zorblax lights.", texts[2]]) is None
-    finally:
-        ear.close()
+    beyond = FixedScores([-10.0, -10.0 - WITHIN_HEARD - 1.0, -30.0])
+    assert await chosen(heard, beyond) == heard
+    unasked = FixedScores([-10.0, -10.0, -30.0])
+    said = "Turn on the kitchen lights."
+    assert await chosen(said, unasked) == said
+    assert unasked.asked == []  # a command already: nothing is rescored
 
 
 def test_texts_are_scored_in_one_form() -> None:

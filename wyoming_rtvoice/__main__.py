@@ -62,7 +62,6 @@ async def _load_asr(args: argparse.Namespace, metrics: Metrics) -> Loaded:
         _loaded(models.house),
         TurnRule.from_args(args),
         metrics,
-        ears=models.ears,
     )
     return service, models
 

@@ -140,7 +140,6 @@ async def load(config: ConverseConfig) -> tuple[Engines, Models]:
         config.hass.client(),
         config.rule,
         config.budgets,
-        ears=models.ears,
     )
     await engines.warm()
     if engines.hass is not None and models.house is not None:

@@ -17,8 +17,6 @@ from .house.store import HouseConfig, HouseStore
 
 if TYPE_CHECKING:
     from .asr import AsrConfig
-    from .asr.session import Ear
-    from .asr.sphinx import GrammarEar
     from .asr.whisper import Whisper
     from .handle import HandleConfig
     from .handle.responder import Responder
@@ -32,19 +30,12 @@ class Models:
     whisper: Whisper | None = None
     house: HouseStore | None = None
     responder: Responder | None = None
-    ear: GrammarEar | None = None  # the second chance's second ear
-
-    @property
-    def ears(self) -> list[Ear]:
-        return [] if self.ear is None else [self.ear]
 
     async def close(self) -> None:
         if self.responder is not None and self.responder.llm is not None:
             await self.responder.llm.close()
         if self.whisper is not None:
             self.whisper.close()
-        if self.ear is not None:
-            self.ear.close()
         if self.speaker is not None:
             self.speaker.voice.close()
         if self.house is not None:
@@ -75,12 +66,6 @@ def _whisper(config: AsrConfig) -> Whisper:
     )
 
 
-def _ear() -> GrammarEar | None:
-    from .asr.sphinx import GrammarEar
-
-    return GrammarEar.load()
-
-
 async def build(
     *,
     tts: TtsConfig | None = None,
@@ -91,24 +76,21 @@ async def build(
 ) -> Models:
     """Load what the given configurations need; the house (for the ASR
     service's end of turn, the handle service and the pipeline) once."""
-    speaker = whisper = store = ear = None
+    speaker = whisper = store = None
     if tts is not None:
         speaker = asyncio.create_task(asyncio.to_thread(_speaker, tts))
     if asr is not None:
         whisper = asyncio.create_task(asyncio.to_thread(_whisper, asr))
-        if (house or HouseConfig()).language == "en":  # the ear's only model
-            ear = asyncio.create_task(asyncio.to_thread(_ear))
     if house is not None or handle is not None:
         store = asyncio.create_task(
             asyncio.to_thread(HouseStore.load, house or HouseConfig(), state_dir)
         )
-    loading = [task for task in (speaker, whisper, store, ear) if task is not None]
+    loading = [task for task in (speaker, whisper, store) if task is not None]
     await asyncio.gather(*loading)
     models = Models(
         speaker=None if speaker is None else speaker.result(),
         whisper=None if whisper is None else whisper.result(),
         house=None if store is None else store.result(),
-        ear=None if ear is None else ear.result(),
     )
     if handle is not None and models.house is not None:
         models.responder = await _responder(handle, models.house)

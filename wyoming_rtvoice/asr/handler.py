@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -36,7 +36,7 @@ from ..server import EventHandler
 from ..trace import Metrics, Trace
 from ..turn import Frames, SpeechFrames, TurnRule
 from .prompt import house_prompt
-from .session import AsrSession, AsrSettings, Decoder, Ear, Prompt
+from .session import AsrSession, AsrSettings, Decoder, Prompt
 
 if TYPE_CHECKING:
     from . import AsrConfig
@@ -77,7 +77,6 @@ class AsrEventHandler(EventHandler):
         metrics: Metrics,
         new_frames: Callable[[], Frames] | None = None,
         ahead: Callable[[str], None] | None = None,
-        ears: Sequence[Ear] = (),
     ) -> None:
         super().__init__(reader, writer, info, limits)
         self.decoder = decoder
@@ -88,7 +87,6 @@ class AsrEventHandler(EventHandler):
         self.metrics = metrics
         self._new_frames = new_frames or (lambda: SpeechFrames(rule.vad_threshold))
         self._ahead = ahead  # told each final transcript as it is sent
-        self._ears = ears
         self._frames: Frames | None = None
         self._request = Transcribe()
         self._session: AsrSession | None = None
@@ -207,7 +205,6 @@ class AsrEventHandler(EventHandler):
             trace,
             self.house.ending,
             self.house.closest,
-            self._ears,
             self._decoded,
         )
         self._converter = AudioChunkConverter(rate=RATE_16K, width=WIDTH, channels=MONO)
