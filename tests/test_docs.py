@@ -9,6 +9,8 @@ import argparse
 import ast
 import importlib.util
 import re
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -156,3 +158,16 @@ def test_the_map_of_the_package_is_its_imports() -> None:
         if floor[importer] >= floor[imported]
     )
     assert not up, f"imports not down the map (docs/development.md): {up}"
+
+
+def test_the_house_loads_no_protocol() -> None:
+    """As docs/development.md says: importing the house loads no wyoming,
+    aiohttp or LLM SDK."""
+    code = "import sys, wyoming_rtvoice.house.store; print(*sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = done.stdout.split()
+    assert "wyoming_rtvoice.house.matcher" in loaded
+    assert not [m for m in loaded if m.startswith(("wyoming.", "aiohttp", "anthropic"))]
