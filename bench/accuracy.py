@@ -9,11 +9,8 @@ in two voices. Each clip goes through the ASR session as the services run
 it (Whisper tiny.en int8 with the house's names as prompt, Silero VAD, the
 end-of-turn rule and the house's matcher), fed as fast as the decoder
 keeps up. For every clip, in the same run:
-  strict:      the final transcript as decoded, matched strictly;
-  full chain:  the transcript after the second chance, matched strictly;
-  second ear:  the same, where the second chance also asks PocketSphinx
-               (asr/sphinx.py) and takes a candidate up to WITHIN_AGREED
-               below what was heard when both ears pick it.
+  strict:     the final transcript as decoded, matched strictly;
+  full chain: the transcript after the second chance, matched strictly.
 A command is understood when the intent and every labelled slot are right,
 or when it reaches the labelled devices another way ("open the kitchen
 blind": the kitchen's blinds, which are the Kitchen Blinds); any match on
@@ -53,8 +50,7 @@ from bench.accuracy_material import (
 from bench.summary_ms import summary_ms
 from wyoming_rtvoice.asr import model_path
 from wyoming_rtvoice.asr.prompt import PROMPT_CHARS, PROMPT_VERBS, house_prompt, prompt
-from wyoming_rtvoice.asr.session import AsrSession, AsrSettings, Candidate, choose
-from wyoming_rtvoice.asr.sphinx import GrammarEar
+from wyoming_rtvoice.asr.session import AsrSession, AsrSettings
 from wyoming_rtvoice.asr.whisper import Whisper
 from wyoming_rtvoice.house.matcher import Match
 from wyoming_rtvoice.house.model import House
@@ -70,17 +66,12 @@ PromptFor = Callable[[str | None], str | None]
 class Outcome:
     clip: Clip
     heard: str
-    chosen: str  # by the chain with the second ear
+    chosen: str
     strict: Match | None
-    full: Match | None  # the chain as without the second ear
-    eared: Match | None  # with it
+    full: Match | None
     second_chance_ms: float | None  # where it ran
     after_decode_ms: float  # finish() after the decode, where strict matched
     scored: list[tuple[str, float]]
-    picks: list[int | None]  # the second ear's
-    actions: list[int]  # of the candidates scored
-    ear_ms: float | None  # where it was asked
-    score_ms: float | None  # Whisper's scoring beside it
 
 
 # The slots that say what a command acts on.
@@ -115,73 +106,19 @@ def _house() -> House:
     return House.from_file(HOUSE)
 
 
-class Recorded:
-    """The candidates and the second ear's picks of a clip, to tell what
-    the chain without the second ear would have chosen, and how long the
-    ear and Whisper's scoring beside it took (the session's decoder)."""
-
-    def __init__(
-        self, whisper: Whisper, house: HouseStore, ear: GrammarEar | None
-    ) -> None:
-        self.whisper = whisper
-        self.language = whisper.language
-        self.house = house
-        self.ear = ear
-        self.candidates: list[Candidate] = []
-        self.picks: list[int | None] = []
-        self.ear_ms: float | None = None
-        self.score_ms: float | None = None
-
-    @property
-    def busy(self) -> bool:
-        return self.whisper.busy
-
-    async def decode(self, audio: np.ndarray, prompt: str | None) -> str:
-        return await self.whisper.decode(audio, prompt)
-
-    async def score(self, audio: np.ndarray, texts: list[str]) -> list[float]:
-        started = time.perf_counter()
-        scores = await self.whisper.score(audio, texts)
-        self.score_ms = (time.perf_counter() - started) * 1000
-        return scores
-
-    async def closest(self, text: str) -> list[Candidate]:
-        self.candidates = list(await self.house.closest(text))
-        return self.candidates
-
-    async def pick(self, audio: np.ndarray, texts: list[str]) -> int | None:
-        assert self.ear is not None
-        started = time.perf_counter()
-        self.picks.append(await self.ear.pick(audio, texts))
-        self.ear_ms = (time.perf_counter() - started) * 1000
-        return self.picks[-1]
-
-    def alone(self, heard: str, scored: list[tuple[str, float]]) -> str:
-        """What the second chance without the ear chose."""
-        actions = [candidate.action for candidate in self.candidates]
-        chosen = choose([score for _, score in scored], actions)
-        return heard if chosen is None else self.candidates[chosen].text
-
-
 async def run_clip(
-    clip: Clip,
-    whisper: Whisper,
-    frames: SpeechFrames,
-    house: HouseStore,
-    ear: GrammarEar | None,
+    clip: Clip, whisper: Whisper, frames: SpeechFrames, house: HouseStore
 ) -> Outcome:
     trace = Trace("bench")
-    recorded = Recorded(whisper, house, ear)
     session = AsrSession(
-        recorded,
+        whisper,
         frames,
         AsrSettings(),
         TurnRule(),
         house_prompt(house),
         trace,
         house.ending,
-        recorded.closest,
-        [] if ear is None else [recorded],
+        house.closest,
     )
     for offset in range(0, len(clip.audio), FRAME_BYTES):
         await session.add(clip.audio[offset : offset + FRAME_BYTES])
@@ -193,9 +130,7 @@ async def run_clip(
     finished = time.monotonic()
     heard = session.heard
     strict = await house.match(heard) if heard else None
-    alone = recorded.alone(heard, session.scored) if session.scored else heard
-    full = strict if alone == heard else await house.match(alone)
-    eared = strict if chosen == heard else await house.match(chosen)
+    full = strict if chosen == heard else await house.match(chosen)
     marks = trace.marks
     second_chance_ms = session.second_chance_ms
     after_decode_ms = (finished - marks["heard"]) * 1000 if "heard" in marks else 0.0
@@ -205,14 +140,9 @@ async def run_clip(
         chosen,
         strict,
         full,
-        eared,
         second_chance_ms,
         after_decode_ms,
         session.scored,
-        recorded.picks,
-        [candidate.action for candidate in recorded.candidates],
-        recorded.ear_ms,
-        recorded.score_ms,
     )
 
 
@@ -226,24 +156,17 @@ def report(outcomes: list[Outcome], misses: bool) -> None:
         f"{len(SPEEDS)} speeds x {len(NOISES)} noises = {len(outcomes)} clips; "
         "test house of 203 entities; Whisper tiny.en int8"
     )
-    print(f"  {'':40}{'strict match only':>18}{'full chain':>12}{'second ear':>12}")
+    print(f"  {'':40}{'strict match only':>18}{'full chain':>12}")
 
-    def row(label: str, counts: list[float], unit: str = "%") -> None:
-        strict, full, eared = counts
-        print(f"  {label:40}{strict:17.1f}{unit}{full:11.1f}{unit}{eared:11.1f}{unit}")
+    def row(label: str, strict: float, full: float, unit: str = "%") -> None:
+        print(f"  {label:40}{strict:17.1f}{unit}{full:11.1f}{unit}")
 
     def understood(label: str, group: list[Outcome]) -> None:
         if not group:
             return
-        row(
-            label,
-            [
-                100
-                * sum(right(o.clip.utterance, matches(o)[i]) for o in group)
-                / len(group)
-                for i in range(3)
-            ],
-        )
+        strict = sum(right(o.clip.utterance, o.strict) for o in group)
+        full = sum(right(o.clip.utterance, o.full) for o in group)
+        row(label, 100 * strict / len(group), 100 * full / len(group))
 
     understood("device commands understood", commands)
     for speed in SPEEDS:
@@ -256,12 +179,14 @@ def report(outcomes: list[Outcome], misses: bool) -> None:
         understood(f"  voice {voice}", [o for o in commands if o.clip.voice == voice])
     row(
         f"false device actions (of {len(others)} other)",
-        [sum(matches(o)[i] is not None for o in others) for i in range(3)],
+        sum(o.strict is not None for o in others),
+        sum(o.full is not None for o in others),
         "",
     )
     row(
         "commands taken for another command",
-        [sum(wrong(o, matches(o)[i]) for o in commands) for i in range(3)],
+        sum(wrong(o, o.strict) for o in commands),
+        sum(wrong(o, o.full) for o in commands),
         "",
     )
     ran = [o.second_chance_ms for o in outcomes if o.second_chance_ms is not None]
@@ -276,30 +201,17 @@ def report(outcomes: list[Outcome], misses: bool) -> None:
     print(f"    where it had candidates to score ({len(scored)}): {summary_ms(scored)}")
     matched = [o.after_decode_ms for o in outcomes if o.strict is not None]
     print(f"    time added where the strict match succeeded: {summary_ms(matched)}")
-    asked = [o.ear_ms for o in outcomes if o.ear_ms is not None]
-    print(f"  second ear: asked on {len(asked)} clips, {summary_ms(asked)} each")
-    added = [
-        max(0.0, o.ear_ms - o.score_ms)
-        for o in outcomes
-        if o.ear_ms is not None and o.score_ms is not None
-    ]
-    print(f"    beyond Whisper's scoring beside it: {summary_ms(added)}")
     for o in commands if misses else []:
-        if not right(o.clip.utterance, o.eared):
+        if not right(o.clip.utterance, o.full):
             print(
                 f"  missed [{o.clip.speed}, {o.clip.noise}] {o.clip.utterance.text!r}:"
                 f" {o.heard!r} -> {o.chosen!r}"
             )
     for o in others:
-        if o.full is not None or o.eared is not None:
+        if o.full is not None:
             print(
                 f"  FALSE ACTION {o.clip.utterance.text!r}: {o.heard!r} -> {o.chosen!r}"
             )
-
-
-def matches(outcome: Outcome) -> list[Match | None]:
-    """Strict, the full chain, with the second ear."""
-    return [outcome.strict, outcome.full, outcome.eared]
 
 
 def wrong(outcome: Outcome, match: Match | None) -> bool:
@@ -317,11 +229,8 @@ def dumped(outcome: Outcome) -> dict[str, Any]:
         "strict_right": right(outcome.clip.utterance, outcome.strict),
         "strict_matched": outcome.strict is not None,
         "scored": outcome.scored,
-        "picks": outcome.picks,
-        "actions": outcome.actions,
-        "eared_right": right(outcome.clip.utterance, outcome.eared),
         "full_right": right(outcome.clip.utterance, outcome.full),
-        "eared_matched": outcome.eared is not None,
+        "full_matched": outcome.full is not None,
         "label": [outcome.clip.utterance.intent, outcome.clip.utterance.slots],
     }
 
@@ -336,21 +245,18 @@ async def bench(limit: int | None, dump: Path | None, misses: bool) -> None:
     material = clips(every(limit))
     whisper = Whisper(model_path("tiny.en"), None, 1, "int8", 0)
     frames = SpeechFrames(TurnRule().vad_threshold)
-    ear = await asyncio.to_thread(GrammarEar.load)
     house = await asyncio.to_thread(
         HouseStore.load, HouseConfig(entities=str(HOUSE)), None
     )
     outcomes = []
     try:
         for index, clip in enumerate(material):
-            outcomes.append(await run_clip(clip, whisper, frames, house, ear))
+            outcomes.append(await run_clip(clip, whisper, frames, house))
             if (index + 1) % 100 == 0:
                 print(f"  {index + 1}/{len(material)} clips", flush=True)
     finally:
         whisper.close()
         house.close()
-        if ear is not None:
-            ear.close()
     if dump is not None:
         dump.write_text(json.dumps([dumped(o) for o in outcomes], indent=1))
         print(f"  per clip: {dump}")

@@ -26,7 +26,7 @@ import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -41,6 +41,7 @@ from testing.speech import (
 )
 from wyoming_rtvoice.audio import RATE_16K
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[1]
 HOUSE = REPO / "tests" / "data" / "house.json"
 LABELLED = REPO / "tests" / "data" / "commands.json"
@@ -308,6 +309,27 @@ def clips(every: int = 1) -> list[Clip]:
         for noise in NOISES
     ]
     return [clip(*how) for how in said[::every]]
+
+
+def e2e_voices() -> tuple[str, ...]:
+    """The voices of `e2e_clips`: the accuracy material's and Debian's that
+    are installed (those missing are said)."""
+    missing = [v for v, d in DEBIAN_VOICES.items() if not d.available()]
+    for voice in missing:
+        print(
+            f"voice {voice!r} missing: not in this run "
+            f"(script/setup installs it as root; apt-get install "
+            f"{DEBIAN_VOICES[voice].package})"
+        )
+    return VOICES + tuple(v for v in DEBIAN_VOICES if v not in missing)
+
+
+def evenly(items: list[T], count: int) -> list[T]:
+    """`count` of `items` spread evenly over them, first one first (all of
+    them when there are no more)."""
+    if count >= len(items):
+        return items
+    return [items[index * len(items) // count] for index in range(count)]
 
 
 def e2e_clips(voices: tuple[str, ...], paused: int = 24) -> list[Clip]:

@@ -45,12 +45,21 @@ from dataclasses import dataclass, field
 from piper import PiperVoice
 
 from bench.accuracy import right
-from bench.accuracy_material import DEBIAN_VOICES, HOUSE, VOICES, Clip, e2e_clips
+from bench.accuracy_material import (
+    HOUSE,
+    Clip,
+    Utterance,
+    e2e_clips,
+    e2e_voices,
+    evenly,
+)
+from bench.summary_ms import percentiles
 from testing.fake_llm import FakeLlm
 from wyoming_rtvoice.audio import RATE_16K, WIDTH, to_float
 from wyoming_rtvoice.config import add_flags, from_flags
 from wyoming_rtvoice.converse import CHUNK_MS, ConverseConfig, load
 from wyoming_rtvoice.house.matcher import Match
+from wyoming_rtvoice.house.model import House
 from wyoming_rtvoice.house.safety import QUESTIONS, needs_confirmation
 from wyoming_rtvoice.pipeline import AudioSource, Engines, Pipeline
 from wyoming_rtvoice.turn import FRAME_S
@@ -89,11 +98,7 @@ class Measured:
 
     def judge(self, clip: Clip, heard: str, match: Match | None, answer: str) -> None:
         utterance = clip.utterance
-        if utterance.intent is None:
-            ok = answer == ANSWER
-        else:
-            ok = right(utterance, match)
-        if ok:
+        if understood(utterance, match, answer):
             self.right += 1
         else:
             self.wrong.append(
@@ -102,7 +107,15 @@ class Measured:
             )
 
 
-def kind_of(clip: Clip, engines: Engines) -> str:
+def understood(utterance: Utterance, match: Match | None, answer: str) -> bool:
+    """The labelled command (as `script/bench accuracy` judges), or for a
+    question the LLM's answer."""
+    if utterance.intent is None:
+        return answer.strip() == ANSWER
+    return right(utterance, match)
+
+
+def kind_of(clip: Clip, house: House) -> str:
     utterance = clip.utterance
     if clip.pause_s is not None:
         return "paused"
@@ -111,7 +124,7 @@ def kind_of(clip: Clip, engines: Engines) -> str:
     if utterance.intent in QUESTIONS or utterance.intent.startswith("HassTimer"):
         return "matcher question"
     label = Match(utterance.intent, utterance.slots or {}, "")
-    if needs_confirmation(label, engines.responder.house.snapshot.house):
+    if needs_confirmation(label, house):
         return "guarded"
     return "device command"
 
@@ -196,38 +209,16 @@ async def run_usual(
     path.judge(clip, text, match, reply)
 
 
-def percentiles(values: list[float]) -> str:
-    """'p50 X / p90 Y / p95 Z ms (n)'."""
-    if not values:
-        return "n/a"
-    ordered = sorted(values)
-
-    def at(share: float) -> float:
-        return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-    return (
-        f"p50 {statistics.median(ordered):6.1f} / p90 {at(0.9):6.1f} / "
-        f"p95 {at(0.95):6.1f} ms ({len(ordered)})"
-    )
-
-
 async def bench(limit: int | None, show_wrong: bool, pipeline_argv: list[str]) -> None:
     from wyoming_rtvoice.tts.voice import resolve_voice
 
-    missing = [v for v, d in DEBIAN_VOICES.items() if not d.available()]
-    for voice in missing:
-        print(
-            f"voice {voice!r} missing: not in this run "
-            f"(script/setup installs it as root; apt-get install "
-            f"{DEBIAN_VOICES[voice].package})"
-        )
-    voices = VOICES + tuple(v for v in DEBIAN_VOICES if v not in missing)
+    voices = e2e_voices()
     print(
         "Making the spoken material (cached in .cache/bench/accuracy) ...", flush=True
     )
     material = await asyncio.to_thread(e2e_clips, voices)
     if limit is not None:
-        material = material[:: max(1, len(material) // limit)]
+        material = evenly(material, limit)
     fake = FakeLlm(answer=ANSWER)
     fake.first_token_s, fake.token_s = FIRST_TOKEN_S, 0.02
     fake.start_in_thread()
@@ -248,7 +239,7 @@ async def bench(limit: int | None, show_wrong: bool, pipeline_argv: list[str]) -
     measured = {(kind, name): Measured() for kind in KINDS for name in PATHS}
     started = time.monotonic()
     for index, clip in enumerate(material):
-        kind = kind_of(clip, engines)
+        kind = kind_of(clip, engines.responder.house.snapshot.house)
         await run_pipeline(engines, clip, measured[(kind, "pipeline")])
         await run_usual(engines, piper, clip, measured[(kind, "usual chain")])
         if (index + 1) % 25 == 0:
@@ -270,7 +261,8 @@ def report(
     voices: tuple[str, ...],
     seconds: float,
 ) -> None:
-    counts = Counter(kind_of(clip, engines) for clip in material)
+    house = engines.responder.house.snapshot.house
+    counts = Counter(kind_of(clip, house) for clip in material)
     print(
         f"End to end: {len(material)} clips ({', '.join(f'{n} {k}' for k, n in counts.items())}), "  # noqa: E501
         f"voices {', '.join(voices)}, 3 speeds, quiet and fan noise rotated; "
@@ -307,7 +299,7 @@ def report(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--limit", type=int, help="About this many clips, evenly taken")
+    parser.add_argument("--limit", type=int, help="Only this many clips, evenly taken")
     parser.add_argument(
         "--wrong", action="store_true", help="List the turns that were not right"
     )

@@ -1,37 +1,45 @@
-"""`script/bench ha`: device commands through a real Home Assistant's own
+"""`script/bench ha`: spoken requests through a real Home Assistant's own
 Assist pipeline, from the end of speech to each stage and to the reply audio.
 
 A real Home Assistant (2025.4.4 and 2026.10.4: `script/bench ha --ha
-oldest|current|both`) is started in a scratch configuration directory
-(template lights, a fan and a switch over input booleans, Assist exposing
-them), with its default audio settings: voice activity detection on, 0.7 s
-of silence. Spoken commands (the project's voice, three speeds, light
-room noise) are fed to `async_pipeline_from_audio_stream` at real-time pace,
-then the live noise of the room for as long as the pipeline reads. Times are
-from the last spoken sample to `stt-end`, `intent-end`, `tts-end` and the
-reply audio read from its TTS stream (WAV at 16 kHz as a satellite asks,
-converted by Home Assistant's ffmpeg). Home Assistant's own
-TTS cache is emptied before each turn, so every reply is synthesised by the
-TTS server (a confirmation it said recently would come from that cache, for
-every configuration alike).
+oldest|current|both`) is started in a scratch configuration directory with
+its default audio settings (voice activity detection on, 0.7 s of
+silence) and the test house of `script/bench accuracy` and `script/bench
+e2e` (tests/data/house.json: 203 entities named the Home Assistant way, in
+16 areas on 4 floors) made in its registries, exposed to Assist, the
+rtvoice integration pushing their names to the stack as in use. The
+devices are Home Assistant states behind the real domains' services and
+intents (a service call reaches no hardware); a satellite device with
+timers asks. The material is `e2e_clips` (bench/accuracy_material.py:
+every device command and matcher question of the accuracy material, its
+questions for the LLM, commands with a pause inside; voices, speeds and
+fan noise rotated), or an even sample of it (`--limit`), fed to
+`async_pipeline_from_audio_stream` at real-time pace, then the room's live
+noise for as long as the pipeline reads. Times are from the last spoken
+sample to `stt-vad-end`, `stt-end`, `intent-end`, `tts-end` and the reply
+audio read whole from its TTS stream (WAV at 16 kHz as a satellite asks,
+converted by Home Assistant's ffmpeg). Home Assistant's TTS cache is
+emptied before each turn. Questions for the LLM go to the fake Messages
+API (testing/fake_llm.py, first token at 300 ms, as `script/bench e2e`).
 
-Pipelines, one turn of each per spoken command, interleaved:
+Pipelines, one turn of each per clip, interleaved:
   (a)  rtvoice speech to text and agent, Wyoming TTS on the stack;
   (b)  the built-in `wyoming` integration on the project's servers (speech
        to text, conversation, TTS): Home Assistant's VAD ends the turn before
-       2026.5; since, the ASR service does (it needs no VAD of Home
-       Assistant's), as with (a);
-  (a0), (b0) the same on a second stack run with --no-reply-ahead (what
-       answering from work already done saves);
+       2026.5; since, it honours the ASR service's `requires_external_vad:
+       false` and the service ends it, as with (a);
   (c)  the usual servers, wyoming-faster-whisper (the same tiny.en model) and
        wyoming-piper (the same voice), installed from the index into a
-       scratch environment under .cache/, with Home Assistant's own agent.
-Then commands with a pause inside (0.3-0.6 s after "turn on the ...") through
-(a): a turn that ends in the pause is a false cut-off.
+       scratch environment under .cache/, with Home Assistant's own agent;
+  (a0), (b0) with --reply-ahead-rows: (a) and (b) on a second stack run with
+       --no-reply-ahead (what answering from work already done saves).
+A turn is right when Home Assistant handled the labelled intent on the
+labelled devices (judged as `script/bench e2e` judges), or, for a question,
+spoke the LLM's answer. A paused command is cut off when the transcript
+came before its speech ended.
 
-Runs in .venv-ha or .venv-ha-current (script/ha-current); spoken material
-and the project's servers come from .venv. The spoken commands are COMMANDS
-below.
+Runs in .venv-ha or .venv-ha-current (script/ha-current); spoken material,
+judging and the project's servers come from .venv.
 """
 
 from __future__ import annotations
@@ -43,22 +51,22 @@ import contextlib
 import json
 import logging
 import os
-import random
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from testing.ha import reply_audio, template_entities
+from bench.accuracy_material import HOUSE, e2e_clips, e2e_voices, evenly
+from bench.summary_ms import percentiles, summary_ms
+from testing.ha import reply_audio
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = str(REPO / ".venv" / "bin" / "python")
@@ -67,67 +75,115 @@ TOKEN = "bench-ha-token-0123456789"  # 16+ characters, as the stack needs
 RATE, WIDTH = 16000, 2
 CHUNK = RATE * WIDTH // 50  # 20 ms
 NOISE_DB = -40.0
-SPEEDS = (0.85, 1.0, 1.2)
-# name, domain, what is said (template entities over input booleans)
-DEVICES = [
-    ("Kitchen Lights", "light"),
-    ("Porch Light", "light"),
-    ("Office Lamp", "light"),
-    ("Bedroom Fan", "fan"),
-    ("Coffee Maker", "switch"),
-]
-COMMANDS = [
-    "Turn on the kitchen lights.",
-    "Turn off the kitchen lights.",
-    "Turn on the porch light.",
-    "Turn off the office lamp.",
-    "Turn on the bedroom fan.",
-    "Turn off the coffee maker.",
-]
-PAUSES = (0.3, 0.4, 0.5, 0.6)
-MATERIAL = """
-import base64, json, sys
-from testing.speech import speak, speak_with_pause
+CLIPS = 40  # the default run: an even sample of the 157 clips (docs/benchmarks.md)
+# The test house names its floors, not which areas are on them.
+FLOOR_OF = {
+    "Kitchen": "Downstairs", "Living Room": "Downstairs",
+    "Dining Room": "Downstairs", "Hallway": "Downstairs", "Den": "Downstairs",
+    "Master Bedroom": "Upstairs", "Guest Room": "Upstairs",
+    "Nursery": "Upstairs", "Office": "Upstairs", "Bathroom": "Upstairs",
+    "Attic": "Upstairs", "Laundry Room": "Basement", "Workshop": "Basement",
+    "Garage": "Outside", "Porch": "Outside", "Garden": "Outside",
+}  # fmt: skip
+# What each domain's entities are doing, with what its intents look for.
+STATES: dict[str, tuple[str, dict[str, Any]]] = {
+    "light": ("on", {"supported_color_modes": ["brightness"],
+                     "color_mode": "brightness", "brightness": 128}),
+    "switch": ("off", {}),
+    "fan": ("off", {"supported_features": 49, "percentage": 0}),
+    "cover": ("closed", {"supported_features": 15, "current_position": 0}),
+    "lock": ("locked", {}),
+    "climate": ("heat", {"supported_features": 385, "hvac_modes": ["off", "heat"],
+                         "current_temperature": 20, "temperature": 21,
+                         "min_temp": 7, "max_temp": 35}),
+    "media_player": ("playing", {"supported_features": 20925, "volume_level": 0.3}),
+    "vacuum": ("docked", {"supported_features": 12316}),
+    "sensor": ("21", {"device_class": "temperature", "unit_of_measurement": "°C"}),
+    "binary_sensor": ("off", {}),
+}  # fmt: skip
+# In .venv: each turn judged as `script/bench e2e` judges it (true/false lines).
+JUDGE = """
+import json, sys
+from bench.accuracy_material import Utterance
+from bench.e2e import understood
+from wyoming_rtvoice.house.matcher import Match
 for line in sys.stdin:
     item = json.loads(line)
-    if "pause" in item:
-        spoken = speak_with_pause(
-            item["first"], item["pause"], item["second"],
-            length_scale=item["speed"], tail_s=0.3, seed=item["seed"])
-    else:
-        spoken = speak(item["text"], length_scale=item["speed"], tail_s=0.3,
-                       seed=item["seed"])
-    item.update(text=spoken.text, speech_end_s=spoken.speech_end_s,
-                audio=base64.b64encode(spoken.audio).decode())
-    print(json.dumps(item), flush=True)
+    utterance = Utterance(item["text"], item["intent"], item["slots"])
+    heard = item["heard"] and Match(item["heard"][0], item["heard"][1], "")
+    print(json.dumps(understood(utterance, heard or None, item["speech"])))
+"""
+FAKE_LLM = """
+import sys, time
+from bench.e2e import ANSWER, FIRST_TOKEN_S
+from testing.fake_llm import FakeLlm
+FakeLlm(answer=ANSWER, first_token_s=FIRST_TOKEN_S, token_s=0.02,
+        port=int(sys.argv[1])).start_in_thread()
+print("Ready", flush=True)
+time.sleep(24 * 3600)
 """
 
 
 @dataclass
-class Spoken:
+class Clip:
     text: str
-    audio: bytes
+    intent: str | None  # None: a question for the LLM
+    slots: dict[str, Any] | None
+    kind: str  # device command, matcher question, guarded, llm question, paused
+    how: str  # voice, speed, room
     speech_end_s: float
-    expected: str  # the words the transcript must have
+    audio: bytes
 
 
-def material(items: list[dict[str, Any]]) -> list[Spoken]:
-    """The items spoken by the project's voice (in .venv, which has it)."""
-    lines = "".join(json.dumps(item) + "\n" for item in items)
+def in_venv(script: str, *argv: str, stdin: str = "") -> list[Any]:
+    """A script's JSON lines, run in .venv (which has the models)."""
     out = subprocess.run(
-        [PYTHON, "-c", MATERIAL],
-        input=lines,
+        [PYTHON, "-c", script, *argv],
+        input=stdin,
         capture_output=True,
         text=True,
         cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
         check=True,
     ).stdout
-    spoken = []
-    for line in out.splitlines():
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def make_material(path: Path, limit: int) -> None:
+    """`limit` of the e2e clips, evenly taken (0: all of them), as JSON lines
+    in `path` (in .venv: the voices and the house's rules are there)."""
+    from bench.e2e import kind_of
+    from wyoming_rtvoice.house.model import House
+
+    clips = e2e_clips(e2e_voices())
+    house = House.from_file(HOUSE)
+    with open(path, "w", encoding="utf-8") as out:
+        for clip in evenly(clips, limit or len(clips)):
+            said = clip.utterance
+            item = Clip(
+                said.text,
+                said.intent,
+                said.slots,
+                kind_of(clip, house),
+                f"{clip.voice}, {clip.speed}, {clip.noise}",
+                clip.speech_end_s,
+                b"",
+            )
+            audio = base64.b64encode(clip.audio).decode()
+            out.write(json.dumps({**asdict(item), "audio": audio}) + "\n")
+
+
+def material(path: Path | None, limit: int, work: Path) -> list[Clip]:
+    """The clips from `path`, or made now (by .venv's Python)."""
+    if path is None:
+        path = work / "material.jsonl"
+        argv = ["-m", "bench.ha", "--make-material", str(path), f"--limit={limit}"]
+        subprocess.run([PYTHON, *argv], cwd=REPO, check=True)
+    clips = []
+    for line in path.read_text(encoding="utf-8").splitlines():
         item = json.loads(line)
-        audio = base64.b64decode(item["audio"])
-        spoken.append(Spoken(item["text"], audio, item["speech_end_s"], item["text"]))
-    return spoken
+        clips.append(Clip(**{**item, "audio": base64.b64decode(item["audio"])}))
+    return clips
 
 
 def free_port() -> int:
@@ -189,25 +245,28 @@ class Stack:
     process: Process
 
 
-def project_stack(work: Path, name: str, *flags: str) -> Stack:
+def project_stack(work: Path, name: str, llm_url: str, *flags: str) -> Stack:
     ports = {n: free_port() for n in ("tts", "asr", "wake", "handle", "pipeline")}
     http = free_port()
     argv = [PYTHON, "-m", "wyoming_rtvoice", "stack", "--host", "127.0.0.1"]
     argv += [f"--{n}-port={p}" for n, p in ports.items()]
     argv += [f"--http-uri=http://127.0.0.1:{http}", f"--state-dir={work / name}"]
-    env = {"RTVOICE_HTTP_TOKEN": TOKEN, "ANTHROPIC_API_KEY": ""}
+    argv += ["--llm-model=fake", f"--anthropic-base-url={llm_url}"]
+    env = {"RTVOICE_HTTP_TOKEN": TOKEN, "ANTHROPIC_API_KEY": "sk-bench"}
     process = Process(name, argv + list(flags), work / f"{name}.log", env)
     return Stack(ports, http, process)
 
 
 def usual_servers(work: Path) -> tuple[Process, Process] | None:
     """wyoming-faster-whisper and wyoming-piper from the index, on the
-    project's model and voice (nothing downloads at run time)."""
+    project's model and voice (nothing downloads at run time), in a venv of
+    .venv's Python."""
     python = USUAL / "bin" / "python"
     if not python.exists():
         print(f"Installing the usual servers into {USUAL} ...", flush=True)
         try:
-            subprocess.run([sys.executable, "-m", "venv", str(USUAL)], check=True)
+            # with .venv's Python: the current Home Assistant's root has it too
+            subprocess.run([PYTHON, "-m", "venv", "--clear", str(USUAL)], check=True)
             subprocess.run(
                 [
                     str(python),
@@ -283,41 +342,6 @@ def usual_servers(work: Path) -> tuple[Process, Process] | None:
 # --- Home Assistant ----------------------------------------------------------
 
 
-def configuration(http_port: int, ffmpeg: str) -> dict[str, Any]:
-    booleans: dict[str, Any] = {f"power_{i}": {} for i in range(len(DEVICES))}
-    entities: dict[str, list[dict[str, Any]]] = {"light": [], "fan": [], "switch": []}
-    for index, (name, domain) in enumerate(DEVICES):
-        power = f"input_boolean.power_{index}"
-        action = {"target": {"entity_id": power}}
-        entities[domain].append(
-            {
-                "name": name,
-                "unique_id": f"bench-{index}",
-                "state": f"{{{{ is_state('{power}', 'on') }}}}",
-                "turn_on": {"action": "input_boolean.turn_on", **action},
-                "turn_off": {"action": "input_boolean.turn_off", **action},
-            }
-        )
-    return {
-        "homeassistant": {
-            "name": "bench",
-            "latitude": 0,
-            "longitude": 0,
-            "elevation": 0,
-            "unit_system": "metric",
-            "time_zone": "UTC",
-            "country": "US",
-            "language": "en",
-        },
-        "http": {"server_host": "127.0.0.1", "server_port": http_port},
-        "ffmpeg": {"ffmpeg_bin": ffmpeg},
-        "input_boolean": booleans,
-        **template_entities(entities),
-        "conversation": {},
-        "assist_pipeline": {},
-    }
-
-
 async def start_home_assistant(config_dir: Path, config: dict[str, Any]) -> Any:
     """A real Home Assistant with only what the configuration names, set up
     as its bootstrap does (without the default integrations, the frontend
@@ -342,13 +366,148 @@ async def start_home_assistant(config_dir: Path, config: dict[str, Any]) -> Any:
     return hass
 
 
+def configuration(http_port: int, ffmpeg: str) -> dict[str, Any]:
+    return {
+        "homeassistant": {
+            "name": "bench",
+            "latitude": 0,
+            "longitude": 0,
+            "elevation": 0,
+            "unit_system": "metric",
+            "time_zone": "UTC",
+            "country": "US",
+            "language": "en",
+        },
+        "http": {"server_host": "127.0.0.1", "server_port": http_port},
+        "ffmpeg": {"ffmpeg_bin": ffmpeg},
+        **{domain: {} for domain in STATES},  # their services and intents
+        "conversation": {},
+        "assist_pipeline": {},
+    }
+
+
+def entity_id(name: str, domain: str) -> str:
+    from homeassistant.util import slugify
+
+    return f"{domain}.{slugify(name)}"
+
+
+def attributes(entity: dict[str, Any]) -> dict[str, Any]:
+    """An entity's state attributes: its domain's, and its device class."""
+    _, domain_attributes = STATES[entity["domain"]]
+    extra: dict[str, Any] = {"friendly_name": entity["name"]}
+    if entity["domain"] == "cover":
+        door = entity["name"].endswith("Door")
+        extra["device_class"] = "garage" if door else "blind"
+    if entity["domain"] == "sensor" and not entity["name"].endswith("Temperature"):
+        extra = {**extra, "device_class": None, "unit_of_measurement": None}
+    return {k: v for k, v in {**domain_attributes, **extra}.items() if v is not None}
+
+
+def build_house(hass: Any, house: dict[str, Any]) -> None:
+    """The house's floors, areas and entities in Home Assistant's registries,
+    their states set and every entity exposed to Assist (as a user would)."""
+    from homeassistant.components.homeassistant.exposed_entities import (
+        async_expose_entity,
+    )
+    from homeassistant.helpers import area_registry as ar
+    from homeassistant.helpers import entity_registry as er
+    from homeassistant.helpers import floor_registry as fr
+
+    floors = {name: fr.async_get(hass).async_create(name) for name in house["floors"]}
+    areas = {
+        name: ar.async_get(hass).async_create(
+            name, floor_id=floors[FLOOR_OF[name]].floor_id
+        )
+        for name in house["areas"]
+    }
+    registry = er.async_get(hass)
+    for entity in house["entities"]:
+        object_id = entity_id(entity["name"], entity["domain"]).split(".")[1]
+        entry = registry.async_get_or_create(
+            entity["domain"],
+            "bench",
+            object_id,
+            suggested_object_id=object_id,
+            original_name=entity["name"],
+        )
+        aliases: Any = set(entity["aliases"])
+        if hasattr(er, "COMPUTED_NAME"):  # 2026.4+: an ordered list
+            aliases = [er.COMPUTED_NAME, *entity["aliases"]]
+        registry.async_update_entity(
+            entry.entity_id, area_id=areas[entity["area"]].id, aliases=aliases
+        )
+        state, _ = STATES[entity["domain"]]
+        hass.states.async_set(entry.entity_id, state, attributes(entity))
+        async_expose_entity(hass, "conversation", entry.entity_id, True)
+
+
+def satellite(hass: Any, entry_id: str) -> str:
+    """A device that asks and keeps timers (as a Voice PE does): its id."""
+    from homeassistant.components.intent import async_register_timer_handler
+    from homeassistant.helpers import device_registry as dr
+
+    device = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry_id, identifiers={("bench", "satellite")}
+    )
+    async_register_timer_handler(hass, device.id, lambda *_: None)
+    return str(device.id)
+
+
+def record_intents(handled: list[tuple[str, dict[str, Any]]]) -> None:
+    """Every intent Home Assistant handles, whichever agent asks, appended
+    to `handled` as (intent, slots)."""
+    from homeassistant.helpers import intent
+
+    original = intent.async_handle
+
+    async def recording(
+        hass: Any,
+        platform: str,
+        intent_type: str,
+        slots: Any = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        plain = plain_slots(slots or {})
+        # Home Assistant's own agent names an entity by its id.
+        if (state := hass.states.get(str(plain.get("name")))) is not None:
+            plain["name"] = state.name
+        handled.append((intent_type, plain))
+        return await original(hass, platform, intent_type, slots, *args, **kwargs)
+
+    intent.async_handle = recording
+
+
+def plain_slots(slots: dict[str, Any]) -> dict[str, Any]:
+    """Home Assistant's intent slots ({"name": {"value": "TV", "text": "tv"},
+    "domain": {"value": ["light"]}, "volume_level": {"value": 40.0}}) as the
+    matcher's ({"name": "TV", "domain": "light", "volume_level": 40})."""
+    plain = {}
+    for name, slot in slots.items():
+        value = slot.get("value") if isinstance(slot, dict) else slot
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        plain[name] = value
+    return plain
+
+
 @dataclass
 class Turn:
+    clip: Clip
     ms: dict[str, float]  # stage -> ms from the end of speech
     text: str
-    right: bool  # the transcript has the words, and the command was done
+    heard: tuple[str, dict[str, Any]] | None  # the intent Home Assistant handled
+    speech: str  # the reply said
     ended_by_service: bool  # no stt-vad-end: Home Assistant's VAD did not end it
-    cut: bool  # the last word said is not in the transcript: ended too soon
+    right: bool = False  # judged afterwards, in .venv
+
+    @property
+    def cut(self) -> bool:
+        """A paused command whose transcript came before its speech ended."""
+        return self.clip.kind == "paused" and self.ms.get("stt-end", 0.0) < 0
 
 
 @dataclass
@@ -364,6 +523,9 @@ STAGES = ("stt-vad-end", "stt-end", "intent-end", "tts-end", "reply audio")
 class Bench:
     def __init__(self, hass: Any) -> None:
         self.hass = hass
+        self.device_id = ""
+        self.handled: list[tuple[str, dict[str, Any]]] = []
+        record_intents(self.handled)
 
     async def flow(self, domain: str, data: dict[str, Any]) -> str:
         """An entry made by the integration's own user flow; its entry id."""
@@ -404,7 +566,7 @@ class Bench:
         )
         return str(pipeline.id)
 
-    async def turn(self, config: Config, spoken: Spoken) -> Turn:
+    async def turn(self, config: Config, clip: Clip) -> Turn:
         from homeassistant.components import stt
         from homeassistant.components.assist_pipeline import (
             PipelineEvent,
@@ -417,6 +579,7 @@ class Bench:
         # Home Assistant's own TTS cache (memory and files) would hide the
         # TTS server's work for a confirmation said before.
         await self.hass.services.async_call("tts", "clear_cache", blocking=True)
+        self.handled.clear()
         marks: dict[str, float] = {}
         events: dict[str, dict[str, Any]] = {}
         fetching: list[asyncio.Task[Any]] = []
@@ -446,29 +609,46 @@ class Bench:
                     sample_rate=stt.AudioSampleRates.SAMPLERATE_16000,
                     channel=stt.AudioChannels.CHANNEL_MONO,
                 ),
-                stt_stream=microphone(spoken.audio, started),
+                stt_stream=microphone(clip.audio, started),
                 pipeline_id=config.pipeline_id,
                 start_stage=PipelineStage.STT,
                 tts_audio_output="wav",
+                device_id=self.device_id,
             ),
             60,
         )
         if fetching:
             await asyncio.wait_for(fetching[0], 30)
-        speech_end = started + spoken.speech_end_s
+        speech_end = started + clip.speech_end_s
         ms = {s: (marks[s] - speech_end) * 1000 for s in STAGES if s in marks}
         text = events.get("stt-end", {}).get("stt_output", {}).get("text", "")
         if "error" in events:  # shown with the turns that are not right
             text = f"{text} (error: {events['error']})"
         response = events.get("intent-end", {}).get("intent_output", {})
-        done = response.get("response", {}).get("response_type") == "action_done"
-        right = words(text) == words(spoken.expected) and done
-        cut = words(spoken.expected)[-1] not in words(text)
-        return Turn(ms, text, right, "stt-vad-end" not in events, cut)
+        speech = response.get("response", {}).get("speech", {})
+        said = speech.get("plain", {}).get("speech", "")
+        heard = self.handled[-1] if self.handled else None
+        by_service = "stt-vad-end" not in events
+        return Turn(clip, ms, text, heard, said, by_service)
 
 
-def words(text: str) -> list[str]:
-    return "".join(c if c.isalnum() or c == " " else " " for c in text.lower()).split()
+def judge(turns: list[Turn]) -> None:
+    """Each turn's `right`, as `script/bench e2e` judges (in .venv)."""
+    lines = "".join(
+        json.dumps(
+            {
+                "text": t.clip.text,
+                "intent": t.clip.intent,
+                "slots": t.clip.slots,
+                "heard": t.heard,
+                "speech": t.speech,
+            }
+        )
+        + "\n"
+        for t in turns
+    )
+    for turn, right in zip(turns, in_venv(JUDGE, stdin=lines), strict=True):
+        turn.right = right
 
 
 async def microphone(audio: bytes, started: float) -> AsyncIterator[bytes]:
@@ -487,95 +667,61 @@ async def microphone(audio: bytes, started: float) -> AsyncIterator[bytes]:
         index += 1
 
 
-def summary(values: list[float]) -> str:
-    if not values:
-        return "        n/a        "
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return f"{statistics.median(ordered):7.1f} / {p95:7.1f}"
-
-
-def report(configs: list[Config], paused: Config | None) -> None:
-    print(f"\n{'ms from the end of speech, p50 / p95':46}", end="")
-    for stage in STAGES:
-        print(f"{stage:>20}", end="")
-    print(f"{'right':>9}{'ended by STT':>14}")
+def report(configs: list[Config]) -> None:
+    print("\nReply audio ready, ms from the end of speech (all clips):")
     for config in configs:
         turns = config.turns
-        print(f"  {config.name:44}", end="")
-        for stage in STAGES:
-            print(
-                f"{summary([t.ms[stage] for t in turns if stage in t.ms]):>20}", end=""
-            )
+        ready = [t.ms["reply audio"] for t in turns if "reply audio" in t.ms]
         right = sum(t.right for t in turns)
         by_service = sum(t.ended_by_service for t in turns)
-        print(f"{right:>5}/{len(turns):<3}{by_service:>9}/{len(turns):<3}")
-    print("\nStage by stage (ms, p50 / p95):")
-    stages = {
-        "intent (stt-end -> intent-end)": ("stt-end", "intent-end"),
-        "reply audio (tts-end -> fetched)": ("tts-end", "reply audio"),
-    }
-    for config in configs:
-        parts = []
-        for label, (begin, end) in stages.items():
-            values = [
-                t.ms[end] - t.ms[begin]
-                for t in config.turns
-                if begin in t.ms and end in t.ms
-            ]
-            parts.append(f"{label} {summary(values)}")
-        print(f"  {config.name:44} " + "   ".join(parts))
-    for config in configs:
-        for turn in [t for t in config.turns if not t.right][:5]:
-            print(f"  {config.name}: not right: heard {turn.text!r}")
-    if paused is not None:
-        cut = [t for t in paused.turns if t.cut]
         print(
-            f"\nCommands with a pause inside ({', '.join(f'{p:.1f}' for p in PAUSES)}"
-            f" s after the verb), {paused.name}: false cut-offs (the turn ended in "
-            f"the pause) {len(cut)}/{len(paused.turns)} "
-            f"({100 * len(cut) / max(1, len(paused.turns)):.1f}%); "
-            f"right {sum(t.right for t in paused.turns)}/{len(paused.turns)}"
+            f"  {config.name:56} {percentiles(ready)}   right {right}/{len(turns)}"
+            f"   ended by the speech to text {by_service}/{len(turns)}"
         )
-        for turn in cut:
-            print(f"    cut off: heard {turn.text!r}")
-        for turn in [t for t in paused.turns if not t.right and not t.cut][:5]:
-            print(f"    not right (misheard): {turn.text!r}")
+    print("\nStage by stage, ms from the end of speech (p50 / p95):")
+    for config in configs:
+        parts = [
+            f"{s} {summary_ms([t.ms[s] for t in config.turns if s in t.ms])}"
+            for s in STAGES[:-1]
+        ]
+        print(f"  {config.name:56} " + "   ".join(parts))
+    kinds = list(dict.fromkeys(t.clip.kind for t in configs[0].turns))
+    print("\nBy kind: reply audio ready (ms from the end of speech), right:")
+    for kind in kinds:
+        for config in configs:
+            turns = [t for t in config.turns if t.clip.kind == kind]
+            ready = [t.ms["reply audio"] for t in turns if "reply audio" in t.ms]
+            right = sum(t.right for t in turns)
+            line = f"  {kind:16} {config.name:56} {percentiles(ready)}"
+            line += f"   right {right}/{len(turns)}"
+            if kind == "paused":
+                line += f"   cut off {sum(t.cut for t in turns)}/{len(turns)}"
+            print(line)
+    for config in configs:
+        for turn in [t for t in config.turns if t.cut]:
+            print(f"  {config.name}: cut off: {turn.clip.text!r} -> {turn.text!r}")
+        for turn in [t for t in config.turns if not t.right][:8]:
+            print(
+                f"  {config.name}: not right [{turn.clip.how}]: {turn.clip.text!r} "
+                f"-> heard {turn.text!r}, handled {turn.heard}, said {turn.speech!r}"
+            )
 
 
 async def run(args: argparse.Namespace, work: Path) -> None:
     import imageio_ffmpeg
 
-    rng = random.Random(0)
-    items = [
-        {"text": text, "speed": speed, "seed": seed}
-        for seed, (text, speed) in enumerate(
-            [(t, s) for _ in range(args.rounds) for t in COMMANDS for s in SPEEDS]
-        )
-    ][: args.limit]
-    names = [name.lower() for name, _ in DEVICES]
-    paused_items = [
-        {
-            "pause": pause,
-            "first": rng.choice(["Turn on the", "Turn off the"]),
-            "second": f"{name}.",
-            "speed": rng.choice(SPEEDS),
-            "seed": 1000 + index,
-        }
-        for index, (name, pause) in enumerate(
-            (rng.choice(names), rng.choice(PAUSES)) for _ in range(args.paused)
-        )
-    ]
-    print(f"Making {len(items) + len(paused_items)} spoken commands ...", flush=True)
-    commands = material(items)
-    paused_commands = material(paused_items) if paused_items else []
-
-    stacks = {
-        "a": project_stack(work, "stack"),
-        "a0": project_stack(work, "stack-no-ahead", "--no-reply-ahead"),
-    }
+    print("Reading the spoken material (script/bench e2e's) ...", flush=True)
+    clips = await asyncio.to_thread(material, args.material, args.limit, work)
+    llm_port = free_port()
+    llm = Process("fake LLM", [PYTHON, "-c", FAKE_LLM, str(llm_port)], work / "llm.log")
+    llm.env = {"PYTHONPATH": str(REPO)}
+    llm_url = f"http://127.0.0.1:{llm_port}"
+    stacks = {"a": project_stack(work, "stack", llm_url)}
+    if args.reply_ahead_rows:
+        flag = "--no-reply-ahead"
+        stacks["a0"] = project_stack(work, "stack-no-ahead", llm_url, flag)
     usual = None if args.no_usual else usual_servers(work)
-    processes = [s.process for s in stacks.values()] + list(usual or ())
+    processes = [llm] + [s.process for s in stacks.values()] + list(usual or ())
     try:
         print(f"Starting {', '.join(p.name for p in processes)} ...", flush=True)
         await asyncio.gather(*(asyncio.to_thread(p.start) for p in processes))
@@ -589,7 +735,8 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         config = configuration(free_port(), imageio_ffmpeg.get_ffmpeg_exe())
         hass = await start_home_assistant(config_dir, config)
         try:
-            await measure(Bench(hass), stacks, usual, commands, paused_commands)
+            build_house(hass, json.loads(HOUSE.read_text(encoding="utf-8")))
+            await measure(Bench(hass), stacks, usual, clips)
         finally:
             await hass.async_stop()
     finally:
@@ -602,14 +749,14 @@ async def measure(
     bench: Bench,
     stacks: dict[str, Stack],
     usual: tuple[Process, Process] | None,
-    commands: list[Spoken],
-    paused_commands: list[Spoken],
+    clips: list[Clip],
 ) -> None:
     configs: list[Config] = []
     for key, stack in stacks.items():
         entry = await bench.flow(
             "rtvoice", {"host": "127.0.0.1", "port": stack.http, "token": TOKEN}
         )
+        bench.device_id = bench.device_id or satellite(bench.hass, entry)
         wyoming = {
             name: await bench.wyoming(stack.ports[name])
             for name in ("asr", "handle", "tts")
@@ -646,37 +793,58 @@ async def measure(
     await asyncio.sleep(3)  # the names reach the stacks (pushed after 1 s of quiet)
 
     print(
-        f"Warming up, then {len(commands)} turns x {len(configs)} pipelines "
+        f"Warming up, then {len(clips)} clips x {len(configs)} pipelines "
         f"(load average {os.getloadavg()[0]:.2f}) ...",
         flush=True,
     )
+    started = time.monotonic()
     for config in configs:
-        await bench.turn(config, commands[0])
-    for index, spoken in enumerate(commands):
+        await bench.turn(config, clips[0])
+    for index, clip in enumerate(clips):
         order = configs[index % len(configs) :] + configs[: index % len(configs)]
         for config in order:
-            config.turns.append(await bench.turn(config, spoken))
-    paused = None
-    if paused_commands:
-        print(
-            f"{len(paused_commands)} commands with a pause inside through (a) ...",
-            flush=True,
-        )
-        paused = Config(configs[0].name, configs[0].pipeline_id)
-        for spoken in paused_commands:
-            paused.turns.append(await bench.turn(paused, spoken))
-    print(f"Load average at the end: {os.getloadavg()[0]:.2f}")
-    report(configs, paused)
+            config.turns.append(await bench.turn(config, clip))
+        if (index + 1) % 10 == 0:
+            print(f"  {index + 1}/{len(clips)} clips", flush=True)
+    print(
+        f"{len(clips)} clips in {(time.monotonic() - started) / 60:.1f} min; "
+        f"load average at the end: {os.getloadavg()[0]:.2f}"
+    )
+    await asyncio.to_thread(judge, [t for c in configs for t in c.turns])
+    report(configs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=1, help="of the 18 commands")
-    parser.add_argument("--paused", type=int, default=60, help="paused commands")
-    parser.add_argument("--limit", type=int, help="only the first N commands (a trial)")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=CLIPS,
+        help=f"this many of the e2e clips, evenly taken (default {CLIPS}; 0: all)",
+    )
+    parser.add_argument(
+        "--material",
+        type=Path,
+        help="the clips as --make-material wrote them (script/bench ha makes "
+        "them once for both versions); else made now",
+    )
+    parser.add_argument(
+        "--make-material",
+        type=Path,
+        metavar="FILE",
+        help="only write the clips to FILE (run with .venv's Python)",
+    )
     parser.add_argument("--no-usual", action="store_true", help="skip (c)")
+    parser.add_argument(
+        "--reply-ahead-rows",
+        action="store_true",
+        help="add (a0) and (b0): a second stack with --no-reply-ahead",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
     args = parser.parse_args()
+    if args.make_material:
+        make_material(args.make_material, args.limit)
+        return
     from homeassistant.const import __version__
 
     print(f"Home Assistant {__version__}, Python {sys.version.split()[0]}")

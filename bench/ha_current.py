@@ -123,7 +123,8 @@ def make_root() -> None:
 def binds() -> list[Path]:
     """What the root needs of the host, bound at the same paths: the checkout,
     the project's .venv and its base Python (tests_ha start the servers with
-    it), and this environment where it lives elsewhere (a symlink)."""
+    it), and this environment and .cache where they live elsewhere (a
+    symlink)."""
     project_python = REPO / ".venv" / "bin" / "python"
     base = subprocess.run(
         [str(project_python), "-c", "import sys; print(sys.base_prefix)"],
@@ -137,7 +138,8 @@ def binds() -> list[Path]:
             "own of: make .venv with a Python installed elsewhere (pyenv)"
         )
     paths: list[Path] = []
-    for path in (REPO, (REPO / ".venv").resolve(), Path(base), HOME.resolve()):
+    shared = [(REPO / name).resolve() for name in (".venv", ".cache")]
+    for path in (REPO, *shared, Path(base), HOME.resolve()):
         if not any(path.is_relative_to(kept) for kept in paths):
             paths.append(path)
     return paths

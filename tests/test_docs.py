@@ -1,18 +1,23 @@
 """The documentation: the README stays short and links every page, links
-resolve, the configuration reference is what the parsers say, and the
-figures at the top of the README are measured ones."""
+resolve, the configuration reference is what the parsers say, the figures
+at the top of the README are measured ones, and the map of the package is
+its imports."""
 
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib.util
 import re
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 README = REPO / "README.md"
+PACKAGE = REPO / "wyoming_rtvoice"
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -93,3 +98,76 @@ def test_readme_top_figures_are_the_benchmarks_figures() -> None:
     waterfall = (DOCS / "images" / "waterfall.svg").read_text(encoding="utf-8")
     for figure in re.findall(r"first audio at (\d+\.\d) ms", waterfall):
         assert figure in benchmarks, f"the waterfall's {figure} ms is not measured"
+
+
+def floors() -> list[set[str]]:
+    """The map in docs/development.md: each floor's names, the top first."""
+    text = (DOCS / "development.md").read_text(encoding="utf-8")
+    block = text.split("## The map", 1)[1].split("```", 2)[1]
+    return [set(re.findall(r"\w+(?:\.py|/)", line)) for line in block.splitlines()]
+
+
+def unit(parts: list[str]) -> str | None:
+    """The map's name for a module of the package (`asr/` for asr.session);
+    None for the package itself or what is no module (`__version__`)."""
+    if not parts or parts == ["__init__"]:
+        return None
+    if (PACKAGE / parts[0]).is_dir():
+        return parts[0] + "/"
+    return parts[0] + ".py" if (PACKAGE / f"{parts[0]}.py").is_file() else None
+
+
+def module_parts(path: Path) -> list[str]:
+    return list(path.relative_to(PACKAGE).with_suffix("").parts)
+
+
+def imports() -> set[tuple[str | None, str | None]]:
+    """(importer, imported) for every import within the package, those in
+    functions and under TYPE_CHECKING too."""
+    found = set()
+    for path in PACKAGE.rglob("*.py"):
+        parts = module_parts(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = parts[: len(parts) - node.level]
+                names = [node.module] if node.module else [a.name for a in node.names]
+                targets = [base + name.split(".") for name in names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module.split(".")[1:]]
+                if not node.module.startswith(PACKAGE.name + "."):
+                    continue
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+                targets = [
+                    n.split(".")[1:] for n in names if n.startswith(PACKAGE.name + ".")
+                ]
+            else:
+                continue
+            found |= {(unit(parts), unit(target)) for target in targets}
+    return found
+
+
+def test_the_map_of_the_package_is_its_imports() -> None:
+    floor = {name: place for place, names in enumerate(floors()) for name in names}
+    modules = {unit(module_parts(path)) for path in PACKAGE.rglob("*.py")}
+    assert modules - {None} == set(floor), "docs/development.md: the map is not whole"
+    up = sorted(
+        f"{importer} -> {imported}"
+        for importer, imported in imports()
+        if importer and imported and importer != imported
+        if floor[importer] >= floor[imported]
+    )
+    assert not up, f"imports not down the map (docs/development.md): {up}"
+
+
+def test_the_house_loads_no_protocol() -> None:
+    """As docs/development.md says: importing the house loads no wyoming,
+    aiohttp or LLM SDK."""
+    code = "import sys, wyoming_rtvoice.house.store; print(*sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = done.stdout.split()
+    assert "wyoming_rtvoice.house.matcher" in loaded
+    assert not [m for m in loaded if m.startswith(("wyoming.", "aiohttp", "anthropic"))]

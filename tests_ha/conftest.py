@@ -36,7 +36,6 @@ from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 import custom_components  # noqa: F401  ours, before the plugin's testing_config one
-from testing.ha import template_entities
 from tests.conftest import free_port
 
 REPO = Path(__file__).parent.parent
@@ -51,6 +50,35 @@ FakeLlm(port=int(sys.argv[1])).start_in_thread()
 print("Ready", flush=True)
 time.sleep(3600)
 """
+
+
+# A template entity's options under their legacy platform's names.
+LEGACY_TEMPLATE_KEYS = {"name": "friendly_name", "state": "value_template"}
+
+
+def template_entities(entities: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Configuration for template entities (options by their current names),
+    the way the running Home Assistant takes them: under the template
+    integration (2026.x refuses `light: - platform: template`), and as that
+    legacy platform for a domain the integration does not take yet (2025.4:
+    covers and fans)."""
+    from homeassistant.components.template import config as template_config
+    from homeassistant.util import slugify
+
+    modern: dict[str, Any] = {}
+    config: dict[str, Any] = {}
+    for domain, items in entities.items():
+        if f"{domain.upper()}_DOMAIN" in vars(template_config):
+            modern[domain] = items
+            continue
+        legacy = {
+            slugify(item["name"]): {
+                LEGACY_TEMPLATE_KEYS.get(k, k): v for k, v in item.items()
+            }
+            for item in items
+        }
+        config[domain] = [{"platform": "template", f"{domain}s": legacy}]
+    return {**config, "template": [modern]} if modern else config
 
 
 def loopback_sockets() -> None:

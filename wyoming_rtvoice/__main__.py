@@ -63,7 +63,6 @@ async def _load_asr(args: argparse.Namespace, metrics: Metrics, build: Build) ->
         _loaded(models.house),
         from_flags(TurnRule, args),
         metrics,
-        ears=models.ears,
     )
     return service, models
 

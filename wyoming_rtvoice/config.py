@@ -19,7 +19,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .reader import Limits
+from .limits import Limits
 
 HTTP_TOKEN_ENV = "RTVOICE_HTTP_TOKEN"
 HASS_TOKEN_ENV = "HASS_TOKEN"

@@ -116,7 +116,6 @@ async def load(config: ConverseConfig, build: Build = build) -> tuple[Engines, M
         config.hass.client(),
         config.rule,
         config.budgets,
-        ears=models.ears,
     )
     await engines.warm()
     if engines.hass is not None and models.house is not None:

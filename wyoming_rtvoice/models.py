@@ -18,8 +18,6 @@ from .house.store import HouseConfig, HouseStore
 
 if TYPE_CHECKING:
     from .asr.config import AsrConfig
-    from .asr.session import Ear
-    from .asr.sphinx import GrammarEar
     from .asr.whisper import Whisper
     from .handle.config import HandleConfig
     from .handle.responder import Responder
@@ -33,19 +31,12 @@ class Models:
     whisper: Whisper | None = None
     house: HouseStore | None = None
     responder: Responder | None = None
-    ear: GrammarEar | None = None  # the second chance's second ear
-
-    @property
-    def ears(self) -> list[Ear]:
-        return [] if self.ear is None else [self.ear]
 
     async def close(self) -> None:
         if self.responder is not None and self.responder.llm is not None:
             await self.responder.llm.close()
         if self.whisper is not None:
             self.whisper.close()
-        if self.ear is not None:
-            self.ear.close()
         if self.speaker is not None:
             self.speaker.voice.close()
         if self.house is not None:
@@ -76,12 +67,6 @@ def _whisper(config: AsrConfig) -> Whisper:
     )
 
 
-def _ear() -> GrammarEar | None:
-    from .asr.sphinx import GrammarEar
-
-    return GrammarEar.load()
-
-
 # What loads models: `build`, or what a test lends in its place.
 Build = Callable[..., Awaitable[Models]]
 
@@ -96,24 +81,21 @@ async def build(
 ) -> Models:
     """Load what the given configurations need; the house (for the ASR
     service's end of turn, the handle service and the pipeline) once."""
-    speaker = whisper = store = ear = None
+    speaker = whisper = store = None
     if tts is not None:
         speaker = asyncio.create_task(asyncio.to_thread(_speaker, tts))
     if asr is not None:
         whisper = asyncio.create_task(asyncio.to_thread(_whisper, asr))
-        if (house or HouseConfig()).language == "en":  # the ear's only model
-            ear = asyncio.create_task(asyncio.to_thread(_ear))
     if house is not None or handle is not None:
         store = asyncio.create_task(
             asyncio.to_thread(HouseStore.load, house or HouseConfig(), state_dir)
         )
-    loading = [task for task in (speaker, whisper, store, ear) if task is not None]
+    loading = [task for task in (speaker, whisper, store) if task is not None]
     await asyncio.gather(*loading)
     models = Models(
         speaker=None if speaker is None else speaker.result(),
         whisper=None if whisper is None else whisper.result(),
         house=None if store is None else store.result(),
-        ear=None if ear is None else ear.result(),
     )
     if handle is not None and models.house is not None:
         models.responder = await _responder(handle, models.house)

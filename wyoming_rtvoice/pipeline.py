@@ -20,11 +20,11 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from .asr.prompt import house_prompt
-from .asr.session import AsrSession, AsrSettings, Decoder, Ear
+from .asr.session import AsrSession, AsrSettings, Decoder
 from .audio import RATE_16K, WIDTH
 from .handle.responder import (
     PHRASES,
@@ -140,7 +140,6 @@ class Engines:
     rule: TurnRule = field(default_factory=TurnRule)
     budgets: Budgets = field(default_factory=Budgets)
     metrics: Metrics | None = None  # where finished turns are recorded and logged
-    ears: Sequence[Ear] = ()  # the second chance's other ears
 
     async def warm(self) -> None:
         """Render the phrases a turn may need at once (they play even when
@@ -267,7 +266,6 @@ class Pipeline:
             trace,
             house.ending,
             house.closest,
-            self.engines.ears,
             lambda: source.put(b""),  # no audio: look at the turn again
         )
         started = False

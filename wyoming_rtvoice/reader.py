@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from wyoming.event import Event
 
 from .errors import ErrorCode
+from .limits import Limits
 
 MAX_HEADER_BYTES = 64 * 1024
 
@@ -26,20 +26,6 @@ class ProtocolError(Exception):
     def __init__(self, text: str, code: ErrorCode = ErrorCode.BAD_EVENT) -> None:
         super().__init__(text)
         self.code = code
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Upper bounds on what one client may declare or hold."""
-
-    max_data_bytes: int = 64 * 1024
-    max_payload_bytes: int = 1024 * 1024
-    max_connections: int = 64
-    max_connections_per_client: int = 16  # per remote address
-    # No request (ping and describe do not count) for this long closes the
-    # connection: a ping every few minutes cannot hold a slot forever.
-    idle_timeout_s: float = 300.0
-    frame_timeout_s: float = 10.0  # a started event must be complete by then
 
 
 def _declared_length(header: dict[str, Any], key: str, cap: int) -> int:

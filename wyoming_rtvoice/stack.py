@@ -189,7 +189,6 @@ async def run(config: StackConfig, build: Build = build) -> None:
             config.rule,
             config.budgets,
             metrics,
-            models.ears,
         )
         await engines.warm()
         if hass is not None:
@@ -211,7 +210,6 @@ async def run(config: StackConfig, build: Build = build) -> None:
                         if config.reply_ahead
                         else None
                     ),
-                    ears=models.ears,
                 ),
                 _listener(config, "asr"),
             ),

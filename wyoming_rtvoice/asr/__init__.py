@@ -3,7 +3,7 @@ turn itself (Home Assistant then skips its own silence wait)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from wyoming.info import AsrModel, AsrProgram, Attribution, Info
@@ -15,7 +15,7 @@ from ..trace import Metrics
 from ..turn import Frames, TurnRule
 from .config import DEFAULT_MODEL, AsrConfig
 from .handler import AsrEventHandler
-from .session import AsrSettings, Decoder, Ear
+from .session import AsrSettings, Decoder
 
 DEFAULT_URI = "tcp://0.0.0.0:10300"
 WHISPER = Attribution(
@@ -68,7 +68,6 @@ def service(
     metrics: Metrics,
     new_frames: Callable[[], Frames] | None = None,
     ahead: Callable[[str], None] | None = None,
-    ears: Sequence[Ear] = (),
 ) -> Service:
     """`ahead` is told each final transcript as it is sent (the stack starts
     the reply to a device command then)."""
@@ -89,6 +88,5 @@ def service(
             metrics,
             new_frames,
             ahead,
-            ears,
         ),
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 
 from wyoming.asr import (
@@ -36,7 +36,7 @@ from ..trace import Metrics, Trace
 from ..turn import Frames, SpeechFrames, TurnRule
 from .config import AsrConfig
 from .prompt import house_prompt
-from .session import AsrSession, AsrSettings, Decoder, Ear, Prompt
+from .session import AsrSession, AsrSettings, Decoder, Prompt
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -74,7 +74,6 @@ class AsrEventHandler(EventHandler):
         metrics: Metrics,
         new_frames: Callable[[], Frames] | None = None,
         ahead: Callable[[str], None] | None = None,
-        ears: Sequence[Ear] = (),
     ) -> None:
         super().__init__(reader, writer, info, limits)
         self.decoder = decoder
@@ -85,7 +84,6 @@ class AsrEventHandler(EventHandler):
         self.metrics = metrics
         self._new_frames = new_frames or (lambda: SpeechFrames(rule.vad_threshold))
         self._ahead = ahead  # told each final transcript as it is sent
-        self._ears = ears
         self._frames: Frames | None = None
         self._request = Transcribe()
         self._session: AsrSession | None = None
@@ -204,7 +202,6 @@ class AsrEventHandler(EventHandler):
             trace,
             self.house.ending,
             self.house.closest,
-            self._ears,
             self._decoded,
         )
         self._converter = AudioChunkConverter(rate=RATE_16K, width=WIDTH, channels=MONO)

@@ -41,8 +41,6 @@ FINALS_AT_ONCE = 2  # a stale final decode need not delay the current one
 # candidate for other speech never less than 9 below.
 WITHIN_HEARD = 5.0  # a candidate may fit the audio this much worse than it
 MARGIN = 2.0  # and must fit it this much better than any other candidate
-# ... or this much worse, where every other ear picks the same command.
-WITHIN_AGREED = 12.0
 
 
 class Candidate(Protocol):
@@ -70,14 +68,6 @@ class Decoder(Protocol):
 
     async def score(self, audio: np.ndarray, texts: list[str]) -> list[float]:
         """Log-probability of each text as the transcript of `audio`."""
-
-
-class Ear(Protocol):
-    """Another recogniser, erring apart from the decoder (`sphinx.GrammarEar`)."""
-
-    async def pick(self, audio: np.ndarray, texts: list[str]) -> int | None:
-        """Which of `texts` the audio says (texts[0] is what was heard:
-        none of the others), or None when it cannot tell."""
 
 
 Classify = Callable[[str], Awaitable[Ending]]
@@ -141,9 +131,7 @@ def spoken_form(text: str) -> str:
     return sentence[:1].upper() + sentence[1:] + "." if sentence else ""
 
 
-def choose(
-    scores: list[float], actions: list[int], within: float = WITHIN_HEARD
-) -> int | None:
+def choose(scores: list[float], actions: list[int]) -> int | None:
     """Which candidate the audio says (scores[0] is the free transcript's,
     the rest are the candidates', whose `actions` tell which do the same),
     or None. A candidate is taken when the audio fits it nearly as well as
@@ -161,29 +149,11 @@ def choose(
         ),
         default=-math.inf,
     )
-    if candidates[best] < heard - within:
+    if candidates[best] < heard - WITHIN_HEARD:
         return None
     if candidates[best] - runner_up < MARGIN:
         return None
     return best
-
-
-def agreed(
-    scores: list[float], actions: list[int], picks: Sequence[int | None]
-) -> int | None:
-    """`choose`, with a wider window for a candidate that every other ear
-    picks too (`picks` index [heard, *candidates], as `scores`): two ears
-    that err apart rarely hear the same wrong command."""
-    chosen = choose(scores, actions)
-    if chosen is not None or not picks:
-        return chosen
-    chosen = choose(scores, actions, WITHIN_AGREED)
-    if chosen is None:
-        return None
-    for pick in picks:
-        if pick is None or pick == 0 or actions[pick - 1] != actions[chosen]:
-            return None
-    return chosen
 
 
 def stable_prefix(previous: list[str], current: list[str]) -> list[str]:
@@ -208,7 +178,6 @@ class AsrSession:
         trace: Trace,
         classify: Classify = by_text,
         closest: Closest | None = None,
-        ears: Sequence[Ear] = (),
         on_decoded: Callable[[], object] | None = None,
     ) -> None:
         self.decoder = decoder
@@ -223,7 +192,6 @@ class AsrSession:
         self._prompt = prompt
         self._classify = classify
         self._closest = closest
-        self._ears = ears
         # Told when a final decode ends, so the turn can end then, not at
         # the next chunk of audio.
         self._on_decoded = on_decoded
@@ -357,14 +325,12 @@ class AsrSession:
             texts = [spoken_form(text) for text in [heard, *said]]
             # Whether each is a command of this house (the matcher's thread)
             # while the decoder scores them (the decoder's).
-            # And which of them each other ear hears (their threads).
-            scores, endings, picks = await asyncio.gather(
+            scores, endings = await asyncio.gather(
                 self.decoder.score(audio, texts),
                 asyncio.gather(*(self._ending(text) for text in said)),
-                asyncio.gather(*(ear.pick(audio, texts) for ear in self._ears)),
             )
             actions = [candidate.action for candidate in candidates]
-            chosen = agreed(scores, actions, picks)
+            chosen = choose(scores, actions)
             if chosen is not None and endings[chosen] in (Ending.OPEN, Ending.OTHER):
                 chosen = None  # not a command of this house after all
             self.scored = list(zip(texts, scores))

@@ -39,7 +39,9 @@ from .model import House
 _LOGGER = logging.getLogger(__name__)
 
 SENTENCES_DIR = Path(__file__).parent / "sentences"
-FILLERS = re.compile(r"\b(um+|uh+|er+|hmm+|like|so|okay|ok|hey|well)\b[,]?\s*", re.I)
+FILLERS = re.compile(
+    r"\b(u+h*m+|uh+|er+m*|hmm+|like|so|okay|ok|hey|well)\b[,]?\s*", re.I
+)
 PUNCTUATION = re.compile(r"[^\w\s%'°.-]|(?<!\d)\.|\.(?!\d)")
 NUMBER = re.compile(r"\b\d{1,4}\b")
 # Number words build hassil's (process-wide) number tables on first use.

@@ -15,14 +15,16 @@ import json
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import home_assistant_intents
 import voluptuous as vol
-from anthropic.types import ToolParam
 
 from .matcher import Match, Matcher
 from .model import House, States, state_key
+
+if TYPE_CHECKING:  # the tools' shape; the house does not load the LLM's SDK
+    from anthropic.types import ToolParam
 
 # The intents the model may call. Left to the sentences: read-only intents
 # (the states are in the prompt), lists, broadcasts, small talk, and the

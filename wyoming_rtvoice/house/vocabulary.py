@@ -220,16 +220,41 @@ def changes(
     filler words may be dropped: a word said is never ignored ("did you turn
     off the lamp" is no "turn off the lamp")."""
     never = MAX_EDITS + 1
-    row = list(range(len(frame) + 1))
+    before = list(range(len(frame) + 1))
     for word in heard:
         drop = 1 if word in DROPPABLE else never
-        previous, row[0] = row[0], row[0] + drop
+        row = [before[0] + drop]
         for j, other in enumerate(frame, 1):
             same = word == other or word in alike.get(other, ())
-            previous, row[j] = row[j], min(
-                row[j] + drop, row[j - 1] + 1, previous + (not same)
-            )
-    return row[-1]
+            edits = min(before[j] + drop, row[j - 1] + 1, before[j - 1] + (not same))
+            if (
+                j > 1
+                and len(word) + 1 >= len(frame[j - 2]) + len(other)
+                and run_together(word, frame[j - 2], other)
+            ):
+                edits = min(edits, before[j - 2] + 1)  # "pernon": "turn on"
+            row.append(edits)
+        before = row
+    return before[-1]
+
+
+def _run_together_in(heard: list[str], said: list[str]) -> int:
+    """How many heard words are two said words run together."""
+    pairs = list(zip(said, said[1:]))
+    return sum(
+        word not in said and any(run_together(word, *pair) for pair in pairs)
+        for word in heard
+    )
+
+
+@lru_cache(maxsize=65536)
+def run_together(word: str, first: str, second: str) -> bool:
+    """Whether a heard word is two words of a frame said as one, misheard
+    ("pernon" for "turn on"): one edit, not two."""
+    both = first + second
+    if "{" in both or len(word) < len(both) - 1:  # not "dime" for "dim all"
+        return False
+    return SequenceMatcher(None, word, both).ratio() >= SPELLINGS[0].alike
 
 
 def word_edits(first: tuple[str, ...], second: tuple[str, ...]) -> int:
@@ -536,7 +561,11 @@ class Vocabulary:
                 # lamp"), then as many letters alike ("brighten the lamp" for
                 # "brighten to lamp", not "brighten up lamp").
                 unlike = (
-                    abs(len(text_words) - len(words)),
+                    abs(
+                        len(text_words)
+                        - len(words)
+                        - _run_together_in(words, text_words)
+                    ),
                     -SequenceMatcher(None, heard_text, " ".join(text_words)).ratio(),
                 )
                 if meaning not in best or (cost, unlike) < best[meaning][:2]:
@@ -605,7 +634,7 @@ class Vocabulary:
         """Names, areas and floors said, or nearly, in `words`: those sharing
         most of their letter triples with it, written or said, where they
         are most alike."""
-        best: dict[int, Spotted] = {}
+        best: dict[tuple[int, bool], Spotted] = {}
         for spelling, letters, by_trigram, counts in zip(
             SPELLINGS, self._letters, self._by_trigram, self._trigram_counts
         ):
@@ -623,16 +652,16 @@ class Vocabulary:
                 if compared[value.slot] >= 3 * SPOTTED_PER_LIST:
                     continue
                 compared[value.slot] += 1
-                spot = heard.spot(value, letters[number])
-                if spot is not None and (
-                    number not in best or spot.similarity > best[number].similarity
-                ):
-                    best[number] = spot
+                for kind, spot in heard.spot(value, letters[number]).items():
+                    key = (number, kind)
+                    if key not in best or spot.similarity > best[key].similarity:
+                        best[key] = spot
         kept: list[Spotted] = []
         for slot in HOUSE_LISTS:
-            found = [n for n, spot in best.items() if spot.value.slot == slot]
-            found.sort(key=lambda n: (-best[n].similarity, n))
-            kept += [best[n] for n in found[:SPOTTED_PER_LIST]]
+            found = [key for key, spot in best.items() if spot.value.slot == slot]
+            found.sort(key=lambda key: (-best[key].similarity, key))
+            numbers = list(dict.fromkeys(key[0] for key in found))[:SPOTTED_PER_LIST]
+            kept += dict.fromkeys(best[key] for key in found if key[0] in numbers)
         return kept
 
 
@@ -668,14 +697,16 @@ class _Letters:
             self.starts.append(position)
             position += len(word)
 
-    def spot(self, value: Value, target: str) -> Spotted | None:
+    def spot(self, value: Value, target: str) -> dict[bool, Spotted]:
         """The value, whose letters are `target`, where the words are most
-        alike it, if alike enough."""
+        alike it, if alike enough; and where as many words as it has are
+        alike enough, if that is elsewhere ("rule pump" for "Pool Pump",
+        though "pump" alone is more alike: the frames tell)."""
         wanted = _trigrams(target)
         padded = f" {self.text} "
         hits = [i for i in range(len(padded) - 2) if padded[i : i + 3] in wanted]
         if not hits:
-            return None
+            return {}
         # Where a run of shared letters starts, a stretch as long as the value.
         spans = set()
         for number, hit in enumerate(hits):
@@ -685,7 +716,7 @@ class _Letters:
             start = self._word_at(hit - 1)
             end = self._word_at(last + 1) + 1
             spans |= {(start, end), (start - 1, end), (start, end + 1)}
-        best: Spotted | None = None
+        best: dict[bool, Spotted] = {}  # of any length, of the value's
         for s, e in sorted(spans):
             if s < 0 or e > len(self.words) or e <= s:
                 continue
@@ -693,11 +724,15 @@ class _Letters:
             if self.spelling.by_edges and said[:1] != target[:1]:
                 continue
             similarity = SequenceMatcher(None, said, target).ratio()
-            if similarity >= self.spelling.alike and (
-                best is None
-                or (similarity, e - s) > (best.similarity, best.end - best.start)
-            ):
-                best = Spotted(value, s, e, similarity)
+            if similarity < self.spelling.alike:
+                continue
+            spot = Spotted(value, s, e, similarity)
+            for kind in {False, e - s == len(value.words)}:
+                if kind not in best or (similarity, e - s) > (
+                    best[kind].similarity,
+                    best[kind].end - best[kind].start,
+                ):
+                    best[kind] = spot
         return best
 
     def _word_at(self, position: int) -> int:
