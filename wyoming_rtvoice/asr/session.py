@@ -409,7 +409,7 @@ class AsrSession:
         elif self._final is not None and task is self._final.task:
             if task.cancelled():
                 return
-            self.trace.mark("decoded")
+            self.trace.marks["decoded"] = time.monotonic()  # the newest final's
             if self._on_decoded is not None:
                 self._on_decoded()
 
