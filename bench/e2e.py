@@ -16,7 +16,9 @@ In one run, each clip goes to:
                 end-of-turn rule (at the first silent frame for a complete
                 command, after a silence otherwise); a lock or a door is
                 asked about ("Unlock Patio Door?") before it is operated;
-  usual chain:  the same models used the usual way, from the same clip:
+  usual chain:  the same models used the usual way, from the same clip
+                (Whisper loaded again, on CTranslate2's default threads,
+                as wyoming-faster-whisper runs it):
                 `audio-stop` 0.8 s after the end of speech (a client's VAD),
                 then plain faster-whisper `transcribe()` of the audio up to
                 it, matching, and Piper on the whole reply before the first
@@ -42,6 +44,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from faster_whisper import WhisperModel
 from piper import PiperVoice
 
 from bench.accuracy import right
@@ -55,6 +58,7 @@ from bench.accuracy_material import (
 )
 from bench.summary_ms import percentiles
 from testing.fake_llm import FakeLlm
+from wyoming_rtvoice.asr import model_path
 from wyoming_rtvoice.audio import RATE_16K, WIDTH, to_float
 from wyoming_rtvoice.config import add_flags, from_flags
 from wyoming_rtvoice.converse import CHUNK_MS, ConverseConfig, load
@@ -178,7 +182,11 @@ async def run_pipeline(engines: Engines, clip: Clip, path: Measured) -> None:
 
 
 async def run_usual(
-    engines: Engines, piper: PiperVoice, clip: Clip, path: Measured
+    engines: Engines,
+    whisper: WhisperModel,
+    piper: PiperVoice,
+    clip: Clip,
+    path: Measured,
 ) -> None:
     stop_s = min(clip.speech_end_s + CLIENT_VAD_S, len(clip.audio) / (RATE_16K * WIDTH))
     audio = clip.audio[: int(stop_s * RATE_16K) * WIDTH]
@@ -186,9 +194,7 @@ async def run_usual(
     loop = asyncio.get_running_loop()
 
     def transcribe() -> str:
-        segments, _ = engines.decoder.model.transcribe(  # type: ignore[attr-defined]
-            to_float(audio), beam_size=1
-        )
+        segments, _ = whisper.transcribe(to_float(audio), beam_size=1)
         return " ".join(segment.text for segment in segments).strip()
 
     text = await loop.run_in_executor(None, transcribe)
@@ -234,6 +240,10 @@ async def bench(limit: int | None, show_wrong: bool, pipeline_argv: list[str]) -
         ),
     )
     engines, _ = await load(config)
+    # The usual server's own model, on CTranslate2's threads as it runs it.
+    whisper = WhisperModel(
+        model_path(config.asr.model), device="cpu", compute_type=config.asr.compute_type
+    )
     piper = PiperVoice.load(resolve_voice(config.tts.voice))
     list(piper.synthesize("Warm up."))
     measured = {(kind, name): Measured() for kind in KINDS for name in PATHS}
@@ -241,7 +251,7 @@ async def bench(limit: int | None, show_wrong: bool, pipeline_argv: list[str]) -
     for index, clip in enumerate(material):
         kind = kind_of(clip, engines.responder.house.snapshot.house)
         await run_pipeline(engines, clip, measured[(kind, "pipeline")])
-        await run_usual(engines, piper, clip, measured[(kind, "usual chain")])
+        await run_usual(engines, whisper, piper, clip, measured[(kind, "usual chain")])
         if (index + 1) % 25 == 0:
             print(f"  {index + 1}/{len(material)} clips", flush=True)
     fake.stop_thread()

@@ -363,6 +363,8 @@ async def _through_service(
         + ["--uri", f"tcp://127.0.0.1:{port}"]
         + ["--http-uri", f"http://127.0.0.1:{free_port()}"]
         + ["--anthropic-base-url", fake.url, "--ack-after-ms", "5000", *argv]
+        # The requests come faster than a person asks: past the LLM budget.
+        + ["--llm-per-minute", "1000", "--llm-per-client-per-minute", "1000"]
         + ["--state-dir", tempfile.mkdtemp()],
         env={**os.environ, "ANTHROPIC_API_KEY": "sk-bench"},
         stderr=subprocess.DEVNULL,
