@@ -24,7 +24,12 @@ from testing.wer import normalize, word_errors
 from wyoming_rtvoice import asr as asr_service
 from wyoming_rtvoice.asr.config import AsrConfig
 from wyoming_rtvoice.asr.session import stable_prefix
-from wyoming_rtvoice.asr.whisper import echoes, trim_repetition, window_samples
+from wyoming_rtvoice.asr.whisper import (
+    echoes,
+    in_rounds,
+    trim_repetition,
+    window_samples,
+)
 from wyoming_rtvoice.converse import DEMO_HOUSE
 from wyoming_rtvoice.house.store import HouseStore
 from wyoming_rtvoice.trace import Metrics
@@ -253,6 +258,54 @@ def test_stable_prefix_holds_back_the_last_word() -> None:
 def test_repetition_is_trimmed_and_window_is_bounded() -> None:
     assert trim_repetition([1, 2, 3, 4, 1, 2, 3, 4, 1]) == [1, 2, 3, 4]
     assert trim_repetition([1, 2, 3, 4, 5]) == [1, 2, 3, 4, 5]
+
+
+class Greedy:
+    """Stands in for CTranslate2's greedy Whisper: the same tokens whatever
+    the budget, cut at it, up to the end token (EOT); counts the tokens it
+    works out (a forced prefix is not counted)."""
+
+    EOT = 99
+
+    def __init__(self, script: list[int]) -> None:
+        self.script = script
+        self.made = 0
+
+    def __call__(self, prompt: list[int], max_length: int, first: bool) -> object:
+        prefix = prompt[len(PROMPT) :]
+        assert prefix == self.script[: len(prefix)]  # resumed where it was
+        allowed = max_length - len(PROMPT) + 1
+        out = self.script[:allowed]
+        if self.EOT in out:
+            out = out[: out.index(self.EOT)]
+        self.made += len(out) - len(prefix) + (len(out) < allowed)
+
+        class Result:
+            sequences_ids = [out]
+            no_speech_prob = 0.0 if first else None
+
+        return Result()
+
+
+PROMPT = [50360, 11, 12, 50257, 50362]
+
+
+def test_generation_stops_where_the_transcript_starts_over() -> None:
+    # "Turn off the television. Turn off the television. ..." to the bound
+    sentence = [1, 2, 3, 4, 5]
+    greedy = Greedy(sentence * 10)
+    assert in_rounds(greedy, PROMPT, [12, 30], Greedy.EOT) == (sentence * 3)[:12]
+    assert greedy.made == 12  # not 30: the first round saw it start over
+
+
+def test_generation_in_rounds_gives_what_one_call_gives() -> None:
+    long_sentence = list(range(1, 21))  # more than the first round allows
+    for script in (long_sentence + [Greedy.EOT], [1, 2, 3, Greedy.EOT]):
+        in_two, in_one = Greedy(script), Greedy(script)
+        assert in_rounds(in_two, PROMPT, [12, 30], Greedy.EOT) == in_rounds(
+            in_one, PROMPT, [30], Greedy.EOT
+        )
+        assert in_rounds(in_two, PROMPT, [12, 30], Greedy.EOT) == script[:-1]
 
 
 def test_a_decode_that_only_repeats_its_prompt_is_told() -> None:

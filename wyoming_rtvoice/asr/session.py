@@ -394,8 +394,8 @@ class AsrSession:
             self._final_due = True
             return
         if self._partial is not None and not self._partial.task.done():
-            # The decoder runs one decode at a time: a partial of less audio
-            # would hold up the final one (it stops after its current step).
+            # A partial of less audio is of no use now: it stops after its
+            # current step and leaves the cores to the final and the reply.
             self._partial.task.cancel()
         self._final_due = False
         self._finals_running += 1
