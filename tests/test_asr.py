@@ -22,7 +22,9 @@ from testing.serving import serving
 from testing.speech import Spoken, speak, stream_audio
 from testing.wer import normalize, word_errors
 from wyoming_rtvoice import asr as asr_service
+from wyoming_rtvoice.asr import whisper as whisper_module
 from wyoming_rtvoice.asr.config import AsrConfig
+from wyoming_rtvoice.audio import to_float
 from wyoming_rtvoice.asr.session import stable_prefix
 from wyoming_rtvoice.asr.whisper import (
     echoes,
@@ -36,7 +38,7 @@ from wyoming_rtvoice.trace import Metrics
 from wyoming_rtvoice.turn import TurnRule
 
 from .conftest import RunningService, free_port, start_service
-from .real_models import start_up
+from .real_models import SessionModels, start_up
 from .test_tts import cpu_seconds
 
 TIMEOUT = 30
@@ -306,6 +308,24 @@ def test_generation_in_rounds_gives_what_one_call_gives() -> None:
             in_one, PROMPT, [30], Greedy.EOT
         )
         assert in_rounds(in_two, PROMPT, [12, 30], Greedy.EOT) == script[:-1]
+
+
+async def test_a_resumed_decode_gives_the_transcript_of_one_call(
+    real_models: SessionModels, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CTranslate2 itself: the tokens a round is forced through, and its
+    # max_length, are taken as `in_rounds` takes them
+    whisper = await real_models.whisper()
+    spoken = speak("Set the living room lamp to fifty percent and close the blinds.")
+    audio = to_float(spoken.audio)
+    prompt = "Living Room Lamp. Office Blinds."
+    monkeypatch.setattr(whisper_module, "FIRST_ROUND_TOKENS", 1000)
+    in_one = whisper.transcribe(audio, prompt)
+    monkeypatch.setattr(whisper_module, "FIRST_ROUND_TOKENS", 2)
+    monkeypatch.setattr(whisper_module, "FIRST_ROUND_PER_SECOND", 0)
+    resumed = whisper.transcribe(audio, prompt)
+    assert normalize(in_one)[:7] == normalize("set the living room lamp to fifty")
+    assert resumed == in_one
 
 
 def test_a_decode_that_only_repeats_its_prompt_is_told() -> None:

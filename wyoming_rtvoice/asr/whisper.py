@@ -252,7 +252,9 @@ class Whisper:
                 [prompt],
                 beam_size=self.beam_size,
                 max_length=max_length,
-                suppress_blank=True,
+                # blank and the end are suppressed at the transcript's start
+                # only, not where a round goes on
+                suppress_blank=first,
                 suppress_tokens=[-1],
                 return_no_speech_prob=first,
             )[0]
