@@ -24,7 +24,6 @@ from testing.wer import normalize, word_errors
 from wyoming_rtvoice import asr as asr_service
 from wyoming_rtvoice.asr import whisper as whisper_module
 from wyoming_rtvoice.asr.config import AsrConfig
-from wyoming_rtvoice.audio import to_float
 from wyoming_rtvoice.asr.session import stable_prefix
 from wyoming_rtvoice.asr.whisper import (
     echoes,
@@ -32,6 +31,7 @@ from wyoming_rtvoice.asr.whisper import (
     trim_repetition,
     window_samples,
 )
+from wyoming_rtvoice.audio import to_float
 from wyoming_rtvoice.converse import DEMO_HOUSE
 from wyoming_rtvoice.house.store import HouseStore
 from wyoming_rtvoice.trace import Metrics
