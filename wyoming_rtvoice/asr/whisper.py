@@ -233,7 +233,7 @@ class Whisper:
         generated = self._generated(encoded, self.prompt_tokens(prompt), seconds)
         if generated is None:
             return ""
-        text = str(self.tokenizer.decode(trim_repetition(generated))).strip()
+        text = str(self.tokenizer.decode(generated)).strip()
         if prompt and echoes(text, prompt):
             # Whisper's known failure on speech it hears badly: it repeats
             # its prompt ("Kitchen Lights."), here a name, so a command.
@@ -243,7 +243,8 @@ class Whisper:
     def _generated(
         self, encoded: np.ndarray, prompt_ids: list[int], seconds: float
     ) -> list[int] | None:
-        """The transcript's tokens (None when the audio has no speech)."""
+        """The transcript's tokens, cut where it starts over (None when the
+        audio has no speech)."""
         features = ctranslate2.StorageView.from_array(encoded)
 
         def generate(prompt: list[int], max_length: int, first: bool) -> Any:
@@ -275,7 +276,8 @@ def in_rounds(
 ) -> list[int] | None:
     """Greedy tokens, at most `rounds[i]` by the end of round i, a round
     going on from the tokens of the one before; it stops once the text
-    ends or starts over. None when the first round finds no speech."""
+    ends or starts over, and is cut there. None when the first round finds
+    no speech."""
     tokens: list[int] = []
     for budget in rounds:
         # CTranslate2 does not count the prompt's sot_prev: max_length
@@ -284,6 +286,7 @@ def in_rounds(
         if not tokens and result.no_speech_prob > NO_SPEECH_THRESHOLD:
             return None
         tokens = [t for t in result.sequences_ids[0] if t < eot]
-        if len(tokens) < budget or trim_repetition(tokens) != tokens:
-            break  # it ended, or started over
-    return tokens
+        kept = trim_repetition(tokens)
+        if len(tokens) < budget or kept != tokens:
+            return kept  # it ended, or started over
+    return tokens  # to the bound, without starting over
