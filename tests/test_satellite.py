@@ -251,7 +251,9 @@ async def test_wake_then_stream_then_play(
         # The stream ended at the end of speech; the reply was played, then `played`.
         types = [e.type for e in after_stop[1]]
         assert "audio-stop" in types and types[-1] == "played"
-        assert types.index("audio-stop") <= 2  # chunks already in flight only
+        # Only chunks already in flight come before `audio-stop`: far fewer than
+        # the 1 s of reply would have streamed (a loaded machine delays a few).
+        assert types.index("audio-stop") < 0.3 * BYTES_PER_S / MIC_CHUNK_BYTES
         assert played_bytes(snd)[len(before) :] == reply
         # What was said stays out of the log (INFO by default).
         assert "turn on the lights" not in service.log
