@@ -372,3 +372,27 @@ def test_whisper_scores_what_was_said_highest() -> None:
         assert len(whisper._encodings) == encoded  # the decode's encoder output reused
     finally:
         whisper.close()
+
+
+async def test_scores_shared_out_between_the_threads_keep_their_order() -> None:
+    from testing.speech import speak
+    from wyoming_rtvoice.asr import model_path
+    from wyoming_rtvoice.asr.whisper import Whisper
+    from wyoming_rtvoice.audio import to_float
+
+    whisper = Whisper(model_path("tiny.en"), None, 1, "int8", 1, workers=2)
+    try:
+        audio = to_float(speak("Turn off the living room lamp.").audio)
+        texts = [
+            "Turn off the living room lamp.",
+            "What is the capital of France?",
+            "Turn on the living room lamp.",
+            "Turn off the kitchen lights.",
+            "Turn off the living room lamp please.",
+        ]
+        together = whisper.log_probabilities(audio, texts)
+        shared = await whisper.score(audio, texts)
+        assert shared == pytest.approx(together, abs=0.01)
+        assert shared[0] == max(shared)
+    finally:
+        whisper.close()

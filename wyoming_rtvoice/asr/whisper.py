@@ -111,6 +111,7 @@ class Whisper:
         self._counting = threading.Lock()
         self._encodings: OrderedDict[bytes, tuple[np.ndarray, int]] = OrderedDict()
         # Its own threads: decodes never queue behind synthesis or matching.
+        self._workers = workers
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="whisper")
         warm = np.random.default_rng(0).normal(0, 0.01, RATE).astype(np.float32)
         self.transcribe(warm)
@@ -160,11 +161,21 @@ class Whisper:
                 self.in_flight -= 1
 
     async def score(self, audio: np.ndarray, texts: list[str]) -> list[float]:
-        """`log_probabilities` on this model's own threads."""
+        """`log_probabilities` on this model's own threads, the texts shared
+        out between them: the second chance runs once the final decode is
+        done, when every thread is free."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, self.log_probabilities, audio, texts
+        await loop.run_in_executor(self._executor, self._encoded, audio)  # once
+        share = max(1, math.ceil(len(texts) / self._workers))
+        scored = await asyncio.gather(
+            *(
+                loop.run_in_executor(
+                    self._executor, self.log_probabilities, audio, texts[i : i + share]
+                )
+                for i in range(0, len(texts), share)
+            )
         )
+        return [score for part in scored for score in part]
 
     def log_probabilities(self, audio: np.ndarray, texts: list[str]) -> list[float]:
         """How likely each text is as the transcript of `audio`: the decoder
