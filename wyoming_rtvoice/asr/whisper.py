@@ -110,8 +110,8 @@ class Whisper:
         self.in_flight = 0  # decodes running now, across every stream
         self._counting = threading.Lock()
         self._encodings: OrderedDict[bytes, tuple[np.ndarray, int]] = OrderedDict()
-        # Its own threads: decodes never queue behind synthesis or matching.
         self._workers = workers
+        # Its own threads: decodes never queue behind synthesis or matching.
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="whisper")
         warm = np.random.default_rng(0).normal(0, 0.01, RATE).astype(np.float32)
         self.transcribe(warm)
