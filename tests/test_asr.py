@@ -276,7 +276,8 @@ class Greedy:
     def __call__(self, prompt: list[int], max_length: int, first: bool) -> object:
         prefix = prompt[len(PROMPT) :]
         assert prefix == self.script[: len(prefix)]  # resumed where it was
-        allowed = max_length - len(PROMPT) + 1
+        # CTranslate2's two bounds (measured on tiny.en)
+        allowed = min(max_length - len(PROMPT) + 1, max_length // 2)
         out = self.script[:allowed]
         if self.EOT in out:
             out = out[: out.index(self.EOT)]
@@ -326,6 +327,23 @@ async def test_a_resumed_decode_gives_the_transcript_of_one_call(
     resumed = whisper.transcribe(audio, prompt)
     assert normalize(in_one)[:7] == normalize("set the living room lamp to fifty")
     assert resumed == in_one
+
+
+async def test_a_long_decode_without_a_prompt_is_not_cut_short(
+    real_models: SessionModels,
+) -> None:
+    # CTranslate2 writes at most max_length // 2 tokens: with no prompt the
+    # first round stopped halfway ("... the kitchen lights, the porch") and
+    # was taken for the end of the transcript
+    whisper = await real_models.whisper()
+    said = (
+        "Set the living room lamp to fifty percent, close the blinds in the "
+        "office, and turn off the kitchen lights, the porch light and the "
+        "garage door opener please."
+    )
+    audio = to_float(speak(said, length_scale=0.8).audio)
+    ending = normalize("the garage door opener please")
+    assert normalize(whisper.transcribe(audio, None))[-len(ending) :] == ending
 
 
 def test_a_decode_that_only_repeats_its_prompt_is_told() -> None:

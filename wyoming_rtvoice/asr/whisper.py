@@ -278,6 +278,15 @@ class Whisper:
         return in_rounds(generate, prompt_ids, rounds, self.tokenizer.eot)
 
 
+def max_length(prompt_ids: list[int], tokens: int) -> int:
+    """CTranslate2's Whisper `max_length` that lets it write `tokens` (a
+    forced prefix among them) after `prompt_ids`: it writes at most
+    max_length - len(prompt_ids) + 1 and at most max_length // 2 (measured
+    on tiny.en). A short prompt, or none, needs the second bound, or the
+    text is cut short where it had more to say."""
+    return max(len(prompt_ids) + tokens - 1, 2 * tokens)
+
+
 # generate(prompt, max_length, first round): one CTranslate2 Whisper result
 Generate = Callable[[list[int], int, bool], Any]
 
@@ -291,9 +300,9 @@ def in_rounds(
     no speech."""
     tokens: list[int] = []
     for budget in rounds:
-        # CTranslate2 does not count the prompt's sot_prev: max_length
-        # len(prompt_ids) + n - 1 gives n tokens, the prompt's excluded.
-        result = generate(prompt_ids + tokens, len(prompt_ids) + budget - 1, not tokens)
+        result = generate(
+            prompt_ids + tokens, max_length(prompt_ids, budget), not tokens
+        )
         if not tokens and result.no_speech_prob > NO_SPEECH_THRESHOLD:
             return None
         tokens = [t for t in result.sequences_ids[0] if t < eot]
