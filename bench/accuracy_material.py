@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from testing.houses import TEST_HOUSE
 from testing.speech import (
     VOICED,
     pink_noise,
@@ -43,7 +44,7 @@ from wyoming_rtvoice.audio import RATE_16K
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[1]
-HOUSE = REPO / "tests" / "data" / "house.json"
+HOUSE = TEST_HOUSE
 LABELLED = REPO / "tests" / "data" / "commands.json"
 CACHE = REPO / ".cache" / "bench" / "accuracy"
 VERSION = 2  # bumped when the audio is made differently
