@@ -28,6 +28,7 @@ from wyoming_rtvoice.asr.session import stable_prefix
 from wyoming_rtvoice.asr.whisper import (
     echoes,
     in_rounds,
+    max_length,
     trim_repetition,
     window_samples,
 )
@@ -344,6 +345,31 @@ async def test_a_long_decode_without_a_prompt_is_not_cut_short(
     audio = to_float(speak(said, length_scale=0.8).audio)
     ending = normalize("the garage door opener please")
     assert normalize(whisper.transcribe(audio, None))[-len(ending) :] == ending
+
+
+def test_the_bound_lets_every_token_be_written_that_the_decoder_has_room_for() -> None:
+    # CTranslate2's Whisper writes at most max_length - len(prompt) + 1 and
+    # max_length // 2 tokens, and has positions for 448 in all
+    for prompt_length in (4, 56, 227):
+        for tokens in (1, 12, 246):
+            bound = max_length([0] * prompt_length, tokens)
+            written = min(bound - prompt_length + 1, bound // 2)
+            assert written == min(tokens, 448 - prompt_length)
+
+
+async def test_a_long_prompt_and_window_stay_within_the_decoders_positions(
+    real_models: SessionModels, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A prompt at Whisper's limit (223 tokens: 200 characters of a client's
+    # names in emoji make one) and 29 s of audio, generated in one round: the
+    # bound asked for 492 tokens, and CTranslate2 failed the decode ("No
+    # position encodings are defined for positions >= 448")
+    whisper = await real_models.whisper()
+    monkeypatch.setattr(whisper_module, "FIRST_ROUND_TOKENS", 1000)
+    noise = np.random.default_rng(0).normal(0, 0.01, 29 * 16000).astype(np.float32)
+    prompt = " ".join(["kitchen lights porch lamp"] * 80)
+    assert len(whisper.prompt_tokens(prompt)) > 220
+    assert isinstance(whisper.transcribe(noise, prompt), str)
 
 
 def test_a_decode_that_only_repeats_its_prompt_is_told() -> None:

@@ -47,6 +47,7 @@ FIRST_ROUND_TOKENS, FIRST_ROUND_PER_SECOND = 4, 5
 REPEATED_TOKENS = 3  # a transcript that starts over this far is cut there
 NO_SPEECH_THRESHOLD = 0.6
 PROMPT_BUDGET = 223  # Whisper's prompt limit: max_length // 2 - 1
+MAX_LENGTH = 448  # the decoder's positions: prompt and transcript together
 KEPT_ENCODINGS = 8  # the last decodes' encoder outputs, for scoring
 SAMPLES_PER_ENCODED = 320  # an encoder frame is two 10 ms mel frames
 _WORD = re.compile(r"\w+")
@@ -283,7 +284,9 @@ def max_length(prompt_ids: list[int], tokens: int) -> int:
     forced prefix among them) after `prompt_ids`: it writes at most
     max_length - len(prompt_ids) + 1 and at most max_length // 2 (measured
     on tiny.en). A short prompt, or none, needs the second bound, or the
-    text is cut short where it had more to say."""
+    text is cut short where it had more to say. Never past the decoder's
+    positions: a long prompt leaves fewer tokens (more fail the decode)."""
+    tokens = min(tokens, MAX_LENGTH - len(prompt_ids))
     return max(len(prompt_ids) + tokens - 1, 2 * tokens)
 
 
